@@ -1,0 +1,61 @@
+/* hakmem.h — the public API: the hak_ allocation calls and the counters. */
+#ifndef HAKMEM_H
+#define HAKMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HAKMEM_VERSION_MAJOR 0
+#define HAKMEM_VERSION_MINOR 1
+
+#if defined(__GNUC__)
+#define HAK_API __attribute__((visibility("default")))
+#else
+#define HAK_API
+#endif
+
+/* Same contracts as the C library calls of the same name without the prefix.
+ * On refusal they return NULL with errno = ENOMEM; they never abort for lack
+ * of memory. */
+HAK_API void *hak_malloc(size_t size);
+HAK_API void *hak_calloc(size_t count, size_t size);
+HAK_API void *hak_realloc(void *p, size_t size);
+HAK_API void hak_free(void *p);
+HAK_API void *hak_memalign(size_t alignment, size_t size);
+HAK_API size_t hak_usable_size(const void *p);
+
+/* Counters since the process started (threads that exited included). */
+#define HAK_STATS_CLASSES 28
+typedef struct hak_class_stats {
+    uint32_t block_size;
+    uint64_t refills;      /* superslab_refill calls */
+    uint64_t expansions;   /* expand_superslab_head calls that made a chunk current */
+    uint64_t chunks_new;   /* SuperSlabs superslab_allocate handed out */
+    uint64_t chunks_freed; /* SuperSlabs given back to the reserve or the OS */
+    uint64_t adopted;      /* abandoned slabs adopted by a refill */
+    uint64_t failures;     /* superslab_allocate failures */
+    uint64_t ooms;         /* NULLs returned to the caller */
+} hak_class_stats;
+
+typedef struct hak_stats {
+    uint64_t allocs;        /* blocks handed out, small and large */
+    uint64_t frees;         /* blocks given back */
+    uint64_t mapped_bytes;  /* bytes currently mapped (what HAKMEM_MAX_MEMORY caps) */
+    uint64_t large_ooms;
+    hak_class_stats classes[HAK_STATS_CLASSES];
+} hak_stats;
+
+/* Fills *out. allocs - frees equals the live blocks when no other thread
+ * is allocating at the same time. */
+HAK_API void hak_stats_get(hak_stats *out);
+/* Writes the counters as text to the file descriptor (no stdio involved). */
+HAK_API void hak_stats_print(int fd);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,150 @@
+/* api.c — the hak_ allocation API: size dispatch, the fast paths, OOM reporting, alignment and realloc. */
+#include <errno.h>
+#include <string.h>
+
+#include "hakmem.h"
+#include "internal.h"
+#include "trace.h"
+
+static HAK_NOINLINE void *report_oom(size_t size, unsigned class_idx) {
+    hak_count(class_idx, HAK_CTR_OOMS);
+    HAK_TRACE(oom, size, (uint8_t)class_idx, hak_tls_heap->refill_seq);
+    errno = ENOMEM;
+    return NULL;
+}
+
+static HAK_NOINLINE void *small_alloc_slow(size_t size, unsigned class_idx) {
+    void *p = tiny_alloc_slow(hak_tls_heap, class_idx);
+    return p ? p : report_oom(size, class_idx);
+}
+
+static inline void *small_alloc(size_t size) {
+    unsigned c = hak_size_to_class(size);
+    hak_heap *h = hak_tls_heap;
+    hak_slab *s = h->cls[c].current;
+    hak_block *b = s->free;
+    if (HAK_LIKELY(b != NULL)) {
+        s->free = b->next;
+        s->used++;
+        hak_heap_count(&h->counters.allocs);
+        return b;
+    }
+    return small_alloc_slow(size, c);
+}
+
+static HAK_NOINLINE void *large_alloc_counted(size_t size, size_t align) {
+    void *p = large_alloc(size, align);
+    if (p) hak_stats_count_foreign_alloc();
+    else HAK_TRACE(oom, size, (uint8_t)HAK_NUM_CLASSES, hak_tls_heap->refill_seq);
+    return p;
+}
+
+void *hak_malloc(size_t size) {
+    if (HAK_LIKELY(size <= HAK_SMALL_MAX)) return small_alloc(size);
+    return large_alloc_counted(size, 0);
+}
+
+static HAK_NOINLINE void free_remote(hak_slab *s, void *p) {
+    if (!atomic_load_explicit(&s->in_use, memory_order_relaxed) || (uint8_t *)p < s->data ||
+        ((size_t)((uint8_t *)p - s->data) % s->block_size) != 0)
+        hak_fatal_invalid_pointer("free", p);
+    remote_free_push(s, (hak_block *)p);
+    hak_heap *h = hak_tls_heap;
+    if (h != &hak_empty_heap) hak_heap_count(&h->counters.frees);
+    else hak_stats_count_foreign_free();
+}
+
+static HAK_NOINLINE void free_not_small(void *p, unsigned kind) {
+    if (kind != HAK_REGION_LARGE) hak_fatal_invalid_pointer("free", p);
+    large_free(p);
+    hak_stats_count_foreign_free();
+}
+
+void hak_free(void *p) {
+    if (HAK_UNLIKELY(p == NULL)) return;
+    uintptr_t a = (uintptr_t)p;
+    unsigned kind = hak_region_kind(a - 1);
+    if (HAK_UNLIKELY(kind != HAK_REGION_SUPERSLAB)) {
+        free_not_small(p, kind);
+        return;
+    }
+    hak_superslab *chunk = hak_chunk_of(p);
+    hak_slab *s = hak_slab_of(chunk, p);
+    hak_heap *h = hak_tls_heap;
+    if (HAK_LIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) == h)) {
+        hak_block *b = p;
+        b->next = s->local_free;
+        s->local_free = b;
+        hak_heap_count(&h->counters.frees);
+        if (HAK_UNLIKELY(--s->used == 0 || s->in_full_list)) tiny_free_slow(h, s);
+        return;
+    }
+    free_remote(s, p);
+}
+
+/* Usable bytes of a block hakmem handed out; aborts on a foreign pointer. */
+size_t hak_usable_size(const void *p) {
+    if (!p) return 0;
+    uintptr_t a = (uintptr_t)p;
+    unsigned kind = hak_region_kind(a - 1);
+    if (kind == HAK_REGION_LARGE) return large_usable_size(p);
+    if (kind != HAK_REGION_SUPERSLAB) hak_fatal_invalid_pointer("malloc_usable_size", p);
+    hak_superslab *chunk = hak_chunk_of(p);
+    hak_slab *s = hak_slab_of(chunk, p);
+    if (!atomic_load_explicit(&s->in_use, memory_order_relaxed) || (const uint8_t *)p < s->data)
+        hak_fatal_invalid_pointer("malloc_usable_size", p);
+    /* An aligned allocation may point inside its block (never, today: small
+     * aligned blocks are naturally aligned), so measure to the block's end. */
+    size_t offset = (size_t)((const uint8_t *)p - s->data) % s->block_size;
+    return s->block_size - offset;
+}
+
+void *hak_calloc(size_t count, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = hak_malloc(total);
+    /* Large blocks are fresh mappings: already zero. */
+    if (p && total <= HAK_SMALL_MAX) memset(p, 0, total);
+    return p;
+}
+
+void *hak_realloc(void *p, size_t size) {
+    if (!p) return hak_malloc(size);
+    if (size == 0) {
+        /* glibc frees and returns NULL; so do we (C23 leaves it undefined). */
+        hak_free(p);
+        return NULL;
+    }
+    uintptr_t a = (uintptr_t)p;
+    unsigned kind = hak_region_kind(a - 1);
+    size_t old_usable;
+    if (kind == HAK_REGION_LARGE) {
+        if (size > HAK_SMALL_MAX && large_realloc_in_place(p, size)) return p;
+        old_usable = large_usable_size(p);
+    } else {
+        old_usable = hak_usable_size(p);
+        /* In place when it fits and does not waste more than half the block. */
+        if (size <= old_usable && (size > old_usable / 2 || old_usable <= 16)) return p;
+    }
+    void *q = hak_malloc(size);
+    if (!q) return NULL; /* errno = ENOMEM, and p is untouched */
+    memcpy(q, p, size < old_usable ? size : old_usable);
+    hak_free(p);
+    return q;
+}
+
+/* Power-of-two alignment; callers validate. Small power-of-two classes are
+ * naturally aligned up to 4 KiB (slab data starts page aligned), so an
+ * aligned request is a plain request for a big enough power of two. */
+void *hak_memalign(size_t alignment, size_t size) {
+    if (alignment <= 16) return hak_malloc(size < alignment ? alignment : size);
+    if (alignment <= 4096 && size <= 4096) {
+        size_t need = size < alignment ? alignment : size;
+        size_t pow2 = (size_t)1 << (64 - __builtin_clzl(need - 1));
+        return small_alloc(pow2);
+    }
+    return large_alloc_counted(size, alignment);
+}

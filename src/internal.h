@@ -1,0 +1,198 @@
+/* internal.h — prototypes shared inside the library, grouped by the file that defines them. */
+#ifndef HAKMEM_INTERNAL_H
+#define HAKMEM_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "options.h"
+#include "types.h"
+
+#define HAK_LIKELY(x) __builtin_expect(!!(x), 1)
+#define HAK_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define HAK_HIDDEN __attribute__((visibility("hidden")))
+#define HAK_NOINLINE __attribute__((noinline))
+/* Thread-locals the allocator reads on every call: static TLS, never a call
+ * into the dynamic loader (which could allocate, see LTTNG-NOTES.md). */
+#define HAK_TLS __thread __attribute__((tls_model("initial-exec")))
+
+/* ---- size_class.c ---- */
+extern const uint32_t hak_class_size[HAK_NUM_CLASSES];
+
+/* Smallest class whose blocks hold `size` bytes; size must be <= HAK_SMALL_MAX. */
+static inline unsigned hak_size_to_class(size_t size) {
+    if (size <= HAK_TINY_MAX) {
+        return size <= 8 ? 0u : (unsigned)(64 - __builtin_clzl(size - 1)) - 3u;
+    }
+    size_t s = size - 1;
+    unsigned b = 63u - (unsigned)__builtin_clzl(s); /* 10..14 */
+    unsigned step = (unsigned)(s >> (b - 2)) & 3u;
+    return HAK_TINY_CLASSES + (b - 10u) * 4u + step;
+}
+
+/* ---- options.c ---- */
+void hak_options_init(void);
+/* Parsers, exposed for unit tests; return false on malformed input. */
+bool hak_parse_size(const char *text, uint64_t *out);
+bool hak_parse_fault(const char *text, hak_fault_spec *out);
+bool hak_fault_fires(const hak_fault_spec *spec, _Atomic uint64_t *calls);
+
+/* ---- diag.c ---- diagnostics straight to fd 2: no stdio, no allocation */
+void hak_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int hak_format(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void hak_write_all(int fd, const char *buf, size_t len);
+_Noreturn void hak_fatal_invalid_pointer(const char *op, const void *p);
+
+/* ---- os.c ---- mapping, the memory cap and the region map */
+typedef enum hak_fail_reason {
+    HAK_FAIL_NONE = 0,
+    HAK_FAIL_OS = 1,       /* mmap refused */
+    HAK_FAIL_CAP = 2,      /* HAKMEM_MAX_MEMORY reached */
+    HAK_FAIL_INJECTED = 3, /* HAKMEM_FAULT_SUPERSLAB fired */
+} hak_fail_reason;
+
+typedef struct hak_os_failure {
+    hak_fail_reason reason;
+    int err;        /* errno the OS gave, or ENOMEM for cap / injection */
+    size_t bytes;   /* size of the refused request */
+} hak_os_failure;
+
+extern _Atomic uint8_t hak_region_map[HAK_REGION_COUNT];
+static inline unsigned hak_region_kind(uintptr_t addr) {
+    if (HAK_UNLIKELY(addr >> HAK_ADDRESS_BITS)) return HAK_REGION_NONE;
+    return atomic_load_explicit(&hak_region_map[addr >> HAK_CHUNK_SHIFT], memory_order_acquire);
+}
+void hak_region_set(uintptr_t base, unsigned kind);
+/* Maps `size` bytes aligned to `align` (a power of two >= HAK_CHUNK_SIZE),
+ * charging the cap; on failure fills *why and returns NULL. */
+void *hak_os_map(size_t size, size_t align, hak_os_failure *why);
+void hak_os_unmap(void *base, size_t size);
+/* Grows a mapping in place (no move); charges the cap. */
+bool hak_os_grow_in_place(void *base, size_t old_size, size_t new_size);
+size_t hak_os_mapped_bytes(void);
+size_t hak_os_page_size(void);
+
+/* ---- superslab.c ---- chunks and the slabs inside them */
+extern hak_superslab_head hak_heads[HAK_NUM_CLASSES];
+static inline hak_superslab *hak_chunk_of(const void *p) {
+    return (hak_superslab *)(((uintptr_t)p - 1) & ~(uintptr_t)HAK_CHUNK_MASK);
+}
+static inline hak_slab *hak_slab_of(hak_superslab *chunk, const void *p) {
+    return &chunk->slabs[((uintptr_t)p - (uintptr_t)chunk) >> HAK_SLAB_SHIFT];
+}
+static inline hak_superslab *hak_slab_chunk(const hak_slab *s) {
+    return (hak_superslab *)((uintptr_t)s & ~(uintptr_t)HAK_CHUNK_MASK);
+}
+hak_superslab *superslab_allocate(unsigned class_idx, hak_os_failure *why);
+void superslab_free(hak_superslab *chunk);
+void superslab_reserve_lock(void);   /* fork handlers: lock order registry, heads, reserve */
+void superslab_reserve_unlock(void);
+typedef enum hak_claim_outcome {
+    HAK_CLAIM_CLAIMED = 0,
+    HAK_CLAIM_FULL = 1,
+    HAK_CLAIM_LOST_RACE = 2,
+} hak_claim_outcome;
+typedef struct hak_bitmap_check {
+    hak_superslab *chunk;     /* the head's current_chunk that was checked (may be NULL) */
+    uint32_t bitmap;          /* as read before the claim */
+    uint32_t full_mask;
+    uint32_t capacity;
+    uint32_t active_slabs;    /* popcount(bitmap) */
+    hak_claim_outcome outcome;
+    hak_slab *slab;           /* CLAIMED: the slab, not yet initialised */
+} hak_bitmap_check;
+void superslab_claim_slab(hak_superslab_head *head, hak_bitmap_check *out);
+void slab_init(hak_slab *s, unsigned class_idx, struct hak_heap *owner);
+/* Gives a slab with no live block back to its chunk; owner exclusive. */
+void slab_release(hak_slab *s);
+/* Links up to a page worth of uncarved blocks into s->free; false if none left. */
+bool slab_carve(hak_slab *s);
+
+/* ---- superslab_head.c ---- chains, expansion, retirement, abandoned slabs */
+typedef enum hak_expand_outcome {
+    HAK_EXPAND_REUSED = 0,    /* a chained chunk with a free slab became current */
+    HAK_EXPAND_NEW = 1,       /* superslab_allocate gave a new chunk */
+    HAK_EXPAND_LOST_RACE = 2, /* another thread expanded first: retry on its chunk */
+    HAK_EXPAND_FAILED = 3,    /* superslab_allocate failed: see failure */
+} hak_expand_outcome;
+typedef struct hak_expansion {
+    hak_expand_outcome outcome;
+    hak_superslab *chunk;     /* the head's current_chunk afterwards */
+    uint32_t chunk_count;
+    bool waited;              /* had to wait for another expanding thread */
+    hak_os_failure failure;
+} hak_expansion;
+void expand_superslab_head(hak_superslab_head *head, hak_superslab *observed, hak_expansion *out);
+void superslab_head_chunk_emptied(hak_superslab_head *head, hak_superslab *chunk);
+void superslab_head_abandon(hak_superslab_head *head, hak_slab *s);
+void superslab_head_unlink_abandoned(hak_superslab_head *head, hak_slab *s);
+hak_slab *superslab_head_adopt(hak_superslab_head *head, struct hak_heap *heap);
+void superslab_heads_lock_all(void);
+void superslab_heads_unlock_all(void);
+size_t superslab_reserve_count(void);
+
+/* ---- refill.c ---- */
+hak_slab *superslab_refill(struct hak_heap *heap, unsigned class_idx);
+
+/* ---- remote_free.c ---- */
+void remote_free_push(hak_slab *s, hak_block *b);
+/* Moves the slab's remote frees to its free list; returns how many. Owner only. */
+uint32_t remote_free_collect(hak_slab *s);
+/* Drains an abandoned slab (owner == HAK_OWNER_NONE) if nobody else is. The
+ * _pinned form is for callers that already pinned the chunk. */
+void abandoned_slab_drain(hak_slab *s);
+void abandoned_slab_drain_pinned(hak_slab *s);
+/* The owner gives the slab up: released if empty, else abandoned. */
+void slab_abandon(hak_slab *s);
+
+/* ---- tiny.c ---- per-thread caches of slabs */
+extern hak_slab hak_empty_slab;
+void *tiny_alloc_slow(struct hak_heap *heap, unsigned class_idx);
+void tiny_free_slow(struct hak_heap *heap, hak_slab *s);
+void tiny_heap_attach_slab(struct hak_heap *heap, hak_slab *s);
+void tiny_heap_abandon_all(struct hak_heap *heap);
+
+/* ---- thread.c ---- thread heaps: TLS, registry, exit, fork */
+extern hak_heap hak_empty_heap;
+extern HAK_TLS hak_heap *hak_tls_heap;
+hak_heap *hak_thread_heap_init(void);
+void hak_ensure_init(void);
+int32_t hak_gettid(void);
+/* Calls fn for every live heap, then fn(NULL, arg), all under the registry lock. */
+typedef void (*hak_heap_visitor)(const hak_heap *heap, void *arg);
+void hak_heaps_visit(hak_heap_visitor fn, void *arg);
+
+/* ---- large.c ---- blocks above HAK_SMALL_MAX, one mapping each */
+void *large_alloc(size_t size, size_t align);
+void large_free(void *p);
+size_t large_usable_size(const void *p);
+void *large_realloc_in_place(void *p, size_t size);
+bool large_owns(const void *p);
+
+/* ---- stats.c ---- */
+typedef enum hak_class_counter {
+    HAK_CTR_REFILLS,
+    HAK_CTR_EXPANSIONS,
+    HAK_CTR_CHUNKS_NEW,
+    HAK_CTR_CHUNKS_FREED,
+    HAK_CTR_ADOPTED,
+    HAK_CTR_FAILURES,
+    HAK_CTR_OOMS,
+    HAK_CTR_COUNT
+} hak_class_counter;
+/* Per class; index HAK_NUM_CLASSES is the large path. */
+extern _Atomic uint64_t hak_class_counters[HAK_NUM_CLASSES + 1][HAK_CTR_COUNT];
+static inline void hak_count(unsigned class_idx, hak_class_counter c) {
+    atomic_fetch_add_explicit(&hak_class_counters[class_idx][c], 1, memory_order_relaxed);
+}
+static inline void hak_heap_count(_Atomic uint64_t *ctr) {
+    /* Only the owning thread writes: a plain increment, race-free for readers. */
+    atomic_store_explicit(ctr, atomic_load_explicit(ctr, memory_order_relaxed) + 1, memory_order_relaxed);
+}
+void hak_stats_retire_heap(const hak_heap *heap);
+void hak_stats_count_foreign_free(void);
+void hak_stats_count_foreign_alloc(void);
+
+#endif

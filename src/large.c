@@ -1,0 +1,104 @@
+/* large.c — blocks above HAK_SMALL_MAX: one 2 MiB-aligned mapping each, with a header the region map finds. */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+#define LARGE_MAGIC 0x48414b4d4c415247ull /* "HAKMLARG" */
+#define LARGE_HEADER 64u
+
+/* Lives at the 2 MiB boundary at or below user - 1, which is what free()
+ * computes from the pointer alone. */
+typedef struct hak_large_header {
+    uint64_t magic;
+    uint8_t *map_base;
+    size_t map_size;
+    uint8_t *user;
+} hak_large_header;
+
+_Static_assert(sizeof(hak_large_header) <= LARGE_HEADER, "header fits its slot");
+
+static size_t page_round(size_t n) {
+    size_t pg = hak_os_page_size();
+    return (n + pg - 1) & ~(pg - 1);
+}
+
+static hak_large_header *header_of(const void *p) {
+    return (hak_large_header *)(((uintptr_t)p - 1) & ~(uintptr_t)HAK_CHUNK_MASK);
+}
+
+void *large_alloc(size_t size, size_t align) {
+    hak_ensure_init();
+    if (align < LARGE_HEADER) align = LARGE_HEADER;
+    size_t map_align = align > HAK_CHUNK_SIZE ? align : HAK_CHUNK_SIZE;
+    size_t offset = align; /* user pointer = map_base + offset */
+    if (size > PTRDIFF_MAX - offset - hak_os_page_size()) {
+        hak_count(HAK_NUM_CLASSES, HAK_CTR_OOMS);
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t map_size = page_round(offset + size);
+    hak_os_failure why;
+    uint8_t *base = hak_os_map(map_size, map_align, &why);
+    if (!base) {
+        hak_count(HAK_NUM_CLASSES, HAK_CTR_FAILURES);
+        hak_count(HAK_NUM_CLASSES, HAK_CTR_OOMS);
+        errno = ENOMEM;
+        return NULL;
+    }
+    uint8_t *user = base + offset;
+    hak_large_header *h = header_of(user);
+    h->magic = LARGE_MAGIC;
+    h->map_base = base;
+    h->map_size = map_size;
+    h->user = user;
+    hak_region_set((uintptr_t)h, HAK_REGION_LARGE);
+    return user;
+}
+
+static hak_large_header *checked_header(const void *p, const char *op) {
+    hak_large_header *h = header_of(p);
+    if (h->magic != LARGE_MAGIC || h->user != p) hak_fatal_invalid_pointer(op, p);
+    return h;
+}
+
+bool large_owns(const void *p) {
+    hak_large_header *h = header_of(p);
+    return h->magic == LARGE_MAGIC && h->user == p;
+}
+
+void large_free(void *p) {
+    hak_large_header *h = checked_header(p, "free");
+    uint8_t *base = h->map_base;
+    size_t size = h->map_size;
+    h->magic = 0;
+    hak_region_set((uintptr_t)h, HAK_REGION_NONE);
+    hak_os_unmap(base, size);
+}
+
+size_t large_usable_size(const void *p) {
+    hak_large_header *h = checked_header(p, "malloc_usable_size");
+    return h->map_size - (size_t)(h->user - h->map_base);
+}
+
+/* Returns p when the block now holds `size` bytes without moving, else NULL. */
+void *large_realloc_in_place(void *p, size_t size) {
+    hak_large_header *h = checked_header(p, "realloc");
+    size_t offset = (size_t)(h->user - h->map_base);
+    if (size > PTRDIFF_MAX - offset - hak_os_page_size()) return NULL;
+    size_t need = page_round(offset + size);
+    if (need <= h->map_size) {
+        /* Shrinking by at least a quarter gives the tail back to the OS. */
+        if (need < h->map_size - h->map_size / 4) {
+            hak_os_unmap(h->map_base + need, h->map_size - need);
+            h->map_size = need;
+        }
+        return p;
+    }
+    if (hak_os_grow_in_place(h->map_base, h->map_size, need)) {
+        h->map_size = need;
+        return p;
+    }
+    return NULL;
+}

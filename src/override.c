@@ -1,0 +1,90 @@
+/* override.c — the only file defining malloc & co: the C library's names mapped onto the hak_ API. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "hakmem.h"
+#include "internal.h"
+
+#define HAK_EXPORT __attribute__((visibility("default")))
+
+HAK_EXPORT void *malloc(size_t size) {
+    return hak_malloc(size);
+}
+
+HAK_EXPORT void free(void *p) {
+    hak_free(p);
+}
+
+HAK_EXPORT void *calloc(size_t count, size_t size) {
+    return hak_calloc(count, size);
+}
+
+HAK_EXPORT void *realloc(void *p, size_t size) {
+    return hak_realloc(p, size);
+}
+
+HAK_EXPORT void *reallocarray(void *p, size_t count, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return hak_realloc(p, total);
+}
+
+HAK_EXPORT size_t malloc_usable_size(void *p) {
+    return hak_usable_size(p);
+}
+
+static bool is_pow2(size_t x) {
+    return x != 0 && (x & (x - 1)) == 0;
+}
+
+/* glibc's memalign: alignments that are not a power of two are rounded up;
+ * only ones beyond any power of two are refused. */
+HAK_EXPORT void *memalign(size_t alignment, size_t size) {
+    if (alignment > SIZE_MAX / 2 + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!is_pow2(alignment)) alignment = alignment <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzl(alignment - 1));
+    return hak_memalign(alignment, size);
+}
+
+/* C17 / glibc >= 2.38: the alignment must be a power of two (0 counts as the
+ * smallest, as in glibc). */
+HAK_EXPORT void *aligned_alloc(size_t alignment, size_t size) {
+    if (alignment != 0 && !is_pow2(alignment)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return hak_memalign(alignment ? alignment : 1, size);
+}
+
+HAK_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
+    if (!is_pow2(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
+    int saved = errno;
+    void *p = hak_memalign(alignment, size);
+    errno = saved;
+    if (!p) return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+HAK_EXPORT void *valloc(size_t size) {
+    return hak_memalign(hak_os_page_size(), size);
+}
+
+HAK_EXPORT void *pvalloc(size_t size) {
+    size_t page = hak_os_page_size();
+    if (size > SIZE_MAX - page) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t rounded = (size + page - 1) & ~(page - 1);
+    return hak_memalign(page, rounded ? rounded : page);
+}

@@ -1,0 +1,70 @@
+/* refill.c — superslab_refill: the one procedure that gives a thread heap a new slab, every decision traced. */
+#include "internal.h"
+#include "trace.h"
+
+/*
+ * 1. refill entry
+ * 2. bitmap check on the head's current chunk (claim by CAS); claimed -> exit
+ * 3. mid-simple choice (classes >= 4): the simple path skips 4, the
+ *    multi-stage path runs it; both continue to 5
+ * 4. collect: adopt a slab an exited thread abandoned
+ * 5. chunk expansion: reused / new / lost race -> back to 2; failed -> 6
+ * 6. superslab_allocate failure (os / cap / injected)
+ * 7. refill exit: a slab, or NULL (the caller reports the OOM)
+ * No path reaches superslab_allocate except through expand_superslab_head,
+ * and no path returns NULL except after it failed.
+ * Events are emitted with no lock held: the tracer may allocate.
+ */
+hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
+    hak_superslab_head *head = &hak_heads[class_idx];
+    uint64_t seq = ++heap->refill_seq;
+    uint8_t cls = (uint8_t)class_idx;
+    hak_count(class_idx, HAK_CTR_REFILLS);
+    HAK_TRACE(refill_enter, cls, hak_class_size[class_idx], seq, heap->cls[class_idx].chunk,
+              atomic_load_explicit(&head->current_chunk, memory_order_relaxed));
+
+    bool chose = false;
+    for (;;) {
+        hak_bitmap_check check;
+        superslab_claim_slab(head, &check);
+        HAK_TRACE(bitmap_check, cls, seq, check.chunk, check.bitmap, check.full_mask, check.capacity,
+                  check.active_slabs, (int)check.outcome);
+        if (check.outcome == HAK_CLAIM_CLAIMED) {
+            slab_init(check.slab, class_idx, heap);
+            heap->cls[class_idx].chunk = check.chunk;
+            HAK_TRACE(refill_exit, cls, seq, check.slab, HAK_REFILL_CLAIMED);
+            return check.slab;
+        }
+        if (check.outcome == HAK_CLAIM_LOST_RACE) continue;
+
+        if (!chose) {
+            chose = true;
+            bool simple = false;
+            if (class_idx >= HAK_MID_SIMPLE_MIN_CLASS) {
+                bool enabled = hak_opt.mid_refill_simple;
+                simple = enabled;
+                HAK_TRACE(mid_simple_choice, cls, seq, enabled,
+                          simple ? HAK_MID_PATH_SIMPLE : HAK_MID_PATH_MULTI_STAGE,
+                          enabled ? HAK_MID_WHY_OPTION_ON : HAK_MID_WHY_OPTION_OFF);
+            }
+            if (!simple) {
+                hak_slab *s = superslab_head_adopt(head, heap);
+                if (s) {
+                    hak_count(class_idx, HAK_CTR_ADOPTED);
+                    heap->cls[class_idx].chunk = hak_slab_chunk(s);
+                    HAK_TRACE(refill_exit, cls, seq, s, HAK_REFILL_ADOPTED);
+                    return s;
+                }
+            }
+        }
+
+        hak_expansion exp;
+        expand_superslab_head(head, check.chunk, &exp);
+        HAK_TRACE(chunk_expand, cls, seq, (int)exp.outcome, exp.chunk, exp.chunk_count, exp.waited);
+        if (exp.outcome != HAK_EXPAND_FAILED) continue;
+
+        HAK_TRACE(superslab_alloc_fail, cls, seq, exp.failure.bytes, exp.failure.err, (int)exp.failure.reason);
+        HAK_TRACE(refill_exit, cls, seq, NULL, HAK_REFILL_NULL);
+        return NULL;
+    }
+}

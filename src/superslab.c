@@ -1,0 +1,192 @@
+/* superslab.c — SuperSlab chunks (allocation, reserve, bitmap claims) and the slabs inside them. */
+#include <errno.h>
+#include <sched.h>
+
+#include "internal.h"
+
+/* Empty chunks kept mapped for reuse by any class: the seed project's churn of
+ * thousands of mmap/munmap calls halved its throughput. */
+#define HAK_CHUNK_RESERVE 2
+
+static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
+static hak_superslab *reserve;   /* guarded by reserve_lock, linked by next_chunk */
+static size_t reserve_count;
+static _Atomic uint64_t fault_calls;
+
+size_t superslab_reserve_count(void) {
+    pthread_mutex_lock(&reserve_lock);
+    size_t n = reserve_count;
+    pthread_mutex_unlock(&reserve_lock);
+    return n;
+}
+
+void superslab_reserve_lock(void) {
+    pthread_mutex_lock(&reserve_lock);
+}
+
+void superslab_reserve_unlock(void) {
+    pthread_mutex_unlock(&reserve_lock);
+}
+
+static void chunk_init_header(hak_superslab *c, unsigned class_idx) {
+    c->magic = HAK_SUPERSLAB_MAGIC;
+    c->next_chunk = NULL;
+    c->class_idx = (uint8_t)class_idx;
+    for (unsigned i = 0; i < HAK_SLABS_PER_CHUNK; i++) {
+        hak_slab *s = &c->slabs[i];
+        s->slab_idx = (uint8_t)i;
+        s->class_idx = (uint8_t)class_idx;
+        s->block_size = 0;
+        atomic_store_explicit(&s->in_use, 0, memory_order_relaxed);
+        atomic_store_explicit(&s->owner, HAK_OWNER_NONE, memory_order_relaxed);
+        atomic_store_explicit(&s->remote_free, NULL, memory_order_relaxed);
+    }
+    atomic_store_explicit(&c->slab_bitmap, 0, memory_order_release);
+}
+
+hak_superslab *superslab_allocate(unsigned class_idx, hak_os_failure *why) {
+    if (hak_fault_fires(&hak_opt.fault_superslab, &fault_calls)) {
+        why->reason = HAK_FAIL_INJECTED;
+        why->err = ENOMEM;
+        why->bytes = HAK_CHUNK_SIZE;
+        hak_count(class_idx, HAK_CTR_FAILURES);
+        return NULL;
+    }
+    pthread_mutex_lock(&reserve_lock);
+    hak_superslab *c = reserve;
+    if (c) {
+        reserve = c->next_chunk;
+        reserve_count--;
+    }
+    pthread_mutex_unlock(&reserve_lock);
+    if (!c) {
+        c = hak_os_map(HAK_CHUNK_SIZE, HAK_CHUNK_SIZE, why);
+        if (!c) {
+            hak_count(class_idx, HAK_CTR_FAILURES);
+            return NULL;
+        }
+        hak_region_set((uintptr_t)c, HAK_REGION_SUPERSLAB);
+    }
+    chunk_init_header(c, class_idx);
+    why->reason = HAK_FAIL_NONE;
+    why->err = 0;
+    why->bytes = HAK_CHUNK_SIZE;
+    hak_count(class_idx, HAK_CTR_CHUNKS_NEW);
+    return c;
+}
+
+/* The chunk is retired (unlinked, no claimer can reach it). */
+void superslab_free(hak_superslab *chunk) {
+    hak_count(chunk->class_idx, HAK_CTR_CHUNKS_FREED);
+    pthread_mutex_lock(&reserve_lock);
+    if (reserve_count < HAK_CHUNK_RESERVE) {
+        chunk->next_chunk = reserve;
+        reserve = chunk;
+        reserve_count++;
+        chunk = NULL;
+    }
+    pthread_mutex_unlock(&reserve_lock);
+    if (chunk) {
+        hak_region_set((uintptr_t)chunk, HAK_REGION_NONE);
+        chunk->magic = 0;
+        hak_os_unmap(chunk, HAK_CHUNK_SIZE);
+    }
+}
+
+/*
+ * The bitmap check: one look at the head's current chunk and, if a slab is
+ * free, one CAS to claim it. `claimers` brackets the time a pointer to the
+ * chunk is held without the head lock, so that retirement never unmaps or
+ * recycles a chunk under a claimer (see superslab_head.c).
+ */
+void superslab_claim_slab(hak_superslab_head *head, hak_bitmap_check *out) {
+    atomic_fetch_add_explicit(&head->claimers, 1, memory_order_seq_cst);
+    hak_superslab *c = atomic_load_explicit(&head->current_chunk, memory_order_seq_cst);
+    out->chunk = c;
+    out->full_mask = HAK_FULL_BITMAP;
+    out->capacity = HAK_SLABS_PER_CHUNK;
+    out->slab = NULL;
+    if (!c) {
+        out->bitmap = HAK_FULL_BITMAP; /* no chunk yet: nothing to claim */
+        out->active_slabs = 0;
+        out->outcome = HAK_CLAIM_FULL;
+    } else {
+        uint32_t bm = atomic_load_explicit(&c->slab_bitmap, memory_order_acquire);
+        out->bitmap = bm;
+        out->active_slabs = (uint32_t)__builtin_popcount(bm);
+        if (bm == HAK_FULL_BITMAP) {
+            out->outcome = HAK_CLAIM_FULL;
+        } else {
+            unsigned idx = (unsigned)__builtin_ctz(~bm);
+            if (atomic_compare_exchange_strong_explicit(&c->slab_bitmap, &bm, bm | (1u << idx),
+                                                        memory_order_acq_rel, memory_order_acquire)) {
+                out->outcome = HAK_CLAIM_CLAIMED;
+                out->slab = &c->slabs[idx];
+            } else {
+                out->outcome = HAK_CLAIM_LOST_RACE;
+            }
+        }
+    }
+    atomic_fetch_sub_explicit(&head->claimers, 1, memory_order_seq_cst);
+}
+
+void slab_init(hak_slab *s, unsigned class_idx, hak_heap *owner) {
+    hak_superslab *c = hak_slab_chunk(s);
+    /* A pusher holding a stale pointer may be checking this slab right now
+     * (remote_free.c): take it the way a drainer does, waiting it out. */
+    for (;;) {
+        hak_heap *expected = HAK_OWNER_NONE;
+        if (atomic_compare_exchange_weak_explicit(&s->owner, &expected, HAK_OWNER_DRAINING, memory_order_acquire,
+                                                  memory_order_relaxed))
+            break;
+        sched_yield();
+    }
+    uint32_t offset = s->slab_idx == 0 ? HAK_SLAB0_DATA_OFFSET : 0;
+    s->data = (uint8_t *)c + ((size_t)s->slab_idx << HAK_SLAB_SHIFT) + offset;
+    s->block_size = hak_class_size[class_idx];
+    s->capacity = (uint32_t)((HAK_SLAB_SIZE - offset) / s->block_size);
+    s->class_idx = (uint8_t)class_idx;
+    s->carved = 0;
+    s->used = 0;
+    s->free = NULL;
+    s->local_free = NULL;
+    s->in_full_list = 0;
+    s->next = s->prev = NULL;
+    atomic_store_explicit(&s->full_hint, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->remote_free, NULL, memory_order_relaxed);
+    atomic_store_explicit(&s->in_use, 1, memory_order_relaxed);
+    atomic_store_explicit(&s->owner, owner, memory_order_release);
+}
+
+void slab_release(hak_slab *s) {
+    hak_superslab *c = hak_slab_chunk(s);
+    unsigned class_idx = s->class_idx;
+    uint32_t bit = 1u << s->slab_idx;
+    s->block_size = 0;
+    s->free = s->local_free = NULL;
+    s->next = s->prev = NULL;
+    atomic_store_explicit(&s->in_use, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->owner, HAK_OWNER_NONE, memory_order_relaxed);
+    uint32_t old = atomic_fetch_and_explicit(&c->slab_bitmap, ~bit, memory_order_acq_rel);
+    if (old == bit) superslab_head_chunk_emptied(&hak_heads[class_idx], c);
+}
+
+/* Carving lazily keeps untouched pages untouched (fresh mmap pages are zero
+ * and cost nothing until written). */
+bool slab_carve(hak_slab *s) {
+    uint32_t left = s->capacity - s->carved;
+    if (left == 0) return false;
+    uint32_t batch = (uint32_t)(4096 / s->block_size);
+    if (batch < 8) batch = 8;
+    if (batch > left) batch = left;
+    uint8_t *first = s->data + (size_t)s->carved * s->block_size;
+    uint8_t *p = first;
+    for (uint32_t i = 1; i < batch; i++) {
+        ((hak_block *)p)->next = (hak_block *)(p + s->block_size);
+        p += s->block_size;
+    }
+    ((hak_block *)p)->next = s->free;
+    s->free = (hak_block *)first;
+    s->carved += batch;
+    return true;
+}

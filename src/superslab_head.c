@@ -1,0 +1,155 @@
+/* superslab_head.c — per-class chains of chunks: expansion, retirement of empty chunks, abandoned slabs. */
+#include "internal.h"
+
+#define HEAD_INIT(i) [i] = {.lock = PTHREAD_MUTEX_INITIALIZER, .class_idx = (i)}
+#define HEAD_INIT4(i) HEAD_INIT(i), HEAD_INIT(i + 1), HEAD_INIT(i + 2), HEAD_INIT(i + 3)
+hak_superslab_head hak_heads[HAK_NUM_CLASSES] = {
+    HEAD_INIT4(0), HEAD_INIT4(4), HEAD_INIT4(8), HEAD_INIT4(12), HEAD_INIT4(16), HEAD_INIT4(20), HEAD_INIT4(24),
+};
+_Static_assert(HAK_NUM_CLASSES == 28, "HEAD_INIT covers every class");
+
+/* Retired chunks go to the reserve or the OS once no claimer can hold a
+ * pointer to them. A claimer raises `claimers` before loading current_chunk
+ * (both seq_cst) and a retired chunk is never current again, so reading 0
+ * here, after the chunk stopped being current, proves no claimer still has
+ * it; a remote free pins the chunk it works on (remote_free.c) and can only
+ * start while it holds a live block, i.e. before retirement.
+ * Head lock held. */
+static void release_retired_locked(hak_superslab_head *head) {
+    if (!head->retired) return;
+    if (atomic_load_explicit(&head->claimers, memory_order_seq_cst) != 0) return;
+    hak_superslab **link = &head->retired;
+    while (*link) {
+        hak_superslab *c = *link;
+        if (atomic_load_explicit(&c->pins, memory_order_seq_cst) != 0) {
+            link = &c->next_chunk; /* a remote free still reads it: next time */
+            continue;
+        }
+        *link = c->next_chunk;
+        superslab_free(c);
+    }
+}
+
+/*
+ * The only place current_chunk changes and the only caller of
+ * superslab_allocate. One thread expands a head at a time (the lock); a thread
+ * that finds current_chunk already moved past the chunk it saw full reports
+ * LOST_RACE and retries its claim on the new chunk, so losing the race never
+ * turns into an OOM.
+ */
+void expand_superslab_head(hak_superslab_head *head, hak_superslab *observed, hak_expansion *out) {
+    out->waited = false;
+    out->failure.reason = HAK_FAIL_NONE;
+    out->failure.err = 0;
+    out->failure.bytes = 0;
+    if (pthread_mutex_trylock(&head->lock) != 0) {
+        out->waited = true;
+        pthread_mutex_lock(&head->lock);
+    }
+    hak_superslab *cur = atomic_load_explicit(&head->current_chunk, memory_order_relaxed);
+    if (cur != observed) {
+        out->outcome = HAK_EXPAND_LOST_RACE;
+    } else {
+        hak_superslab *found = NULL;
+        for (hak_superslab *c = head->chunks; c; c = c->next_chunk) {
+            if (c != cur && atomic_load_explicit(&c->slab_bitmap, memory_order_acquire) != HAK_FULL_BITMAP) {
+                found = c;
+                break;
+            }
+        }
+        if (found) {
+            out->outcome = HAK_EXPAND_REUSED;
+        } else {
+            release_retired_locked(head); /* their bytes count against the cap */
+            found = superslab_allocate(head->class_idx, &out->failure);
+            if (found) {
+                found->next_chunk = head->chunks;
+                head->chunks = found;
+                head->chunk_count++;
+                out->outcome = HAK_EXPAND_NEW;
+            } else {
+                out->outcome = HAK_EXPAND_FAILED;
+            }
+        }
+        if (found) {
+            atomic_store_explicit(&head->current_chunk, found, memory_order_seq_cst);
+            hak_count(head->class_idx, HAK_CTR_EXPANSIONS);
+        }
+        release_retired_locked(head);
+    }
+    out->chunk = atomic_load_explicit(&head->current_chunk, memory_order_relaxed);
+    out->chunk_count = head->chunk_count;
+    pthread_mutex_unlock(&head->lock);
+}
+
+/*
+ * A slab release took `chunk`'s bitmap to 0. The current chunk stays (it is
+ * where the next claim lands); any other leaves the chain if its bitmap can
+ * still go from 0 to full in one CAS, which no claim can then undo. The chunk
+ * is found by pointer comparison first: it may already be gone.
+ */
+void superslab_head_chunk_emptied(hak_superslab_head *head, hak_superslab *chunk) {
+    pthread_mutex_lock(&head->lock);
+    hak_superslab **link = &head->chunks;
+    while (*link && *link != chunk) link = &(*link)->next_chunk;
+    if (*link && chunk != atomic_load_explicit(&head->current_chunk, memory_order_relaxed)) {
+        uint32_t expected = 0;
+        if (atomic_compare_exchange_strong_explicit(&chunk->slab_bitmap, &expected, HAK_FULL_BITMAP,
+                                                    memory_order_acq_rel, memory_order_relaxed)) {
+            *link = chunk->next_chunk;
+            head->chunk_count--;
+            chunk->next_chunk = head->retired;
+            head->retired = chunk;
+        }
+    }
+    release_retired_locked(head);
+    pthread_mutex_unlock(&head->lock);
+}
+
+void superslab_head_abandon(hak_superslab_head *head, hak_slab *s) {
+    pthread_mutex_lock(&head->lock);
+    s->prev = NULL;
+    s->next = head->abandoned;
+    if (head->abandoned) head->abandoned->prev = s;
+    head->abandoned = s;
+    pthread_mutex_unlock(&head->lock);
+}
+
+static void unlink_abandoned_locked(hak_superslab_head *head, hak_slab *s) {
+    if (s->prev) s->prev->next = s->next;
+    else head->abandoned = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+}
+
+void superslab_head_unlink_abandoned(hak_superslab_head *head, hak_slab *s) {
+    pthread_mutex_lock(&head->lock);
+    unlink_abandoned_locked(head, s);
+    pthread_mutex_unlock(&head->lock);
+}
+
+/* Takes an abandoned slab of this class for `heap`: ownership moves by CAS
+ * from HAK_OWNER_NONE, so a thread draining the slab right now keeps it. */
+hak_slab *superslab_head_adopt(hak_superslab_head *head, hak_heap *heap) {
+    hak_slab *got = NULL;
+    pthread_mutex_lock(&head->lock);
+    for (hak_slab *s = head->abandoned; s; s = s->next) {
+        hak_heap *expected = HAK_OWNER_NONE;
+        if (atomic_compare_exchange_strong_explicit(&s->owner, &expected, heap, memory_order_acq_rel,
+                                                    memory_order_relaxed)) {
+            unlink_abandoned_locked(head, s);
+            got = s;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&head->lock);
+    return got;
+}
+
+void superslab_heads_lock_all(void) {
+    for (unsigned i = 0; i < HAK_NUM_CLASSES; i++) pthread_mutex_lock(&hak_heads[i].lock);
+}
+
+void superslab_heads_unlock_all(void) {
+    for (unsigned i = HAK_NUM_CLASSES; i-- > 0;) pthread_mutex_unlock(&hak_heads[i].lock);
+}

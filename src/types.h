@@ -1,0 +1,178 @@
+/* types.h — the allocator's vocabulary and data structures, with their invariants. */
+#ifndef HAKMEM_TYPES_H
+#define HAKMEM_TYPES_H
+
+/*
+ * Glossary
+ * --------
+ * size class     A block size. Tiny classes C0..C7 are 8,16,...,1024 bytes
+ *                (powers of two, the seed's numbering); mid classes C8..C27
+ *                cover 1025..32768 bytes in four steps per doubling. Larger
+ *                requests take the large path.
+ * block          One object handed to the user. A free block's first word links
+ *                it to the next free block (hak_block).
+ * slab           64 KiB of a SuperSlab carved into blocks of one class. Owned by
+ *                at most one thread heap at a time.
+ * SuperSlab      (chunk) 2 MiB region aligned to 2 MiB holding 32 slabs; its
+ *                header (hak_superslab) sits at the start, so slab 0 hands out
+ *                blocks only after HAK_SLAB0_DATA_OFFSET. One class per chunk.
+ * slab_bitmap    bit i set <=> slab i of the chunk is in use (claimed by a heap,
+ *                abandoned, or retired). Full mask = 0xffffffff.
+ * active_slabs   popcount(slab_bitmap): derived, never stored, so the two can
+ *                never disagree (the seed's crash came from them disagreeing).
+ * SuperSlabHead  Per class: the chain of chunks and current_chunk, the one
+ *                chunk where slabs are claimed. expand_superslab_head is the
+ *                only way current_chunk changes and the only caller of
+ *                superslab_allocate.
+ * heap           Per thread: for every class the current slab (fast path pops
+ *                its free list without atomics or locks) and the owned slabs.
+ * remote free    A free by a thread that does not own the slab: pushed on the
+ *                slab's lock-free MPSC list, collected by the owner.
+ * abandoned slab A slab whose owner thread exited while blocks were live. It
+ *                drains itself as those blocks are freed and can be adopted by
+ *                a refill of its class.
+ * refill         superslab_refill: the slow path that gives a heap a slab with
+ *                free blocks; every decision it takes is a trace event.
+ * region map     One byte per 2 MiB of address space telling whether hakmem
+ *                mapped it and as what; lets free() identify a pointer's owner
+ *                without reading memory hakmem did not map.
+ */
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HAK_CHUNK_SHIFT 21
+#define HAK_CHUNK_SIZE ((size_t)1 << HAK_CHUNK_SHIFT)
+#define HAK_CHUNK_MASK (HAK_CHUNK_SIZE - 1)
+#define HAK_SLAB_SHIFT 16
+#define HAK_SLAB_SIZE ((size_t)1 << HAK_SLAB_SHIFT)
+#define HAK_SLABS_PER_CHUNK 32 /* ss_slabs_capacity */
+#define HAK_FULL_BITMAP 0xffffffffu
+/* Slab 0 shares its 64 KiB with the chunk header; its blocks start here,
+ * page aligned so that power-of-two classes up to 4 KiB stay size-aligned. */
+#define HAK_SLAB0_DATA_OFFSET 8192u
+
+#define HAK_TINY_CLASSES 8  /* C0..C7 = 8..1024 */
+#define HAK_NUM_CLASSES 28  /* + C8..C27 = 1280..32768 */
+#define HAK_TINY_MAX 1024u
+#define HAK_SMALL_MAX 32768u
+#define HAK_MID_SIMPLE_MIN_CLASS 4 /* the mid-simple shortcut applies to classes >= 4 */
+
+#define HAK_ADDRESS_BITS 47 /* user-space virtual addresses on x86-64 / aarch64 */
+#define HAK_REGION_COUNT ((size_t)1 << (HAK_ADDRESS_BITS - HAK_CHUNK_SHIFT))
+
+/* What hakmem mapped at a 2 MiB region (region map values). */
+enum hak_region_kind {
+    HAK_REGION_NONE = 0,
+    HAK_REGION_SUPERSLAB = 1, /* a chunk header starts here */
+    HAK_REGION_LARGE = 2,     /* a large block's header starts here */
+};
+
+typedef struct hak_block {
+    struct hak_block *next;
+} hak_block;
+
+struct hak_heap;
+
+/* Owner values besides a real heap. */
+#define HAK_OWNER_NONE ((struct hak_heap *)0)        /* abandoned, or free in its chunk */
+#define HAK_OWNER_DRAINING ((struct hak_heap *)1)   /* a thread is draining it */
+
+/*
+ * Slab metadata, kept in the chunk header (never inside the slab) so that a
+ * slab's blocks can all be handed out. The first cache line is the owner's;
+ * the second is what other threads touch, so remote frees do not bounce the
+ * owner's fast-path line.
+ */
+typedef struct hak_slab {
+    /* -- owner only: read and written without atomics by the owning thread
+     *    (or by whoever holds the slab through owner == HAK_OWNER_DRAINING) -- */
+    hak_block *free;        /* blocks ready to hand out */
+    hak_block *local_free;  /* blocks the owner freed since the last collect */
+    uint32_t used;          /* blocks handed out and not yet collected back;
+                             * 0 <=> no live block in this slab */
+    uint32_t capacity;      /* blocks this slab holds */
+    uint32_t carved;        /* blocks linked into lists so far (lazy, <= capacity) */
+    uint32_t block_size;
+    uint8_t class_idx;
+    uint8_t slab_idx;       /* position in its chunk, 0..31 */
+    uint8_t in_full_list;   /* owner's bookkeeping: on the heap's full list */
+    uint8_t pad0[5];
+    uint8_t *data;          /* first block */
+    struct hak_slab *next;  /* owner's ring/list, or the head's abandoned list */
+    struct hak_slab *prev;
+    /* -- shared with other threads -- */
+    _Atomic(struct hak_heap *) owner;   /* heap, HAK_OWNER_NONE or HAK_OWNER_DRAINING */
+    _Atomic(hak_block *) remote_free;   /* MPSC stack of remote frees */
+    _Atomic uint32_t in_use;            /* 1 from claim to release: free() validity */
+    _Atomic uint32_t full_hint;         /* 1 while on the owner's full list */
+    uint8_t pad2[40];
+} hak_slab;
+
+_Static_assert(sizeof(hak_slab) == 128, "slab metadata is two cache lines");
+
+struct hak_superslab_head;
+
+/* Chunk header at the start of every 2 MiB SuperSlab. */
+typedef struct hak_superslab {
+    uint64_t magic;
+    struct hak_superslab *next_chunk;  /* head's chain; guarded by head->lock */
+    uint8_t class_idx;
+    uint8_t pad0[3];
+    _Atomic uint32_t slab_bitmap;      /* bit set = slab in use; see glossary */
+    _Atomic uint32_t pins;             /* threads inside a remote free or drain of one of
+                                        * its slabs: the chunk is not recycled while > 0 */
+    uint8_t pad1[36];
+    hak_slab slabs[HAK_SLABS_PER_CHUNK];
+} hak_superslab;
+
+_Static_assert(sizeof(hak_superslab) <= HAK_SLAB0_DATA_OFFSET, "chunk header fits before slab 0 data");
+
+#define HAK_SUPERSLAB_MAGIC 0x48414b4d53534c42ull /* "HAKMSSLB" */
+
+/*
+ * Per class. current_chunk changes only inside expand_superslab_head, under
+ * lock. Chunks leave the chain only under lock, after their bitmap went from
+ * 0 to full in one CAS (retired), and reach the OS or the reserve only once
+ * no claimer can still hold a pointer to them (claimers observed 0).
+ */
+typedef struct hak_superslab_head {
+    _Atomic(hak_superslab *) current_chunk;
+    _Atomic uint32_t claimers;   /* threads between loading current_chunk and their CAS */
+    uint8_t class_idx;
+    pthread_mutex_t lock;        /* chain, expansion, abandoned and retired lists */
+    hak_superslab *chunks;       /* chain, newest first */
+    uint32_t chunk_count;
+    hak_slab *abandoned;         /* doubly linked through slab->next/prev */
+    hak_superslab *retired;      /* unlinked, waiting for claimers == 0 */
+} hak_superslab_head;
+
+/* Per heap, per class. */
+typedef struct hak_class_cache {
+    hak_slab *current;      /* never NULL: &hak_empty_slab when the heap has none;
+                             * with the other avail slabs, a ring via next/prev */
+    hak_slab *full;         /* owned slabs with nothing to hand out (list) */
+    hak_superslab *chunk;   /* chunk of the last slab this heap claimed (trace context) */
+    _Atomic uint32_t remote_hint; /* set by remote frees into a full slab */
+    uint32_t slab_count;
+} hak_class_cache;
+
+/* Counters kept per heap; written only by the heap's thread, read by stats. */
+typedef struct hak_heap_counters {
+    _Atomic uint64_t allocs;  /* blocks handed out (small and large) */
+    _Atomic uint64_t frees;   /* blocks given back */
+} hak_heap_counters;
+
+typedef struct hak_heap {
+    hak_class_cache cls[HAK_NUM_CLASSES];
+    hak_heap_counters counters;
+    uint64_t refill_seq;        /* per-thread refill sequence number (trace correlator) */
+    struct hak_heap *next_heap; /* registry or pool list; guarded by the registry lock */
+    int32_t tid;
+    bool live;
+} hak_heap;
+
+#endif
