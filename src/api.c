@@ -148,3 +148,8 @@ void *hak_memalign(size_t alignment, size_t size) {
     }
     return large_alloc_counted(size, alignment);
 }
+
+void hak_collect(void) {
+    hak_heap *h = hak_tls_heap;
+    if (h != &hak_empty_heap) tiny_heap_collect(h);
+}

@@ -153,6 +153,7 @@ void *tiny_alloc_slow(struct hak_heap *heap, unsigned class_idx);
 void tiny_free_slow(struct hak_heap *heap, hak_slab *s);
 void tiny_heap_attach_slab(struct hak_heap *heap, hak_slab *s);
 void tiny_heap_abandon_all(struct hak_heap *heap);
+void tiny_heap_collect(struct hak_heap *heap);
 
 /* ---- thread.c ---- thread heaps: TLS, registry, exit, fork */
 extern hak_heap hak_empty_heap;

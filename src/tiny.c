@@ -167,3 +167,40 @@ void tiny_heap_abandon_all(hak_heap *heap) {
         atomic_store_explicit(&cc->remote_hint, 0, memory_order_relaxed);
     }
 }
+
+/* hak_collect: everything this heap holds that no one uses goes back to the
+ * chunks — remote frees collected, empty slabs released (current included). */
+void tiny_heap_collect(hak_heap *heap) {
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+        hak_class_cache *cc = &heap->cls[c];
+        hak_slab *s = cc->full;
+        while (s) {
+            hak_slab *next = s->next;
+            if (remote_free_collect(s)) {
+                full_remove(cc, s);
+                ring_insert(cc, s);
+            }
+            s = next;
+        }
+        atomic_store_explicit(&cc->remote_hint, 0, memory_order_relaxed);
+        hak_slab *ring = NULL;
+        while (cc->current != &hak_empty_slab) {
+            hak_slab *r = cc->current;
+            ring_remove(cc, r);
+            r->next = ring;
+            ring = r;
+        }
+        while (ring) {
+            hak_slab *r = ring;
+            ring = r->next;
+            r->next = NULL;
+            remote_free_collect(r);
+            if (r->used == 0) {
+                cc->slab_count--;
+                slab_release(r);
+            } else {
+                ring_insert(cc, r);
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+/* test_thread_exit.c — an exiting thread hands back its slabs; blocks it leaves behind drain its slabs when freed; no growth under thread churn. */
+#include <pthread.h>
+#include <string.h>
+
+#include "check.h"
+#include "hakmem.h"
+#include "unit_support.h"
+
+#define LEAVE_CLASS 5  /* 256 bytes */
+#define CHURN_CLASS 6  /* 512 bytes */
+#define N 10000
+#define CHURN_THREADS 200
+#define CHURN_BLOCKS 2000
+#define CHURN_LEFT 500
+
+static void *left[N];
+
+static void *leaver(void *arg) {
+    (void)arg;
+    void *mine[N];
+    for (int i = 0; i < N; i++) {
+        mine[i] = hak_malloc(256);
+        CHECK(mine[i], "malloc");
+        memset(mine[i], 0xab, 256);
+    }
+    for (int i = 0; i < N; i++) {
+        if (i % 2) hak_free(mine[i]);
+        else left[i / 2] = mine[i];
+    }
+    return NULL;
+}
+
+static void *handoff[CHURN_LEFT];
+
+static void *churner(void *arg) {
+    (void)arg;
+    void *mine[CHURN_BLOCKS];
+    for (int i = 0; i < CHURN_BLOCKS; i++) {
+        mine[i] = hak_malloc(512);
+        CHECK(mine[i], "churn malloc");
+        memset(mine[i], 0x3c, 512);
+    }
+    for (int i = 0; i < CHURN_LEFT; i++) { /* what the previous thread left */
+        if (handoff[i]) {
+            CHECK(((unsigned char *)handoff[i])[511] == 0x3c, "handed-off block intact");
+            hak_free(handoff[i]);
+        }
+        handoff[i] = mine[i];
+    }
+    for (int i = CHURN_LEFT; i < CHURN_BLOCKS; i++) hak_free(mine[i]);
+    return NULL;
+}
+
+int main(void) {
+    hak_superslab_head *lh = &hak_heads[LEAVE_CLASS];
+    pthread_t t;
+    pthread_create(&t, NULL, leaver, NULL);
+    pthread_join(t, NULL);
+    CHECK(head_abandoned(lh) > 0, "the exited thread's slabs with live blocks are abandoned");
+    unsigned in_use = head_slabs_in_use(lh);
+    /* Every other block was freed, so each slab the thread filled keeps live blocks. */
+    CHECK(in_use > 0 && in_use <= N / ((64 * 1024 - 8192) / 256) + 2, "%u slabs hold %d live blocks", in_use, N / 2);
+    for (int i = 0; i < N / 2; i++) {
+        CHECK(((unsigned char *)left[i])[0] == 0xab, "left block %d intact", i);
+        hak_free(left[i]);
+    }
+    CHECK(head_abandoned(lh) == 0, "freeing the last blocks drained every abandoned slab (%u left)", head_abandoned(lh));
+    CHECK(head_slabs_in_use(lh) == 0, "all slabs back in their chunks (%u in use)", head_slabs_in_use(lh));
+
+    hak_superslab_head *ch = &hak_heads[CHURN_CLASS];
+    unsigned max_chunks = 0;
+    for (int i = 0; i < CHURN_THREADS; i++) {
+        pthread_create(&t, NULL, churner, NULL);
+        pthread_join(t, NULL);
+        unsigned c = head_chunks(ch);
+        if (c > max_chunks) max_chunks = c;
+    }
+    /* One thread's working set is 2000 x 512 B = 16 slabs, plus 500 blocks left behind. */
+    CHECK(max_chunks <= 2, "thread churn grew the class to %u chunks", max_chunks);
+    for (int i = 0; i < CHURN_LEFT; i++) hak_free(handoff[i]);
+    CHECK(head_abandoned(ch) == 0, "no abandoned slab after the last frees (%u)", head_abandoned(ch));
+    CHECK(head_slabs_in_use(ch) == 0, "churn class fully returned (%u slabs in use)", head_slabs_in_use(ch));
+    hak_stats st;
+    hak_stats_get(&st);
+    CHECK(st.allocs == st.frees, "every block handed out came back: %llu allocs, %llu frees",
+          (unsigned long long)st.allocs, (unsigned long long)st.frees);
+    printf("thread exit ok: churn peak %u chunks\n", max_chunks);
+    return 0;
+}
