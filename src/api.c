@@ -4,6 +4,7 @@
 
 #include "hakmem.h"
 #include "internal.h"
+#include "slab_state.h"
 #include "trace.h"
 
 static HAK_NOINLINE void *report_oom(size_t size, unsigned class_idx) {
@@ -45,7 +46,7 @@ void *hak_malloc(size_t size) {
 }
 
 static HAK_NOINLINE void free_remote(hak_slab *s, void *p) {
-    if (!atomic_load_explicit(&s->in_use, memory_order_relaxed) || (uint8_t *)p < s->data ||
+    if (!hak_state_live(atomic_load_explicit(&s->state, memory_order_relaxed)) || (uint8_t *)p < s->data ||
         ((size_t)((uint8_t *)p - s->data) % s->block_size) != 0)
         hak_fatal_invalid_pointer("free", p);
     remote_free_push(s, (hak_block *)p);
@@ -76,7 +77,7 @@ void hak_free(void *p) {
         b->next = s->local_free;
         s->local_free = b;
         hak_heap_count(&h->counters.frees);
-        if (HAK_UNLIKELY(--s->used == 0 || s->in_full_list)) tiny_free_slow(h, s);
+        if (HAK_UNLIKELY(--s->used == 0 || s->parked)) tiny_free_slow(h, s);
         return;
     }
     free_remote(s, p);
@@ -91,7 +92,7 @@ size_t hak_usable_size(const void *p) {
     if (kind != HAK_REGION_SUPERSLAB) hak_fatal_invalid_pointer("malloc_usable_size", p);
     hak_superslab *chunk = hak_chunk_of(p);
     hak_slab *s = hak_slab_of(chunk, p);
-    if (!atomic_load_explicit(&s->in_use, memory_order_relaxed) || (const uint8_t *)p < s->data)
+    if (!hak_state_live(atomic_load_explicit(&s->state, memory_order_relaxed)) || (const uint8_t *)p < s->data)
         hak_fatal_invalid_pointer("malloc_usable_size", p);
     /* An aligned allocation may point inside its block (never, today: small
      * aligned blocks are naturally aligned), so measure to the block's end. */

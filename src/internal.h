@@ -87,6 +87,7 @@ static inline hak_superslab *hak_slab_chunk(const hak_slab *s) {
 }
 hak_superslab *superslab_allocate(unsigned class_idx, hak_os_failure *why);
 void superslab_free(hak_superslab *chunk);
+size_t superslab_reserve_flush(void); /* unmaps the reserve; returns chunks freed */
 void superslab_reserve_lock(void);   /* fork handlers: lock order registry, heads, reserve */
 void superslab_reserve_unlock(void);
 typedef enum hak_claim_outcome {
@@ -126,32 +127,36 @@ typedef struct hak_expansion {
 } hak_expansion;
 void expand_superslab_head(hak_superslab_head *head, hak_superslab *observed, hak_expansion *out);
 void superslab_head_chunk_emptied(hak_superslab_head *head, hak_superslab *chunk);
-void superslab_head_abandon(hak_superslab_head *head, hak_slab *s);
-void superslab_head_unlink_abandoned(hak_superslab_head *head, hak_slab *s);
-hak_slab *superslab_head_adopt(hak_superslab_head *head, struct hak_heap *heap);
 void superslab_heads_lock_all(void);
 void superslab_heads_unlock_all(void);
 size_t superslab_reserve_count(void);
+/* Under refusal: returns unused chunks to the OS; how many it found. */
+size_t superslab_reclaim_empty(void);
 
 /* ---- refill.c ---- */
 hak_slab *superslab_refill(struct hak_heap *heap, unsigned class_idx);
 
-/* ---- remote_free.c ---- */
+/* ---- remote_free.c ---- the cross-thread protocol (narrated there) */
 void remote_free_push(hak_slab *s, hak_block *b);
-/* Moves the slab's remote frees to its free list; returns how many. Owner only. */
+/* Moves the slab's remote frees to its free list; returns how many. Holder only. */
 uint32_t remote_free_collect(hak_slab *s);
-/* Drains an abandoned slab (owner == HAK_OWNER_NONE) if nobody else is. The
- * _pinned form is for callers that already pinned the chunk. */
-void abandoned_slab_drain(hak_slab *s);
-void abandoned_slab_drain_pinned(hak_slab *s);
-/* The owner gives the slab up: released if empty, else abandoned. */
-void slab_abandon(hak_slab *s);
+/* The owner sets an exhausted slab aside; false if it went back to its chunk. */
+bool slab_park(struct hak_heap *heap, hak_slab *s);
+/* The owner takes a parked slab back (a local free landed in it). */
+void slab_unpark(struct hak_heap *heap, hak_slab *s);
+/* The owner takes back every parked slab with remote frees; list via ->next. */
+hak_slab *slab_unpark_freed(struct hak_heap *heap, unsigned class_idx);
+/* The owner leaves (exit, or vanished in a fork): an OWNED slab is returned
+ * if empty, else UNOWNED; every parked slab of a class becomes UNOWNED. */
+void slab_abandon(struct hak_heap *heap, hak_slab *s);
+void slab_abandon_parked(struct hak_heap *heap, unsigned class_idx);
+/* A refill takes an UNOWNED slab of the class, or NULL. */
+hak_slab *slab_adopt(struct hak_heap *heap, unsigned class_idx);
 
 /* ---- tiny.c ---- per-thread caches of slabs */
 extern hak_slab hak_empty_slab;
 void *tiny_alloc_slow(struct hak_heap *heap, unsigned class_idx);
 void tiny_free_slow(struct hak_heap *heap, hak_slab *s);
-void tiny_heap_attach_slab(struct hak_heap *heap, hak_slab *s);
 void tiny_heap_abandon_all(struct hak_heap *heap);
 void tiny_heap_collect(struct hak_heap *heap);
 

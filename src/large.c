@@ -41,6 +41,7 @@ void *large_alloc(size_t size, size_t align) {
     size_t map_size = page_round(offset + size);
     hak_os_failure why;
     uint8_t *base = hak_os_map(map_size, map_align, &why);
+    if (!base && superslab_reclaim_empty() > 0) base = hak_os_map(map_size, map_align, &why);
     if (!base) {
         hak_count(HAK_NUM_CLASSES, HAK_CTR_FAILURES);
         hak_count(HAK_NUM_CLASSES, HAK_CTR_OOMS);

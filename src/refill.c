@@ -2,14 +2,23 @@
 #include "internal.h"
 #include "trace.h"
 
+static hak_slab *refill_adopted(hak_heap *heap, unsigned class_idx, uint64_t seq, hak_slab *s) {
+    hak_count(class_idx, HAK_CTR_ADOPTED);
+    heap->cls[class_idx].chunk = hak_slab_chunk(s);
+    HAK_TRACE(refill_exit, (uint8_t)class_idx, seq, s, HAK_REFILL_ADOPTED);
+    return s;
+}
+
 /*
  * 1. refill entry
  * 2. bitmap check on the head's current chunk (claim by CAS); claimed -> exit
  * 3. mid-simple choice (classes >= 4): the simple path skips 4, the
  *    multi-stage path runs it; both continue to 5
- * 4. collect: adopt a slab an exited thread abandoned
+ * 4. collect: adopt a slab an exited thread abandoned (the simple path does
+ *    it only after 6, so it never reports an OOM while one exists)
  * 5. chunk expansion: reused / new / lost race -> back to 2; failed -> 6
- * 6. superslab_allocate failure (os / cap / injected)
+ * 6. superslab_allocate failure (os / cap / injected); for os and cap,
+ *    unused chunks of every class are given back once and 2 runs again
  * 7. refill exit: a slab, or NULL (the caller reports the OOM)
  * No path reaches superslab_allocate except through expand_superslab_head,
  * and no path returns NULL except after it failed.
@@ -23,7 +32,7 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
     HAK_TRACE(refill_enter, cls, hak_class_size[class_idx], seq, heap->cls[class_idx].chunk,
               atomic_load_explicit(&head->current_chunk, memory_order_relaxed));
 
-    bool chose = false;
+    bool chose = false, adopt_tried = false, reclaimed = false;
     for (;;) {
         hak_bitmap_check check;
         superslab_claim_slab(head, &check);
@@ -48,13 +57,9 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
                           enabled ? HAK_MID_WHY_OPTION_ON : HAK_MID_WHY_OPTION_OFF);
             }
             if (!simple) {
-                hak_slab *s = superslab_head_adopt(head, heap);
-                if (s) {
-                    hak_count(class_idx, HAK_CTR_ADOPTED);
-                    heap->cls[class_idx].chunk = hak_slab_chunk(s);
-                    HAK_TRACE(refill_exit, cls, seq, s, HAK_REFILL_ADOPTED);
-                    return s;
-                }
+                adopt_tried = true;
+                hak_slab *s = slab_adopt(heap, class_idx);
+                if (s) return refill_adopted(heap, class_idx, seq, s);
             }
         }
 
@@ -64,6 +69,16 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
         if (exp.outcome != HAK_EXPAND_FAILED) continue;
 
         HAK_TRACE(superslab_alloc_fail, cls, seq, exp.failure.bytes, exp.failure.err, (int)exp.failure.reason);
+        if (!reclaimed && exp.failure.reason != HAK_FAIL_INJECTED) {
+            reclaimed = true;
+            if (superslab_reclaim_empty() > 0) continue;
+        }
+        if (!adopt_tried) {
+            /* The simple path skipped collecting on the way to expansion, not
+             * before an OOM: what exited threads left is memory that remains. */
+            hak_slab *s = slab_adopt(heap, class_idx);
+            if (s) return refill_adopted(heap, class_idx, seq, s);
+        }
         HAK_TRACE(refill_exit, cls, seq, NULL, HAK_REFILL_NULL);
         return NULL;
     }

@@ -1,36 +1,43 @@
-/* remote_free.c — frees from threads that do not own the slab, and abandoned slabs draining themselves. */
+/* remote_free.c — the cross-thread protocol: remote frees, parked and abandoned slabs, and who returns a slab to its chunk. */
+#include <sched.h>
+
 #include "internal.h"
+#include "slab_state.h"
 
 /*
  * The protocol, in one place.
  *
- * Holding a slab. Exactly one party may touch a slab's owner-only fields: its
- * owner heap, or a thread that moved `owner` from HAK_OWNER_NONE to
- * HAK_OWNER_DRAINING by CAS. slab_init takes an unused slab the same way, so
- * a drainer and a claimer never both hold it.
+ * Holding. Exactly one party touches a slab's holder fields (free lists,
+ * used, remote_collected, park_total): the owner heap's thread while the slab
+ * is OWNED, and whoever moves `state` out of PARKED/UNOWNED (the owner taking
+ * it back, an adopter, or the thread that returns it to its chunk). PARKED and
+ * UNOWNED slabs sit in lists guarded by their class head's lock, and every
+ * transition out of or into those two tags happens under that lock, except
+ * the lock-free count below.
  *
- * Remote free. A block freed by a thread other than its slab's owner is pushed
- * on the slab's `remote_free` stack with a CAS (many producers). Only the
- * holder takes the whole stack with one exchange (single consumer) and
- * subtracts the count from `used`. A pushed block counts in `used` until
- * collected, so `used` == 0 really means no live block.
+ * Remote free. A block freed by a thread other than the owner (and every
+ * free into a PARKED-by-another or UNOWNED slab) is pushed on `remote_free`
+ * with a CAS; only the holder takes the whole stack, with one exchange. Then
+ * the pusher counts its free in `state`:
+ *   OWNED            count + 1 (frees counted since the claim)
+ *   PARKED, UNOWNED  count - 1 (blocks still out); taking it to 0 means every
+ *                    block is back, so that pusher returns the slab to its
+ *                    chunk — under the head lock, unlinking it from its list.
+ * The owner converts between the two readings with park_total = used +
+ * remote_collected (what the frees will add up to once all blocks are back):
+ *   still out = park_total - frees counted.
+ * The pusher reads `gen` before pushing, while its block keeps the slab's life
+ * from ending; if `gen` or the tag says the slab has been returned since (the
+ * holder collected the block and emptied the slab), its count is moot.
  *
- * Pins. Once its CAS has landed, the pusher no longer owns a live block: the
- * holder may collect it and release the slab, and the chunk could then be
- * recycled. The pusher still needs to read `owner` afterwards, so it pins the
- * chunk (chunk->pins) for the whole operation, while it still holds the block
- * and the chunk therefore cannot be retired; a retired chunk is recycled only
- * when no pin is held (superslab_head.c). What it reads may be stale — the slab
- * released or reused — which the drain below checks for.
+ * Pins. After the push the pusher owns no live block, yet reads `state`; the
+ * chunk is pinned meanwhile (chunk->pins) and a retired chunk is not recycled
+ * while pinned (superslab_head.c). The pin is taken while the block is still
+ * live, i.e. before the chunk can have been retired.
  *
- * Full slabs. An owned slab on its owner's full list tells the owner through
- * the heap's per-class remote_hint (heaps are never unmapped, so a stale owner
- * only causes a spurious scan); the owner clears the hint before scanning.
- *
- * Abandoned slabs (owner exited) have nobody to tell, so the pusher becomes the
- * drainer: it collects, releases the slab when `used` reaches 0, otherwise
- * hands it back to HAK_OWNER_NONE and looks once more for a push that raced
- * with the hand-back (that pusher saw DRAINING and left its block behind).
+ * Waking the owner. A free into a PARKED slab sets the owner heap's per-class
+ * remote_hint (heaps are never unmapped, so a stale owner only costs a scan);
+ * the owner takes back hinted slabs when it runs out of blocks.
  */
 static void pin(hak_superslab *c) {
     atomic_fetch_add_explicit(&c->pins, 1, memory_order_seq_cst);
@@ -40,19 +47,75 @@ static void unpin(hak_superslab *c) {
     atomic_fetch_sub_explicit(&c->pins, 1, memory_order_seq_cst);
 }
 
+static void list_push(hak_slab **list, hak_slab *s) {
+    s->prev = NULL;
+    s->next = *list;
+    if (*list) (*list)->prev = s;
+    *list = s;
+}
+
+static void list_remove(hak_slab **list, hak_slab *s) {
+    if (s->prev) s->prev->next = s->next;
+    else *list = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+}
+
+/* The list a PARKED or UNOWNED slab is on. Head lock held. */
+static hak_slab **home_list(hak_slab *s, unsigned tag) {
+    if (tag == HAK_SLAB_UNOWNED) return &hak_heads[s->class_idx].abandoned;
+    hak_heap *owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+    return &owner->cls[s->class_idx].parked;
+}
+
+/* Our free was the last block out: return the slab, unless it changed meanwhile. */
+static bool release_if_last(hak_slab *s, uint32_t gen) {
+    hak_superslab_head *head = &hak_heads[s->class_idx];
+    bool released = false;
+    pthread_mutex_lock(&head->lock);
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+    unsigned tag = hak_state_tag(st);
+    if (hak_state_gen(st) == gen && (tag == HAK_SLAB_PARKED || tag == HAK_SLAB_UNOWNED) &&
+        hak_state_count(st) == 1 &&
+        atomic_compare_exchange_strong_explicit(&s->state, &st, hak_state_make(HAK_SLAB_RELEASING, gen, 0),
+                                                memory_order_acq_rel, memory_order_acquire)) {
+        list_remove(home_list(s, tag), s);
+        released = true;
+    }
+    pthread_mutex_unlock(&head->lock);
+    if (released) slab_release(s);
+    return released;
+}
+
 void remote_free_push(hak_slab *s, hak_block *b) {
     hak_superslab *c = hak_slab_chunk(s);
     pin(c);
-    hak_block *head = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
+    uint32_t gen = hak_state_gen(atomic_load_explicit(&s->state, memory_order_acquire));
+    hak_block *top = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
     do {
-        b->next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&s->remote_free, &head, b, memory_order_seq_cst,
+        b->next = top;
+    } while (!atomic_compare_exchange_weak_explicit(&s->remote_free, &top, b, memory_order_release,
                                                     memory_order_relaxed));
-    hak_heap *owner = atomic_load_explicit(&s->owner, memory_order_seq_cst);
-    if (owner == HAK_OWNER_NONE) {
-        abandoned_slab_drain_pinned(s);
-    } else if (owner != HAK_OWNER_DRAINING && atomic_load_explicit(&s->full_hint, memory_order_seq_cst)) {
-        atomic_store_explicit(&owner->cls[s->class_idx].remote_hint, 1, memory_order_seq_cst);
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+    for (;;) {
+        if (hak_state_gen(st) != gen || !hak_state_live(st)) break; /* returned since: moot */
+        unsigned tag = hak_state_tag(st);
+        uint32_t n = hak_state_count(st);
+        if (tag == HAK_SLAB_OWNED) {
+            if (atomic_compare_exchange_weak_explicit(&s->state, &st, hak_state_make(tag, gen, n + 1),
+                                                      memory_order_acq_rel, memory_order_acquire))
+                break;
+        } else if (n == 1) {
+            if (release_if_last(s, gen)) break;
+            st = atomic_load_explicit(&s->state, memory_order_acquire);
+        } else if (atomic_compare_exchange_weak_explicit(&s->state, &st, hak_state_make(tag, gen, n - 1),
+                                                         memory_order_acq_rel, memory_order_acquire)) {
+            if (tag == HAK_SLAB_PARKED) {
+                hak_heap *owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+                if (owner) atomic_store_explicit(&owner->cls[s->class_idx].remote_hint, 1, memory_order_relaxed);
+            }
+            break;
+        }
     }
     unpin(c);
 }
@@ -70,54 +133,128 @@ uint32_t remote_free_collect(hak_slab *s) {
     tail->next = s->free;
     s->free = list;
     s->used -= n;
+    s->remote_collected += n;
     return n;
 }
 
-/* Caller pins the slab's chunk. */
-void abandoned_slab_drain_pinned(hak_slab *s) {
+/*
+ * OWNED -> `to` (PARKED or UNOWNED) with the count turned into blocks still
+ * out; if none is, the slab goes back to its chunk instead (returns false).
+ * Head lock held.
+ */
+static bool hand_over_locked(hak_slab *s, unsigned to) {
+    s->park_total = s->used + s->remote_collected;
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
     for (;;) {
-        hak_heap *expected = HAK_OWNER_NONE;
-        if (!atomic_compare_exchange_strong_explicit(&s->owner, &expected, HAK_OWNER_DRAINING,
-                                                     memory_order_acq_rel, memory_order_relaxed))
-            return; /* owned, adopted, or another thread drains it */
-        if (!atomic_load_explicit(&s->in_use, memory_order_acquire)) {
-            /* Stale: the slab was released after our push was collected. */
-            atomic_store_explicit(&s->owner, HAK_OWNER_NONE, memory_order_release);
-            return;
-        }
-        remote_free_collect(s);
-        if (s->used == 0) {
-            superslab_head_unlink_abandoned(&hak_heads[s->class_idx], s);
-            slab_release(s);
-            return;
-        }
-        atomic_store_explicit(&s->owner, HAK_OWNER_NONE, memory_order_seq_cst);
-        if (!atomic_load_explicit(&s->remote_free, memory_order_seq_cst)) return;
+        uint32_t gen = hak_state_gen(st);
+        uint32_t out = s->park_total - hak_state_count(st);
+        uint64_t next = out == 0 ? hak_state_make(HAK_SLAB_RELEASING, gen, 0) : hak_state_make(to, gen, out);
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st, next, memory_order_acq_rel, memory_order_acquire))
+            return out != 0;
     }
 }
 
-void abandoned_slab_drain(hak_slab *s) {
-    hak_superslab *c = hak_slab_chunk(s);
-    pin(c);
-    abandoned_slab_drain_pinned(s);
-    unpin(c);
+/* PARKED/UNOWNED -> OWNED, the count of blocks out turned back into frees
+ * counted. Head lock held. */
+static void take_back_locked(hak_slab *s) {
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+    for (;;) {
+        uint64_t next = hak_state_make(HAK_SLAB_OWNED, hak_state_gen(st), s->park_total - hak_state_count(st));
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st, next, memory_order_acq_rel, memory_order_acquire))
+            return;
+    }
 }
 
-/* The owner leaves (thread exit, or a thread that vanished in a fork): the
- * slab goes back to its chunk if nothing in it is live, else to the head's
- * abandoned list, published before ownership is dropped so adopters find it. */
-void slab_abandon(hak_slab *s) {
-    hak_superslab *c = hak_slab_chunk(s);
-    pin(c);
+bool slab_park(hak_heap *heap, hak_slab *s) {
+    hak_superslab_head *head = &hak_heads[s->class_idx];
+    hak_class_cache *cc = &heap->cls[s->class_idx];
+    pthread_mutex_lock(&head->lock);
+    bool parked = hand_over_locked(s, HAK_SLAB_PARKED);
+    if (parked) {
+        s->parked = 1;
+        list_push(&cc->parked, s);
+    }
+    pthread_mutex_unlock(&head->lock);
+    if (!parked) slab_release(s);
+    return parked;
+}
+
+void slab_unpark(hak_heap *heap, hak_slab *s) {
+    hak_superslab_head *head = &hak_heads[s->class_idx];
+    pthread_mutex_lock(&head->lock);
+    take_back_locked(s);
+    list_remove(&heap->cls[s->class_idx].parked, s);
+    s->parked = 0;
+    pthread_mutex_unlock(&head->lock);
+}
+
+hak_slab *slab_unpark_freed(hak_heap *heap, unsigned class_idx) {
+    hak_superslab_head *head = &hak_heads[class_idx];
+    hak_class_cache *cc = &heap->cls[class_idx];
+    hak_slab *taken = NULL;
+    atomic_store_explicit(&cc->remote_hint, 0, memory_order_relaxed);
+    pthread_mutex_lock(&head->lock);
+    hak_slab *s = cc->parked;
+    while (s) {
+        hak_slab *next = s->next;
+        if (atomic_load_explicit(&s->remote_free, memory_order_acquire)) {
+            take_back_locked(s);
+            list_remove(&cc->parked, s);
+            s->parked = 0;
+            s->next = taken;
+            taken = s;
+        }
+        s = next;
+    }
+    pthread_mutex_unlock(&head->lock);
+    return taken;
+}
+
+void slab_abandon(hak_heap *heap, hak_slab *s) {
+    (void)heap;
+    hak_superslab_head *head = &hak_heads[s->class_idx];
     remote_free_collect(s);
-    if (s->used == 0) {
-        slab_release(s);
-    } else {
-        s->in_full_list = 0;
-        atomic_store_explicit(&s->full_hint, 0, memory_order_relaxed);
-        superslab_head_abandon(&hak_heads[s->class_idx], s);
-        atomic_store_explicit(&s->owner, HAK_OWNER_NONE, memory_order_seq_cst);
-        if (atomic_load_explicit(&s->remote_free, memory_order_seq_cst)) abandoned_slab_drain_pinned(s);
+    bool keep = false;
+    if (s->used != 0) {
+        pthread_mutex_lock(&head->lock);
+        keep = hand_over_locked(s, HAK_SLAB_UNOWNED);
+        if (keep) {
+            atomic_store_explicit(&s->owner, HAK_OWNER_NONE, memory_order_relaxed);
+            list_push(&head->abandoned, s);
+        }
+        pthread_mutex_unlock(&head->lock);
     }
-    unpin(c);
+    if (!keep) slab_release(s);
+}
+
+void slab_abandon_parked(hak_heap *heap, unsigned class_idx) {
+    hak_superslab_head *head = &hak_heads[class_idx];
+    hak_class_cache *cc = &heap->cls[class_idx];
+    pthread_mutex_lock(&head->lock);
+    while (cc->parked) {
+        hak_slab *s = cc->parked;
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        while (!atomic_compare_exchange_weak_explicit(
+            &s->state, &st, hak_state_make(HAK_SLAB_UNOWNED, hak_state_gen(st), hak_state_count(st)),
+            memory_order_acq_rel, memory_order_acquire)) {
+        }
+        list_remove(&cc->parked, s);
+        s->parked = 0;
+        atomic_store_explicit(&s->owner, HAK_OWNER_NONE, memory_order_relaxed);
+        list_push(&head->abandoned, s);
+    }
+    pthread_mutex_unlock(&head->lock);
+}
+
+hak_slab *slab_adopt(hak_heap *heap, unsigned class_idx) {
+    hak_superslab_head *head = &hak_heads[class_idx];
+    pthread_mutex_lock(&head->lock);
+    hak_slab *s = head->abandoned;
+    if (s) {
+        take_back_locked(s);
+        list_remove(&head->abandoned, s);
+        atomic_store_explicit(&s->owner, heap, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&head->lock);
+    return s;
 }

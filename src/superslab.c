@@ -1,8 +1,8 @@
 /* superslab.c — SuperSlab chunks (allocation, reserve, bitmap claims) and the slabs inside them. */
 #include <errno.h>
-#include <sched.h>
 
 #include "internal.h"
+#include "slab_state.h"
 
 /* Empty chunks kept mapped for reuse by any class: the seed project's churn of
  * thousands of mmap/munmap calls halved its throughput. */
@@ -37,7 +37,7 @@ static void chunk_init_header(hak_superslab *c, unsigned class_idx) {
         s->slab_idx = (uint8_t)i;
         s->class_idx = (uint8_t)class_idx;
         s->block_size = 0;
-        atomic_store_explicit(&s->in_use, 0, memory_order_relaxed);
+        atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_FREE, 0, 0), memory_order_relaxed);
         atomic_store_explicit(&s->owner, HAK_OWNER_NONE, memory_order_relaxed);
         atomic_store_explicit(&s->remote_free, NULL, memory_order_relaxed);
     }
@@ -73,6 +73,23 @@ hak_superslab *superslab_allocate(unsigned class_idx, hak_os_failure *why) {
     why->bytes = HAK_CHUNK_SIZE;
     hak_count(class_idx, HAK_CTR_CHUNKS_NEW);
     return c;
+}
+
+size_t superslab_reserve_flush(void) {
+    pthread_mutex_lock(&reserve_lock);
+    hak_superslab *c = reserve;
+    reserve = NULL;
+    size_t n = reserve_count;
+    reserve_count = 0;
+    pthread_mutex_unlock(&reserve_lock);
+    while (c) {
+        hak_superslab *next = c->next_chunk;
+        hak_region_set((uintptr_t)c, HAK_REGION_NONE);
+        c->magic = 0;
+        hak_os_unmap(c, HAK_CHUNK_SIZE);
+        c = next;
+    }
+    return n;
 }
 
 /* The chunk is retired (unlinked, no claimer can reach it). */
@@ -132,15 +149,6 @@ void superslab_claim_slab(hak_superslab_head *head, hak_bitmap_check *out) {
 
 void slab_init(hak_slab *s, unsigned class_idx, hak_heap *owner) {
     hak_superslab *c = hak_slab_chunk(s);
-    /* A pusher holding a stale pointer may be checking this slab right now
-     * (remote_free.c): take it the way a drainer does, waiting it out. */
-    for (;;) {
-        hak_heap *expected = HAK_OWNER_NONE;
-        if (atomic_compare_exchange_weak_explicit(&s->owner, &expected, HAK_OWNER_DRAINING, memory_order_acquire,
-                                                  memory_order_relaxed))
-            break;
-        sched_yield();
-    }
     uint32_t offset = s->slab_idx == 0 ? HAK_SLAB0_DATA_OFFSET : 0;
     s->data = (uint8_t *)c + ((size_t)s->slab_idx << HAK_SLAB_SHIFT) + offset;
     s->block_size = hak_class_size[class_idx];
@@ -148,14 +156,17 @@ void slab_init(hak_slab *s, unsigned class_idx, hak_heap *owner) {
     s->class_idx = (uint8_t)class_idx;
     s->carved = 0;
     s->used = 0;
+    s->remote_collected = 0;
+    s->park_total = 0;
+    s->parked = 0;
     s->free = NULL;
     s->local_free = NULL;
-    s->in_full_list = 0;
     s->next = s->prev = NULL;
-    atomic_store_explicit(&s->full_hint, 0, memory_order_relaxed);
     atomic_store_explicit(&s->remote_free, NULL, memory_order_relaxed);
-    atomic_store_explicit(&s->in_use, 1, memory_order_relaxed);
-    atomic_store_explicit(&s->owner, owner, memory_order_release);
+    atomic_store_explicit(&s->owner, owner, memory_order_relaxed);
+    /* A new life: late frees from the previous one see the generation change. */
+    uint32_t gen = hak_state_gen(atomic_load_explicit(&s->state, memory_order_relaxed)) + 1;
+    atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_OWNED, gen, 0), memory_order_release);
 }
 
 void slab_release(hak_slab *s) {
@@ -165,8 +176,9 @@ void slab_release(hak_slab *s) {
     s->block_size = 0;
     s->free = s->local_free = NULL;
     s->next = s->prev = NULL;
-    atomic_store_explicit(&s->in_use, 0, memory_order_relaxed);
     atomic_store_explicit(&s->owner, HAK_OWNER_NONE, memory_order_relaxed);
+    uint32_t gen = hak_state_gen(atomic_load_explicit(&s->state, memory_order_relaxed));
+    atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_FREE, gen, 0), memory_order_release);
     uint32_t old = atomic_fetch_and_explicit(&c->slab_bitmap, ~bit, memory_order_acq_rel);
     if (old == bit) superslab_head_chunk_emptied(&hak_heads[class_idx], c);
 }

@@ -1,4 +1,4 @@
-/* superslab_head.c — per-class chains of chunks: expansion, retirement of empty chunks, abandoned slabs. */
+/* superslab_head.c — per-class chains of chunks: expansion and retirement of empty chunks. */
 #include "internal.h"
 
 #define HEAD_INIT(i) [i] = {.lock = PTHREAD_MUTEX_INITIALIZER, .class_idx = (i)}
@@ -106,44 +106,34 @@ void superslab_head_chunk_emptied(hak_superslab_head *head, hak_superslab *chunk
     pthread_mutex_unlock(&head->lock);
 }
 
-void superslab_head_abandon(hak_superslab_head *head, hak_slab *s) {
-    pthread_mutex_lock(&head->lock);
-    s->prev = NULL;
-    s->next = head->abandoned;
-    if (head->abandoned) head->abandoned->prev = s;
-    head->abandoned = s;
-    pthread_mutex_unlock(&head->lock);
-}
-
-static void unlink_abandoned_locked(hak_superslab_head *head, hak_slab *s) {
-    if (s->prev) s->prev->next = s->next;
-    else head->abandoned = s->next;
-    if (s->next) s->next->prev = s->prev;
-    s->next = s->prev = NULL;
-}
-
-void superslab_head_unlink_abandoned(hak_superslab_head *head, hak_slab *s) {
-    pthread_mutex_lock(&head->lock);
-    unlink_abandoned_locked(head, s);
-    pthread_mutex_unlock(&head->lock);
-}
-
-/* Takes an abandoned slab of this class for `heap`: ownership moves by CAS
- * from HAK_OWNER_NONE, so a thread draining the slab right now keeps it. */
-hak_slab *superslab_head_adopt(hak_superslab_head *head, hak_heap *heap) {
-    hak_slab *got = NULL;
-    pthread_mutex_lock(&head->lock);
-    for (hak_slab *s = head->abandoned; s; s = s->next) {
-        hak_heap *expected = HAK_OWNER_NONE;
-        if (atomic_compare_exchange_strong_explicit(&s->owner, &expected, heap, memory_order_acq_rel,
-                                                    memory_order_relaxed)) {
-            unlink_abandoned_locked(head, s);
-            got = s;
-            break;
+/*
+ * The cap or the OS refused a mapping. Chunks no slab uses — the reserve, and
+ * heads' current chunks left empty — are memory that remains, so they go back
+ * first and the caller tries once more; only then is the refusal an OOM.
+ */
+size_t superslab_reclaim_empty(void) {
+    size_t n = superslab_reserve_flush();
+    for (unsigned i = 0; i < HAK_NUM_CLASSES; i++) {
+        hak_superslab_head *head = &hak_heads[i];
+        pthread_mutex_lock(&head->lock);
+        hak_superslab *cur = atomic_load_explicit(&head->current_chunk, memory_order_relaxed);
+        uint32_t expected = 0;
+        if (cur && atomic_compare_exchange_strong_explicit(&cur->slab_bitmap, &expected, HAK_FULL_BITMAP,
+                                                           memory_order_acq_rel, memory_order_relaxed)) {
+            atomic_store_explicit(&head->current_chunk, NULL, memory_order_seq_cst);
+            hak_superslab **link = &head->chunks;
+            while (*link != cur) link = &(*link)->next_chunk;
+            *link = cur->next_chunk;
+            head->chunk_count--;
+            cur->next_chunk = head->retired;
+            head->retired = cur;
+            n++;
         }
+        release_retired_locked(head);
+        pthread_mutex_unlock(&head->lock);
     }
-    pthread_mutex_unlock(&head->lock);
-    return got;
+    if (n) superslab_reserve_flush(); /* retired chunks may have landed there */
+    return n;
 }
 
 void superslab_heads_lock_all(void) {

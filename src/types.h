@@ -28,9 +28,12 @@
  *                its free list without atomics or locks) and the owned slabs.
  * remote free    A free by a thread that does not own the slab: pushed on the
  *                slab's lock-free MPSC list, collected by the owner.
- * abandoned slab A slab whose owner thread exited while blocks were live. It
- *                drains itself as those blocks are freed and can be adopted by
- *                a refill of its class.
+ * parked slab    A slab its owner exhausted and set aside. Frees into it are
+ *                counted; the last one returns it to its chunk, with no help
+ *                from the owner. The owner takes it back when it needs blocks.
+ * abandoned slab A slab whose owner thread exited while blocks were live. The
+ *                last free returns it to its chunk; a refill of its class may
+ *                adopt it before that.
  * refill         superslab_refill: the slow path that gives a heap a slab with
  *                free blocks; every decision it takes is a trace event.
  * region map     One byte per 2 MiB of address space telling whether hakmem
@@ -77,39 +80,56 @@ typedef struct hak_block {
 
 struct hak_heap;
 
-/* Owner values besides a real heap. */
-#define HAK_OWNER_NONE ((struct hak_heap *)0)        /* abandoned, or free in its chunk */
-#define HAK_OWNER_DRAINING ((struct hak_heap *)1)   /* a thread is draining it */
+/* Owner value for a slab no heap owns (abandoned, or free in its chunk). */
+#define HAK_OWNER_NONE ((struct hak_heap *)0)
+
+/*
+ * Slab life cycle (slab->state, see remote_free.c for the protocol):
+ *   FREE -> OWNED (claimed by a heap) -> PARKED (exhausted; the owner moved on)
+ *        -> OWNED (unparked) ... ; OWNED/PARKED -> UNOWNED (owner exited)
+ *        -> OWNED (adopted); any of them -> RELEASING -> FREE (back to its chunk).
+ * The low 32 bits count remote frees (OWNED) or the blocks still to come
+ * back (PARKED, UNOWNED); `gen` changes at every claim, so a late remote free
+ * can tell that the slab it freed into has been recycled since.
+ */
+enum hak_slab_tag {
+    HAK_SLAB_FREE = 0,
+    HAK_SLAB_OWNED = 1,
+    HAK_SLAB_PARKED = 2,
+    HAK_SLAB_UNOWNED = 3,
+    HAK_SLAB_RELEASING = 4,
+};
 
 /*
  * Slab metadata, kept in the chunk header (never inside the slab) so that a
- * slab's blocks can all be handed out. The first cache line is the owner's;
+ * slab's blocks can all be handed out. The first cache line is the holder's;
  * the second is what other threads touch, so remote frees do not bounce the
  * owner's fast-path line.
  */
 typedef struct hak_slab {
-    /* -- owner only: read and written without atomics by the owning thread
-     *    (or by whoever holds the slab through owner == HAK_OWNER_DRAINING) -- */
+    /* -- holder only: the owning heap's thread, or whoever moved `state`
+     *    to RELEASING, or an adopter; plain loads and stores -- */
     hak_block *free;        /* blocks ready to hand out */
     hak_block *local_free;  /* blocks the owner freed since the last collect */
     uint32_t used;          /* blocks handed out and not yet collected back;
-                             * 0 <=> no live block in this slab */
+                             * 0 <=> no live block and nothing in remote_free */
     uint32_t capacity;      /* blocks this slab holds */
     uint32_t carved;        /* blocks linked into lists so far (lazy, <= capacity) */
     uint32_t block_size;
+    uint32_t remote_collected; /* remote frees taken from remote_free since the claim */
+    uint32_t park_total;    /* used + remote_collected when parked or abandoned */
     uint8_t class_idx;
     uint8_t slab_idx;       /* position in its chunk, 0..31 */
-    uint8_t in_full_list;   /* owner's bookkeeping: on the heap's full list */
+    uint8_t parked;         /* owner's view: state is PARKED (checked by local free) */
     uint8_t pad0[5];
     uint8_t *data;          /* first block */
-    struct hak_slab *next;  /* owner's ring/list, or the head's abandoned list */
-    struct hak_slab *prev;
+    struct hak_slab *next;  /* owner's ring, or a parked / abandoned list */
     /* -- shared with other threads -- */
-    _Atomic(struct hak_heap *) owner;   /* heap, HAK_OWNER_NONE or HAK_OWNER_DRAINING */
+    struct hak_slab *prev;  /* (lists only; kept here for the 64-byte split) */
+    _Atomic(struct hak_heap *) owner;   /* the heap whose thread frees locally, or NONE */
     _Atomic(hak_block *) remote_free;   /* MPSC stack of remote frees */
-    _Atomic uint32_t in_use;            /* 1 from claim to release: free() validity */
-    _Atomic uint32_t full_hint;         /* 1 while on the owner's full list */
-    uint8_t pad2[40];
+    _Atomic uint64_t state;             /* tag | gen | count, see above */
+    uint8_t pad2[32];
 } hak_slab;
 
 _Static_assert(sizeof(hak_slab) == 128, "slab metadata is two cache lines");
@@ -143,10 +163,10 @@ typedef struct hak_superslab_head {
     _Atomic(hak_superslab *) current_chunk;
     _Atomic uint32_t claimers;   /* threads between loading current_chunk and their CAS */
     uint8_t class_idx;
-    pthread_mutex_t lock;        /* chain, expansion, abandoned and retired lists */
+    pthread_mutex_t lock;        /* chain, expansion, parked, abandoned and retired lists */
     hak_superslab *chunks;       /* chain, newest first */
     uint32_t chunk_count;
-    hak_slab *abandoned;         /* doubly linked through slab->next/prev */
+    hak_slab *abandoned;         /* UNOWNED slabs, doubly linked through slab->next/prev */
     hak_superslab *retired;      /* unlinked, waiting for claimers == 0 */
 } hak_superslab_head;
 
@@ -154,10 +174,9 @@ typedef struct hak_superslab_head {
 typedef struct hak_class_cache {
     hak_slab *current;      /* never NULL: &hak_empty_slab when the heap has none;
                              * with the other avail slabs, a ring via next/prev */
-    hak_slab *full;         /* owned slabs with nothing to hand out (list) */
+    hak_slab *parked;       /* PARKED slabs of this heap; guarded by the head lock */
     hak_superslab *chunk;   /* chunk of the last slab this heap claimed (trace context) */
-    _Atomic uint32_t remote_hint; /* set by remote frees into a full slab */
-    uint32_t slab_count;
+    _Atomic uint32_t remote_hint; /* set by remote frees into a parked slab */
 } hak_class_cache;
 
 /* Counters kept per heap; written only by the heap's thread, read by stats. */

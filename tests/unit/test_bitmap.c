@@ -5,7 +5,7 @@
 #include "unit_support.h"
 
 #define THREADS 4
-#define HOLD 12 /* 4 x 12 > 32: threads keep finding the chunk full */
+#define HOLD 33 /* more than a chunk holds: every filling phase ends on a full bitmap */
 #define ROUNDS 20000
 #define CLASS 27
 
@@ -22,7 +22,7 @@ static void *worker(void *arg) {
     bool filling = true;
     pthread_barrier_wait(&start);
     for (int r = 0; r < ROUNDS; r++) {
-        /* Claim up to HOLD, then give all back: 4 x 12 > 32 keeps the chunk full at times. */
+        /* Claim until the chunk is full, then give all back. */
         if (n == HOLD) filling = false;
         if (n == 0) filling = true;
         if (filling) {
