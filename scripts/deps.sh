@@ -1,0 +1,21 @@
+# deps.sh — sourced by scripts/*: installs the Debian packages a script needs, only those missing.
+# Usage: hak_need_packages pkg...   (as root; runs apt-get update once before installing)
+
+hak_need_packages() {
+  local missing=()
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+    return 1
+  fi
+  echo "installing: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# What building and testing hakmem needs on Debian 12.
+HAK_BUILD_PACKAGES=(gcc make cmake libc6-dev git coreutils python3 sqlite3 binutils)
