@@ -9,7 +9,7 @@
 
 static HAK_NOINLINE void *report_oom(size_t size, unsigned class_idx) {
     hak_count(class_idx, HAK_CTR_OOMS);
-    HAK_TRACE(oom, size, (uint8_t)class_idx, hak_tls_heap->refill_seq);
+    HAK_TRACE(oom, size, (uint8_t)class_idx, hak_class_size[class_idx], hak_tls_heap->refill_seq);
     errno = ENOMEM;
     return NULL;
 }
@@ -36,7 +36,7 @@ static inline void *small_alloc(size_t size) {
 static HAK_NOINLINE void *large_alloc_counted(size_t size, size_t align) {
     void *p = large_alloc(size, align);
     if (p) hak_stats_count_foreign_alloc();
-    else HAK_TRACE(oom, size, (uint8_t)HAK_NUM_CLASSES, hak_tls_heap->refill_seq);
+    else HAK_TRACE(oom, size, HAKMEM_TP_LARGE_CLASS, 0, hak_tls_heap->refill_seq);
     return p;
 }
 

@@ -9,6 +9,10 @@
 
 #include "options.h"
 #include "types.h"
+/* The outcome codes below are the trace catalogue's, so events carry them as is. */
+#define HAKMEM_TP_VALUES_ONLY
+#include "hakmem_tp.h"
+#undef HAKMEM_TP_VALUES_ONLY
 
 #define HAK_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HAK_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -46,12 +50,9 @@ void hak_write_all(int fd, const char *buf, size_t len);
 _Noreturn void hak_fatal_invalid_pointer(const char *op, const void *p);
 
 /* ---- os.c ---- mapping, the memory cap and the region map */
-typedef enum hak_fail_reason {
-    HAK_FAIL_NONE = 0,
-    HAK_FAIL_OS = 1,       /* mmap refused */
-    HAK_FAIL_CAP = 2,      /* HAKMEM_MAX_MEMORY reached */
-    HAK_FAIL_INJECTED = 3, /* HAKMEM_FAULT_SUPERSLAB fired */
-} hak_fail_reason;
+/* none; os: mmap refused; cap: HAKMEM_MAX_MEMORY reached; injected: HAKMEM_FAULT_SUPERSLAB fired */
+#define HAK_FAIL_ITEM(id, label, value) HAK_FAIL_##id = value,
+typedef enum hak_fail_reason { HAKMEM_TP_FAIL_REASON(HAK_FAIL_ITEM) } hak_fail_reason;
 
 typedef struct hak_os_failure {
     hak_fail_reason reason;
@@ -90,11 +91,8 @@ void superslab_free(hak_superslab *chunk);
 size_t superslab_reserve_flush(void); /* unmaps the reserve; returns chunks freed */
 void superslab_reserve_lock(void);   /* fork handlers: lock order registry, heads, reserve */
 void superslab_reserve_unlock(void);
-typedef enum hak_claim_outcome {
-    HAK_CLAIM_CLAIMED = 0,
-    HAK_CLAIM_FULL = 1,
-    HAK_CLAIM_LOST_RACE = 2,
-} hak_claim_outcome;
+#define HAK_CLAIM_ITEM(id, label, value) HAK_CLAIM_##id = value,
+typedef enum hak_claim_outcome { HAKMEM_TP_CLAIM_OUTCOME(HAK_CLAIM_ITEM) } hak_claim_outcome;
 typedef struct hak_bitmap_check {
     hak_superslab *chunk;     /* the head's current_chunk that was checked (may be NULL) */
     uint32_t bitmap;          /* as read before the claim */
@@ -112,12 +110,11 @@ void slab_release(hak_slab *s);
 bool slab_carve(hak_slab *s);
 
 /* ---- superslab_head.c ---- chains, expansion, retirement, abandoned slabs */
-typedef enum hak_expand_outcome {
-    HAK_EXPAND_REUSED = 0,    /* a chained chunk with a free slab became current */
-    HAK_EXPAND_NEW = 1,       /* superslab_allocate gave a new chunk */
-    HAK_EXPAND_LOST_RACE = 2, /* another thread expanded first: retry on its chunk */
-    HAK_EXPAND_FAILED = 3,    /* superslab_allocate failed: see failure */
-} hak_expand_outcome;
+/* reused: a chained chunk with a free slab became current; new: superslab_allocate
+ * gave a chunk; lost_race: another thread expanded first, retry on its chunk;
+ * failed: superslab_allocate failed (see failure). */
+#define HAK_EXPAND_ITEM(id, label, value) HAK_EXPAND_##id = value,
+typedef enum hak_expand_outcome { HAKMEM_TP_EXPAND_OUTCOME(HAK_EXPAND_ITEM) } hak_expand_outcome;
 typedef struct hak_expansion {
     hak_expand_outcome outcome;
     hak_superslab *chunk;     /* the head's current_chunk afterwards */

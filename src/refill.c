@@ -5,7 +5,7 @@
 static hak_slab *refill_adopted(hak_heap *heap, unsigned class_idx, uint64_t seq, hak_slab *s) {
     hak_count(class_idx, HAK_CTR_ADOPTED);
     heap->cls[class_idx].chunk = hak_slab_chunk(s);
-    HAK_TRACE(refill_exit, (uint8_t)class_idx, seq, s, HAK_REFILL_ADOPTED);
+    HAK_TRACE(refill_exit, (uint8_t)class_idx, hak_class_size[class_idx], seq, s, HAK_REFILL_ADOPTED);
     return s;
 }
 
@@ -28,20 +28,21 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
     hak_superslab_head *head = &hak_heads[class_idx];
     uint64_t seq = ++heap->refill_seq;
     uint8_t cls = (uint8_t)class_idx;
+    uint32_t bs = hak_class_size[class_idx];
     hak_count(class_idx, HAK_CTR_REFILLS);
-    HAK_TRACE(refill_enter, cls, hak_class_size[class_idx], seq, heap->cls[class_idx].chunk,
+    HAK_TRACE(refill_enter, cls, bs, seq, heap->cls[class_idx].chunk,
               atomic_load_explicit(&head->current_chunk, memory_order_relaxed));
 
     bool chose = false, adopt_tried = false, reclaimed = false;
     for (;;) {
         hak_bitmap_check check;
         superslab_claim_slab(head, &check);
-        HAK_TRACE(bitmap_check, cls, seq, check.chunk, check.bitmap, check.full_mask, check.capacity,
+        HAK_TRACE(bitmap_check, cls, bs, seq, check.chunk, check.bitmap, check.full_mask, check.capacity,
                   check.active_slabs, (int)check.outcome);
         if (check.outcome == HAK_CLAIM_CLAIMED) {
             slab_init(check.slab, class_idx, heap);
             heap->cls[class_idx].chunk = check.chunk;
-            HAK_TRACE(refill_exit, cls, seq, check.slab, HAK_REFILL_CLAIMED);
+            HAK_TRACE(refill_exit, cls, bs, seq, check.slab, HAK_REFILL_CLAIMED);
             return check.slab;
         }
         if (check.outcome == HAK_CLAIM_LOST_RACE) continue;
@@ -52,7 +53,7 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
             if (class_idx >= HAK_MID_SIMPLE_MIN_CLASS) {
                 bool enabled = hak_opt.mid_refill_simple;
                 simple = enabled;
-                HAK_TRACE(mid_simple_choice, cls, seq, enabled,
+                HAK_TRACE(mid_simple_choice, cls, bs, seq, enabled,
                           simple ? HAK_MID_PATH_SIMPLE : HAK_MID_PATH_MULTI_STAGE,
                           enabled ? HAK_MID_WHY_OPTION_ON : HAK_MID_WHY_OPTION_OFF);
             }
@@ -65,10 +66,10 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
 
         hak_expansion exp;
         expand_superslab_head(head, check.chunk, &exp);
-        HAK_TRACE(chunk_expand, cls, seq, (int)exp.outcome, exp.chunk, exp.chunk_count, exp.waited);
+        HAK_TRACE(chunk_expand, cls, bs, seq, (int)exp.outcome, exp.chunk, exp.chunk_count, exp.waited);
         if (exp.outcome != HAK_EXPAND_FAILED) continue;
 
-        HAK_TRACE(superslab_alloc_fail, cls, seq, exp.failure.bytes, exp.failure.err, (int)exp.failure.reason);
+        HAK_TRACE(superslab_alloc_fail, cls, bs, seq, exp.failure.bytes, exp.failure.err, (int)exp.failure.reason);
         if (!reclaimed && exp.failure.reason != HAK_FAIL_INJECTED) {
             reclaimed = true;
             if (superslab_reclaim_empty() > 0) continue;
@@ -79,7 +80,7 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
             hak_slab *s = slab_adopt(heap, class_idx);
             if (s) return refill_adopted(heap, class_idx, seq, s);
         }
-        HAK_TRACE(refill_exit, cls, seq, NULL, HAK_REFILL_NULL);
+        HAK_TRACE(refill_exit, cls, bs, seq, NULL, HAK_REFILL_NO_SLAB);
         return NULL;
     }
 }

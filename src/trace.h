@@ -1,47 +1,47 @@
-/* trace.h — the tracing switch: src/ calls HAK_TRACE(event, ...) and never includes LTTng. */
+/* trace.h — the tracing switch: src/ calls HAK_TRACE(event, ...) and includes nothing of LTTng's itself. */
 #ifndef HAKMEM_TRACE_H
 #define HAKMEM_TRACE_H
 
-#include <stdint.h>
+#include "internal.h"
 
-/* Outcome codes carried by the events (mirrored by the catalogue's enums). */
-enum hak_trace_mid_path { HAK_MID_PATH_MULTI_STAGE = 0, HAK_MID_PATH_SIMPLE = 1 };
-enum hak_trace_mid_why { HAK_MID_WHY_OPTION_OFF = 0, HAK_MID_WHY_OPTION_ON = 1 };
-enum hak_trace_refill_result { HAK_REFILL_CLAIMED = 0, HAK_REFILL_ADOPTED = 1, HAK_REFILL_NULL = 2 };
+#if defined(HAKMEM_TRACING) && HAKMEM_TRACING
+/* The provider is linked into the library itself: tracepoint symbols stay
+ * hidden and the enabled check is one RIP-relative load. */
+#define LTTNG_UST_TRACEPOINT_HIDDEN_DEFINITION
+#define LTTNG_UST_TRACEPOINT_PROVIDER_HIDDEN_DEFINITION
+#endif
+#include "hakmem_tp.h"
 
+#define HAK_MID_PATH_ITEM(id, label, value) HAK_MID_PATH_##id = value,
+#define HAK_MID_WHY_ITEM(id, label, value) HAK_MID_WHY_##id = value,
+#define HAK_REFILL_ITEM(id, label, value) HAK_REFILL_##id = value,
+enum hak_trace_mid_path { HAKMEM_TP_MID_PATH(HAK_MID_PATH_ITEM) };
+enum hak_trace_mid_why { HAKMEM_TP_MID_WHY(HAK_MID_WHY_ITEM) };
+enum hak_trace_refill_result { HAKMEM_TP_REFILL_RESULT(HAK_REFILL_ITEM) };
+
+#if defined(HAKMEM_TRACING) && HAKMEM_TRACING
 /*
- * With tracing compiled out every event is an empty inline function: the call
- * sites still type-check their arguments and generate no code.
+ * The tracer may allocate (its first event in a thread, for one, makes glibc
+ * allocate dynamic TLS through our malloc). A static-TLS flag, never a
+ * pthread key, stops such a nested allocation from emitting in turn; events
+ * are only emitted with no allocator lock held, so the nested allocation
+ * itself is safe.
  */
-static inline void hak_trace_nop_refill_enter(uint8_t class_idx, uint32_t block_size, uint64_t seq,
-                                              const void *thread_chunk, const void *current_chunk) {
-    (void)class_idx, (void)block_size, (void)seq, (void)thread_chunk, (void)current_chunk;
-}
-static inline void hak_trace_nop_bitmap_check(uint8_t class_idx, uint64_t seq, const void *chunk, uint32_t bitmap,
-                                              uint32_t full_mask, uint32_t capacity, uint32_t active_slabs,
-                                              int outcome) {
-    (void)class_idx, (void)seq, (void)chunk, (void)bitmap, (void)full_mask, (void)capacity, (void)active_slabs,
-        (void)outcome;
-}
-static inline void hak_trace_nop_mid_simple_choice(uint8_t class_idx, uint64_t seq, uint8_t enabled, int path,
-                                                   int why) {
-    (void)class_idx, (void)seq, (void)enabled, (void)path, (void)why;
-}
-static inline void hak_trace_nop_chunk_expand(uint8_t class_idx, uint64_t seq, int outcome, const void *chunk,
-                                              uint32_t chunk_count, uint8_t waited) {
-    (void)class_idx, (void)seq, (void)outcome, (void)chunk, (void)chunk_count, (void)waited;
-}
-static inline void hak_trace_nop_superslab_alloc_fail(uint8_t class_idx, uint64_t seq, uint64_t bytes, int32_t err,
-                                                      int reason) {
-    (void)class_idx, (void)seq, (void)bytes, (void)err, (void)reason;
-}
-static inline void hak_trace_nop_refill_exit(uint8_t class_idx, uint64_t seq, const void *slab, int result) {
-    (void)class_idx, (void)seq, (void)slab, (void)result;
-}
-static inline void hak_trace_nop_oom(uint64_t size, uint8_t class_idx, uint64_t seq) {
-    (void)size, (void)class_idx, (void)seq;
-}
-
+extern HAK_TLS uint8_t hak_trace_busy;
+#define HAK_TRACE(event, ...) HAK_TRACE_PICK(HAKMEM_TRACE_EVENT_##event, event, __VA_ARGS__)
+#define HAK_TRACE_PICK(on, event, ...) HAK_TP_CAT(HAK_TRACE_PICK_, on)(event, __VA_ARGS__)
+#define HAK_TRACE_PICK_0(event, ...) hak_trace_nop_##event(__VA_ARGS__)
+#define HAK_TRACE_PICK_1(event, ...)                                                   \
+    do {                                                                               \
+        if (lttng_ust_tracepoint_enabled(hakmem, event) && !hak_trace_busy) {          \
+            hak_trace_busy = 1;                                                        \
+            lttng_ust_do_tracepoint(hakmem, event, __VA_ARGS__);                       \
+            hak_trace_busy = 0;                                                        \
+        }                                                                              \
+    } while (0)
+#else
+/* Compiled out: an empty inline call that still type-checks its arguments. */
 #define HAK_TRACE(event, ...) hak_trace_nop_##event(__VA_ARGS__)
+#endif
 
 #endif

@@ -1,0 +1,1 @@
+"""hakmem trace tools: record a run with LTTng, and (later) explain its OOMs from the trace."""
