@@ -46,8 +46,7 @@ void *hak_malloc(size_t size) {
 }
 
 static HAK_NOINLINE void free_remote(hak_slab *s, void *p) {
-    if (!hak_state_live(atomic_load_explicit(&s->state, memory_order_relaxed)) || (uint8_t *)p < s->data ||
-        ((size_t)((uint8_t *)p - s->data) % s->block_size) != 0)
+    if (!hak_state_live(atomic_load_explicit(&s->state, memory_order_relaxed)) || !hak_slab_block_start(s, p))
         hak_fatal_invalid_pointer("free", p);
     remote_free_push(s, (hak_block *)p);
     hak_heap *h = hak_tls_heap;
@@ -73,6 +72,7 @@ void hak_free(void *p) {
     hak_slab *s = hak_slab_of(chunk, p);
     hak_heap *h = hak_tls_heap;
     if (HAK_LIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) == h)) {
+        if (HAK_UNLIKELY(!hak_slab_block_start(s, p))) hak_fatal_invalid_pointer("free", p);
         hak_block *b = p;
         b->next = s->local_free;
         s->local_free = b;

@@ -152,6 +152,7 @@ void slab_init(hak_slab *s, unsigned class_idx, hak_heap *owner) {
     uint32_t offset = s->slab_idx == 0 ? HAK_SLAB0_DATA_OFFSET : 0;
     s->data = (uint8_t *)c + ((size_t)s->slab_idx << HAK_SLAB_SHIFT) + offset;
     s->block_size = hak_class_size[class_idx];
+    s->block_magic = (uint32_t)((((uint64_t)1 << 32) + s->block_size - 1) / s->block_size);
     s->capacity = (uint32_t)((HAK_SLAB_SIZE - offset) / s->block_size);
     s->class_idx = (uint8_t)class_idx;
     s->carved = 0;

@@ -121,7 +121,8 @@ typedef struct hak_slab {
     uint8_t class_idx;
     uint8_t slab_idx;       /* position in its chunk, 0..31 */
     uint8_t parked;         /* owner's view: state is PARKED (checked by local free) */
-    uint8_t pad0[5];
+    uint8_t pad0;
+    uint32_t block_magic;   /* ceil(2^32 / block_size): offset / block_size with one multiply */
     uint8_t *data;          /* first block */
     struct hak_slab *next;  /* owner's ring, or a parked / abandoned list */
     /* -- shared with other threads -- */
