@@ -37,7 +37,7 @@ static HAK_NOINLINE void *large_alloc_counted(size_t size, size_t align) {
     void *p = large_alloc(size, align);
     if (p) hak_stats_count_foreign_alloc();
     else HAK_TRACE(oom, size, HAKMEM_TP_LARGE_CLASS, 0, hak_tls_heap->refill_seq);
-    return p;
+    return p; /* errno: ENOMEM from large_alloc; trace events keep errno as they found it */
 }
 
 void *hak_malloc(size_t size) {

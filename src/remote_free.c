@@ -246,10 +246,18 @@ void slab_abandon_parked(hak_heap *heap, unsigned class_idx) {
     pthread_mutex_unlock(&head->lock);
 }
 
+/* Something an adopter could hand out. UNOWNED holder fields are frozen
+ * (nobody holds the slab), so reading them under the head lock is safe. */
+static bool has_blocks_locked(const hak_slab *s) {
+    return s->free || s->local_free || s->carved < s->capacity ||
+           atomic_load_explicit(&s->remote_free, memory_order_relaxed);
+}
+
 hak_slab *slab_adopt(hak_heap *heap, unsigned class_idx) {
     hak_superslab_head *head = &hak_heads[class_idx];
     pthread_mutex_lock(&head->lock);
     hak_slab *s = head->abandoned;
+    while (s && !has_blocks_locked(s)) s = s->next;
     if (s) {
         take_back_locked(s);
         list_remove(&head->abandoned, s);

@@ -85,12 +85,17 @@ void *tiny_alloc_slow(hak_heap *heap, unsigned class_idx) {
         take_back_freed(heap, cc, class_idx);
         if (cc->current == &hak_empty_slab) break;
     }
-    hak_slab *s = superslab_refill(heap, class_idx);
-    if (!s) return NULL;
-    ring_insert(cc, s);
-    cc->current = s;
-    if (!slab_make_available(s)) return NULL; /* a fresh slab always has capacity */
-    return pop(heap, s);
+    for (;;) {
+        hak_slab *s = superslab_refill(heap, class_idx);
+        if (!s) return NULL;
+        ring_insert(cc, s);
+        cc->current = s;
+        if (slab_make_available(s)) return pop(heap, s);
+        /* Only an adopted slab can come empty-handed (its last free block
+         * went to a racing remote free's count): set it aside, refill again. */
+        ring_remove(cc, s);
+        slab_park(heap, s);
+    }
 }
 
 /* A local free took `used` to 0 or landed in a parked slab. */

@@ -2,6 +2,8 @@
 #ifndef HAKMEM_TRACE_H
 #define HAKMEM_TRACE_H
 
+#include <errno.h>
+
 #include "internal.h"
 
 #if defined(HAKMEM_TRACING) && HAKMEM_TRACING
@@ -34,9 +36,11 @@ extern HAK_TLS uint8_t hak_trace_busy;
 #define HAK_TRACE_PICK_1(event, ...)                                                   \
     do {                                                                               \
         if (lttng_ust_tracepoint_enabled(hakmem, event) && !hak_trace_busy) {          \
+            int hak_trace_errno = errno; /* the tracer's own syscalls must not show */ \
             hak_trace_busy = 1;                                                        \
             lttng_ust_do_tracepoint(hakmem, event, __VA_ARGS__);                       \
             hak_trace_busy = 0;                                                        \
+            errno = hak_trace_errno;                                                   \
         }                                                                              \
     } while (0)
 #else

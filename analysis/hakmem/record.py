@@ -1,5 +1,6 @@
 """`hakmem-trace record`: run a command on libhakmem-trace.so under an LTTng session and keep the trace."""
 
+import fcntl
 import os
 import shutil
 import signal
@@ -48,6 +49,35 @@ def find_fork_library():
         if p.exists():
             return str(p)
     raise RecordError(f"{FORK_LIB} not found: install liblttng-ust1 (Debian)")
+
+
+def lock_path():
+    """One recording at a time per user: a run stops the daemon it started even if another run uses it, and
+    root has a single daemon (/var/run/lttng). Fixed path, whatever TMPDIR says."""
+    return Path("/tmp") / f"hakmem-trace-lttng-{os.geteuid()}.lock"
+
+
+class RecordingLock:
+    """Holds lock_path() exclusively. A parent that already holds it (a benchmark timing runs with no daemon
+    in between) passes its descriptor in HAKMEM_TRACE_LOCK_FD: locking the same open file again succeeds."""
+
+    def __enter__(self):
+        inherited = os.environ.get("HAKMEM_TRACE_LOCK_FD")
+        self.fd = int(inherited) if inherited and inherited.isdigit() else None
+        self.owned = self.fd is None
+        if self.owned:
+            self.fd = os.open(lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"hakmem-trace: waiting for another recording to finish (lock {lock_path()})", file=sys.stderr)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        if self.owned:
+            os.close(self.fd)
+        return False
 
 
 class SessionDaemon:
@@ -135,7 +165,7 @@ def record(args):
         out = Path(tempfile.mkdtemp(prefix="hakmem-trace-"))  # mode 0700
     name = f"hakmem-{os.getpid()}-{int(time.time())}"
     trigger = f"{name}-oom"
-    with SessionDaemon():
+    with RecordingLock(), SessionDaemon():
         if args.set_url:
             _lttng("create", name, f"--set-url={args.set_url}")
         elif args.flight_recorder:

@@ -30,6 +30,20 @@ static void *leaver(void *arg) {
     return NULL;
 }
 
+#define KEEP_CLASS 7 /* 1024 bytes */
+#define KEEP_N ((64 * 1024 - 8192) / 1024 + 31 * 64) /* one chunk of class 7, every slab full */
+static void *kept[KEEP_N];
+
+/* Exits with every block still live: its full slabs are abandoned with nothing to hand out. */
+static void *keeper(void *arg) {
+    (void)arg;
+    for (int i = 0; i < KEEP_N; i++) {
+        kept[i] = hak_malloc(1024);
+        CHECK(kept[i], "keeper malloc %d", i);
+    }
+    return NULL;
+}
+
 static void *handoff[CHURN_LEFT];
 
 static void *churner(void *arg) {
@@ -66,6 +80,21 @@ int main(void) {
     }
     CHECK(head_abandoned(lh) == 0, "freeing the last blocks drained every abandoned slab (%u left)", head_abandoned(lh));
     CHECK(head_slabs_in_use(lh) == 0, "all slabs back in their chunks (%u in use)", head_slabs_in_use(lh));
+
+    /* A refill that adopts must not take a slab with nothing to hand out for an OOM. */
+    pthread_create(&t, NULL, keeper, NULL);
+    pthread_join(t, NULL);
+    CHECK(head_abandoned(&hak_heads[KEEP_CLASS]) > 0, "the keeper's full slabs are abandoned");
+    for (int i = 0; i < KEEP_N; i++) {
+        void *p = hak_malloc(1024);
+        CHECK(p, "malloc(1024) #%d returned NULL with no cap next to a dead thread's full slabs", i);
+        hak_free(p);
+        p = hak_malloc(1024);
+        CHECK(p, "malloc(1024) #%d (held) returned NULL", i);
+        kept[i] = (hak_free(kept[i]), p);
+    }
+    for (int i = 0; i < KEEP_N; i++) hak_free(kept[i]);
+    CHECK(head_abandoned(&hak_heads[KEEP_CLASS]) == 0, "the dead thread's slabs drained");
 
     hak_superslab_head *ch = &hak_heads[CHURN_CLASS];
     unsigned max_chunks = 0;

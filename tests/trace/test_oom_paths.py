@@ -1,0 +1,95 @@
+#!/usr/bin/python3
+"""test_oom_paths.py — every OOM of a capped 4-thread run is in the trace, on the thread that got the NULL, behind
+the full chain of refill decisions with matching fields, and nothing was lost.
+
+Usage: test_oom_paths.py --lib LIBHAKMEM_TRACE --workload TRACE_OOM_WORKLOAD --mid-simple 0|1
+In a build with only some events (HAKMEM_TRACE_COMPILED_EVENTS), only those may appear in the trace.
+"""
+import argparse
+import collections
+import os
+
+import tracetest as tt
+from hakmem import catalogue
+
+CAP = "48M"          # big enough for the tracer's own allocations in the traced process
+REFUSALS = 3         # NULLs each of the workload's 4 threads waits for
+CLASS, BLOCK = 4, 128
+FULL = 0xFFFFFFFF
+
+
+def subsequence(names, wanted):
+    it = iter(names)
+    return all(any(n == w for n in it) for w in wanted)
+
+
+def check_path(oom, path, simple):
+    names = [e["name"].split(":", 1)[1] for e in path]
+    tt.check(subsequence(names, catalogue.OOM_PATH),
+             f"OOM on vtid {oom['vtid']} (seq {oom['seq']}): path {names} lacks the order {catalogue.OOM_PATH}")
+    for e in path:
+        tt.check(e["class_idx"] == CLASS and e["block_size"] == BLOCK,
+                 f"{e['name']} of the OOM path reports class {e['class_idx']}/{e['block_size']}")
+    by = collections.defaultdict(list)
+    for e in path:
+        by[e["name"].split(":", 1)[1]].append(e)
+    tt.check(any(b["bitmap"] == FULL and b["full_mask"] == FULL and b["active_slabs"] == 32
+                 and b["outcome"] == "full" for b in by["bitmap_check"]),
+             f"no bitmap_check saw a full chunk: {by['bitmap_check']}")
+    mid = by["mid_simple_choice"][0]
+    tt.check(mid["enabled"] == int(simple) and mid["path"] == ("simple" if simple else "multi_stage"),
+             f"mid_simple_choice {mid} with HAKMEM_TINY_MID_REFILL_SIMPLE={int(simple)}")
+    tt.check(any(x["outcome"] == "failed" for x in by["chunk_expand"]), f"no failed expansion: {by['chunk_expand']}")
+    for f in by["superslab_alloc_fail"]:
+        tt.check(f["err"] == 12 and f["reason"] == "cap" and f["bytes"] == 2 * 1024 * 1024,
+                 f"superslab_alloc_fail {f}: want errno 12, reason cap, 2 MiB")
+    tt.check(by["refill_exit"][-1]["result"] == "null", f"refill_exit {by['refill_exit'][-1]}")
+    tt.check(oom["size"] == BLOCK, f"oom size {oom['size']}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lib", required=True)
+    ap.add_argument("--workload", required=True)
+    ap.add_argument("--mid-simple", choices=("0", "1"), default="0")
+    args = ap.parse_args()
+    tt.require_tracing()
+    simple = args.mid_simple == "1"
+    compiled = tt.compiled_events()
+    full = compiled == set(catalogue.EVENTS)
+
+    log = tt.workdir() / "nulls.log"
+    env = dict(os.environ, HAKMEM_MAX_MEMORY=CAP, HAKMEM_TINY_MID_REFILL_SIMPLE=args.mid_simple)
+    status, trace = tt.record([args.workload, log, REFUSALS], lib=args.lib, env=env, timeout=300)
+    tt.check(status == 0, f"the workload exited with status {status}")
+    nulls = [line.split() for line in log.read_text().splitlines()]
+    tt.check(len(nulls) == 4 * REFUSALS, f"the workload logged {len(nulls)} NULLs, want {4 * REFUSALS}")
+    tt.check(all(n[1] == str(BLOCK) and n[2] == "12" for n in nulls), f"NULLs without ENOMEM: {nulls}")
+
+    t = tt.read_trace(trace)
+    tt.check(t.discarded_events == 0, f"{t.discarded_events} events were discarded")
+    names = {e["name"] for e in t.events}
+    stray = {n for n in names if n.split(":", 1)[1] not in compiled}
+    tt.check(not stray, f"events compiled out of this build appear in the trace: {stray}")
+    ooms = t.named("hakmem:oom")
+    tt.check(sorted(str(o["vtid"]) for o in ooms) == sorted(n[0] for n in nulls),
+             f"OOM events on vtids {sorted(o['vtid'] for o in ooms)}, NULLs on {sorted(n[0] for n in nulls)}")
+
+    if full:
+        by_refill = collections.defaultdict(list)
+        for e in t.events:
+            if e["name"] != "hakmem:oom":
+                by_refill[(e["vpid"], e["vtid"], e["seq"])].append(e)
+        for oom in ooms:
+            path = by_refill[(oom["vpid"], oom["vtid"], oom["seq"])] + [oom]
+            check_path(oom, path, simple)
+    else:
+        fails = t.named("hakmem:superslab_alloc_fail")
+        tt.check(len(fails) >= len(ooms), f"{len(ooms)} OOMs but {len(fails)} superslab_alloc_fail events")
+    tt.ok(f"{len(ooms)} OOMs, each on the thread that got the NULL"
+          + (", each behind its full decision path" if full else
+             f"; only {sorted(compiled)} recorded"))
+
+
+if __name__ == "__main__":
+    main()
