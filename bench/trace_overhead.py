@@ -33,6 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = "/usr/bin/python3"
 HAKMEM_TRACE = REPO / "analysis" / "hakmem-trace"
+sys.path.insert(0, str(REPO / "analysis"))
+from hakmem.record import lttng_daemons  # noqa: E402
 TARGET_B, TARGET_C = 1.03, 1.25
 LOCK = f"/tmp/hakmem-trace-lttng-{os.geteuid()}.lock"  # as analysis/hakmem/record.py lock_path()
 
@@ -53,19 +55,7 @@ VARIANTS = {
 
 def live_sessionds():
     """pids of live (not zombie) lttng-sessiond processes."""
-    pids = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        state = stat[stat.rindex(")") + 2:].split()[0]
-        if comm == "lttng-sessiond" and state != "Z":
-            pids.append(int(d.name))
-    return sorted(pids)
+    return [pid for pid, comm in lttng_daemons() if comm == "lttng-sessiond"]
 
 
 class Bench:

@@ -126,6 +126,23 @@ class SessionDaemon:
         return False
 
 
+def lttng_daemons():
+    """(pid, comm) of the live (not zombie) lttng-sessiond / lttng-relayd / lttng-consumerd processes."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        state = stat[stat.rindex(")") + 2:].split()[0]
+        if comm.startswith("lttng-") and state != "Z":
+            out.append((int(d.name), comm))
+    return sorted(out)
+
+
 def _zombie(pid):
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"

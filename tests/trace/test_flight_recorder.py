@@ -9,7 +9,6 @@ newest packets: it may start in the middle of a path and may report discarded pa
 
 usage: test_flight_recorder.py --lib libhakmem-trace.so --stress stress_seed_libc
 """
-import argparse
 import os
 
 import tracetest as tt
@@ -20,12 +19,8 @@ LARGE_CLASS = 255  # the oom event's class for the large path (catalogue.LARGE_C
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--lib", help="libhakmem-trace.so (default $HAKMEM_TRACE_LIB)")
-    ap.add_argument("--stress", required=True, help="stress_seed_libc (the seed scenario through plain malloc)")
-    args = ap.parse_args()
-    tt.require_tracing()
-    lib = tt.trace_library(args.lib)
+    args = tt.arguments(stress="stress_seed_libc (the seed scenario through plain malloc)")
+    lib = args.lib
 
     work = tt.workdir()
     env = dict(os.environ, HAKMEM_MAX_MEMORY=CAP)

@@ -8,7 +8,6 @@ parent's vpid; without the allocator's fork handlers the child would hang or fai
 
 usage: test_fork.py --lib libhakmem-trace.so --program trace_fork_program
 """
-import argparse
 from collections import Counter
 
 import tracetest as tt
@@ -35,12 +34,8 @@ def read_pid(path, who):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--lib", help="libhakmem-trace.so (default $HAKMEM_TRACE_LIB)")
-    ap.add_argument("--program", required=True, help="trace_fork_program")
-    args = ap.parse_args()
-    tt.require_tracing()
-    lib = tt.trace_library(args.lib)
+    args = tt.arguments(program="trace_fork_program")
+    lib = args.lib
 
     work = tt.workdir()
     child_file, parent_file = work / "child.pid", work / "parent.pid"

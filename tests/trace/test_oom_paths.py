@@ -5,7 +5,6 @@ the full chain of refill decisions with matching fields, and nothing was lost.
 Usage: test_oom_paths.py --lib LIBHAKMEM_TRACE --workload TRACE_OOM_WORKLOAD --mid-simple 0|1
 In a build with only some events (HAKMEM_TRACE_COMPILED_EVENTS), only those may appear in the trace.
 """
-import argparse
 import collections
 import os
 
@@ -48,12 +47,8 @@ def check_path(oom, path, simple):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--lib", required=True)
-    ap.add_argument("--workload", required=True)
-    ap.add_argument("--mid-simple", choices=("0", "1"), default="0")
-    args = ap.parse_args()
-    tt.require_tracing()
+    args = tt.arguments(workload="trace_oom_workload", mid_simple="HAKMEM_TINY_MID_REFILL_SIMPLE: 0 or 1")
+    tt.check(args.mid_simple in ("0", "1"), f"--mid-simple {args.mid_simple}: 0 or 1")
     simple = args.mid_simple == "1"
     compiled = tt.compiled_events()
     full = compiled == set(catalogue.EVENTS)

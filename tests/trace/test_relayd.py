@@ -9,7 +9,6 @@ by its pid whatever happens.
 
 usage: test_relayd.py --lib libhakmem-trace.so --stress stress_seed_libc
 """
-import argparse
 import shutil
 import signal
 import socket
@@ -116,14 +115,10 @@ class Relayd:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--lib", help="libhakmem-trace.so (default $HAKMEM_TRACE_LIB)")
-    ap.add_argument("--stress", required=True, help="stress_seed_libc (the seed scenario through plain malloc)")
-    args = ap.parse_args()
-    tt.require_tracing()
+    args = tt.arguments(stress="stress_seed_libc (the seed scenario through plain malloc)")
     if shutil.which("lttng-relayd") is None:
         tt.skip("lttng-relayd not found (apt-get install lttng-tools)")
-    lib = tt.trace_library(args.lib)
+    lib = args.lib
 
     work = tt.workdir()
     relay_out = work / "relayd-output"

@@ -62,6 +62,20 @@ def ok(msg):
 
 # ---- environment ----
 
+def arguments(**required):
+    """Parse --lib (default $HAKMEM_TRACE_LIB) and the required options given as name=help; skip where tracing is
+    not installed; return the arguments with args.lib resolved to an existing libhakmem-trace.so."""
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lib", help="libhakmem-trace.so (default $HAKMEM_TRACE_LIB)")
+    for name, help_text in required.items():
+        ap.add_argument("--" + name.replace("_", "-"), required=True, help=help_text)
+    args = ap.parse_args()
+    require_tracing()
+    args.lib = trace_library(args.lib)
+    return args
+
+
 def require_tracing():
     """Skip where LTTng or the Babeltrace2 bindings are not installed (CI installs them: there the tests run)."""
     for tool in ("lttng", "lttng-sessiond"):
@@ -260,18 +274,4 @@ def count_discarded(path, packets=False):
 
 # ---- processes ----
 
-def lttng_daemons():
-    """(pid, comm) of the live (not zombie) lttng-sessiond / lttng-relayd / lttng-consumerd processes."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        state = stat[stat.rindex(")") + 2:].split()[0]
-        if comm.startswith("lttng-") and state != "Z":
-            out.append((int(d.name), comm))
-    return sorted(out)
+from hakmem.record import lttng_daemons  # noqa: E402,F401  (re-exported for the tests)
