@@ -41,7 +41,7 @@ void hak_options_init(void);
 /* Parsers, exposed for unit tests; return false on malformed input. */
 bool hak_parse_size(const char *text, uint64_t *out);
 bool hak_parse_fault(const char *text, hak_fault_spec *out);
-bool hak_fault_fires(const hak_fault_spec *spec, _Atomic uint64_t *calls);
+bool hak_fault_fires(const hak_fault_spec *spec, _Atomic uint64_t *calls, unsigned class_idx);
 
 /* ---- diag.c ---- diagnostics straight to fd 2: no stdio, no allocation */
 void hak_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

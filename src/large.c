@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include "internal.h"
+#include "trace.h"
 
 #define LARGE_MAGIC 0x48414b4d4c415247ull /* "HAKMLARG" */
 #define LARGE_HEADER 64u
@@ -28,26 +29,31 @@ static hak_large_header *header_of(const void *p) {
     return (hak_large_header *)(((uintptr_t)p - 1) & ~(uintptr_t)HAK_CHUNK_MASK);
 }
 
+/* The large path's refusal is reported like a chunk's: superslab_alloc_fail
+ * with the large class, then (by the caller) oom. */
+static void *large_refused(const hak_os_failure *why) {
+    hak_count(HAK_NUM_CLASSES, HAK_CTR_FAILURES);
+    hak_count(HAK_NUM_CLASSES, HAK_CTR_OOMS);
+    HAK_TRACE(superslab_alloc_fail, HAKMEM_TP_LARGE_CLASS, 0, hak_tls_heap->refill_seq, why->bytes, why->err,
+              (int)why->reason);
+    errno = ENOMEM;
+    return NULL;
+}
+
 void *large_alloc(size_t size, size_t align) {
     hak_ensure_init();
     if (align < LARGE_HEADER) align = LARGE_HEADER;
     size_t map_align = align > HAK_CHUNK_SIZE ? align : HAK_CHUNK_SIZE;
     size_t offset = align; /* user pointer = map_base + offset */
+    hak_os_failure why;
     if (size > PTRDIFF_MAX - offset - hak_os_page_size()) {
-        hak_count(HAK_NUM_CLASSES, HAK_CTR_OOMS);
-        errno = ENOMEM;
-        return NULL;
+        why = (hak_os_failure){.reason = HAK_FAIL_OS, .err = ENOMEM, .bytes = size};
+        return large_refused(&why);
     }
     size_t map_size = page_round(offset + size);
-    hak_os_failure why;
     uint8_t *base = hak_os_map(map_size, map_align, &why);
     if (!base && superslab_reclaim_empty() > 0) base = hak_os_map(map_size, map_align, &why);
-    if (!base) {
-        hak_count(HAK_NUM_CLASSES, HAK_CTR_FAILURES);
-        hak_count(HAK_NUM_CLASSES, HAK_CTR_OOMS);
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (!base) return large_refused(&why);
     uint8_t *user = base + offset;
     hak_large_header *h = header_of(user);
     h->magic = LARGE_MAGIC;

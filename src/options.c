@@ -66,12 +66,12 @@ static bool parse_probability(const char **pp, uint64_t *threshold) {
 }
 
 bool hak_parse_fault(const char *text, hak_fault_spec *out) {
-    hak_fault_spec spec = {0};
+    hak_fault_spec spec = {.class_filter = -1};
     const char *p = text;
     if (!p) return false;
     if (strncmp(p, "every:", 6) == 0) {
         p += 6;
-        if (!parse_u64(&p, &spec.every) || spec.every == 0 || *p != '\0') return false;
+        if (!parse_u64(&p, &spec.every) || spec.every == 0) return false;
         spec.mode = HAK_FAULT_EVERY;
     } else if (strncmp(p, "prob:", 5) == 0) {
         p += 5;
@@ -81,13 +81,20 @@ bool hak_parse_fault(const char *text, hak_fault_spec *out) {
             p++;
             if (!parse_u64(&p, &spec.seed)) return false;
         }
-        if (*p != '\0') return false;
         spec.mode = HAK_FAULT_PROB;
     } else if (strcmp(p, "off") == 0 || strcmp(p, "0") == 0 || *p == '\0') {
-        spec.mode = HAK_FAULT_OFF;
+        *out = spec;
+        return true;
     } else {
         return false;
     }
+    if (*p == '/') {
+        uint64_t c;
+        p++;
+        if (!parse_u64(&p, &c) || c >= HAK_NUM_CLASSES) return false;
+        spec.class_filter = (int)c;
+    }
+    if (*p != '\0') return false;
     *out = spec;
     return true;
 }
@@ -99,10 +106,11 @@ static uint64_t splitmix64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-/* Call n (counting from 1) fails when the spec says so; the sequence depends
+/* Call n (counting from 1, calls of the filtered class only) fails when the spec says so; the sequence depends
  * only on the seed and the call order, so a run can be replayed. */
-bool hak_fault_fires(const hak_fault_spec *spec, _Atomic uint64_t *calls) {
+bool hak_fault_fires(const hak_fault_spec *spec, _Atomic uint64_t *calls, unsigned class_idx) {
     if (spec->mode == HAK_FAULT_OFF) return false;
+    if (spec->class_filter >= 0 && (unsigned)spec->class_filter != class_idx) return false;
     uint64_t n = atomic_fetch_add_explicit(calls, 1, memory_order_relaxed) + 1;
     if (spec->mode == HAK_FAULT_EVERY) return n % spec->every == 0;
     return splitmix64(spec->seed ^ splitmix64(n)) < spec->threshold;

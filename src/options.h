@@ -13,7 +13,8 @@
     X(MAX_MEMORY, "HAKMEM_MAX_MEMORY", size, "0 (no cap)",                                    \
       "cap on bytes hakmem maps (K/M/G suffixes); beyond it allocation fails with ENOMEM")    \
     X(FAULT_SUPERSLAB, "HAKMEM_FAULT_SUPERSLAB", fault, "off",                                \
-      "every:N or prob:P[:SEED]: make superslab_allocate fail as if the OS refused")          \
+      "every:N or prob:P[:SEED], optionally /CLASS: make superslab_allocate fail as if the "  \
+      "OS refused (for that size class only)")                                                \
     X(STATS, "HAKMEM_STATS", bool, "0", "1: print counters to stderr at exit")
 
 typedef enum hak_fault_mode { HAK_FAULT_OFF, HAK_FAULT_EVERY, HAK_FAULT_PROB } hak_fault_mode;
@@ -23,6 +24,7 @@ typedef struct hak_fault_spec {
     uint64_t every;      /* HAK_FAULT_EVERY: the Nth, 2Nth, ... call fails */
     uint64_t threshold;  /* HAK_FAULT_PROB: fail when hash < threshold (P * 2^64) */
     uint64_t seed;
+    int class_filter;    /* -1: every class; else only superslab_allocate for this class */
 } hak_fault_spec;
 
 typedef struct hak_options {

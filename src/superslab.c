@@ -45,7 +45,7 @@ static void chunk_init_header(hak_superslab *c, unsigned class_idx) {
 }
 
 hak_superslab *superslab_allocate(unsigned class_idx, hak_os_failure *why) {
-    if (hak_fault_fires(&hak_opt.fault_superslab, &fault_calls)) {
+    if (hak_fault_fires(&hak_opt.fault_superslab, &fault_calls, class_idx)) {
         why->reason = HAK_FAIL_INJECTED;
         why->err = ENOMEM;
         why->bytes = HAK_CHUNK_SIZE;

@@ -1,19 +1,49 @@
 """The hakmem-trace command line: one subcommand per job; unusable input is one sentence and exit status 2."""
 
 import argparse
+import json
 import sys
 
 from . import record
+
+
+def _analysis(args):
+    from . import paths
+    return paths.analyse(args.trace)
+
+
+def oom_paths(args):
+    from . import report
+    result = _analysis(args)
+    print(json.dumps(result, indent=1) if args.json else report.oom_paths(result))
+    return 0
+
+
+def summary(args):
+    from . import report
+    result = _analysis(args)
+    print(json.dumps(result["summary"] | {"lost_events": result["lost_events"]}, indent=1) if args.json
+          else report.summary(result))
+    return 0
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="hakmem-trace", description="Record and explain hakmem allocator traces.")
     sub = parser.add_subparsers(dest="subcommand", required=True)
     record.add_parser(sub)
+    p = sub.add_parser("oom-paths", help="for every OOM: the thread, the path of decisions, what others did, why")
+    p.add_argument("--json", action="store_true", help="the whole analysis as JSON (schema in README)")
+    p.add_argument("trace", metavar="TRACE_DIR")
+    p.set_defaults(func=oom_paths)
+    p = sub.add_parser("summary", help="per class and per thread counts of every decision, and events lost")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("trace", metavar="TRACE_DIR")
+    p.set_defaults(func=summary)
     args = parser.parse_args(argv)
+    from .paths import TraceError
     try:
         return args.func(args)
-    except record.RecordError as e:
+    except (record.RecordError, TraceError) as e:
         print(f"hakmem-trace: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -190,8 +190,9 @@ def record(args):
         else:
             _lttng("create", name, f"--output={out}")
         try:
-            channel = ["enable-channel", "-u", "-s", name, CHANNEL, "--subbuf-size=1M", "--num-subbuf=8"]
-            if not args.flight_recorder:
+            channel = ["enable-channel", "-u", "-s", name, CHANNEL, f"--subbuf-size={args.subbuf_size}",
+                       f"--num-subbuf={args.num_subbuf}"]
+            if not args.flight_recorder and not args.discard:
                 # Blocking: the traced threads wait for buffer space instead of losing events.
                 channel.append("--blocking-timeout=inf")
             _lttng(*channel)
@@ -209,7 +210,8 @@ def record(args):
             env = dict(os.environ)
             preload = [lib, fork_lib] + [p for p in env.get("LD_PRELOAD", "").split(":") if p]
             env["LD_PRELOAD"] = ":".join(preload)
-            env["LTTNG_UST_ALLOW_BLOCKING"] = "1"
+            if not args.discard:
+                env["LTTNG_UST_ALLOW_BLOCKING"] = "1"
             try:
                 proc = subprocess.run(args.command, env=env)
                 status = _exit_status(proc.returncode)
@@ -244,5 +246,9 @@ def add_parser(sub):
     p.add_argument("--loglevel", help="only events at this LTTng loglevel or more severe, e.g. TRACE_WARNING")
     p.add_argument("--set-url", help="stream to an lttng-relayd, e.g. net://collector")
     p.add_argument("--lib", help=f"path of {LIB_NAME} (default: build/trace, then installed)")
+    p.add_argument("--discard", action="store_true",
+                   help="never make the program wait for buffer space: events may be lost (and are reported)")
+    p.add_argument("--subbuf-size", default="1M", help="LTTng sub-buffer size (default 1M)")
+    p.add_argument("--num-subbuf", default="8", help="LTTng sub-buffers per CPU (default 8)")
     p.add_argument("command", nargs="*", metavar="CMD", help="the command to run, after --")
     p.set_defaults(func=record)

@@ -24,27 +24,39 @@ int main(void) {
     CHECK(hak_parse_fault("prob:0.25:42", &f) && f.mode == HAK_FAULT_PROB && f.seed == 42, "prob with seed");
     CHECK(hak_parse_fault("prob:1", &f) && f.threshold == UINT64_MAX, "prob:1 always fires");
     CHECK(hak_parse_fault("off", &f) && f.mode == HAK_FAULT_OFF, "off");
-    const char *badf[] = {"every:0", "every:", "prob:1.5", "prob:x", "prob:0.5:", "sometimes", "every:3x"};
+    CHECK(hak_parse_fault("every:2/4", &f) && f.every == 2 && f.class_filter == 4, "every:2/4");
+    CHECK(hak_parse_fault("prob:0.5:9/27", &f) && f.seed == 9 && f.class_filter == 27, "prob:0.5:9/27");
+    CHECK(hak_parse_fault("every:2", &f) && f.class_filter == -1, "no filter: every class");
+    const char *badf[] = {"every:0", "every:", "prob:1.5", "prob:x", "prob:0.5:", "sometimes", "every:3x",
+                          "every:2/28", "every:2/", "every:2/x"};
     for (size_t i = 0; i < sizeof badf / sizeof *badf; i++)
         CHECK(!hak_parse_fault(badf[i], &f), "'%s' must be refused", badf[i]);
 
     /* every:3 fires on calls 3, 6, 9, ... */
     _Atomic uint64_t calls = 0;
     hak_parse_fault("every:3", &f);
-    for (int i = 1; i <= 30; i++) CHECK(hak_fault_fires(&f, &calls) == (i % 3 == 0), "every:3 call %d", i);
+    for (int i = 1; i <= 30; i++) CHECK(hak_fault_fires(&f, &calls, 4) == (i % 3 == 0), "every:3 call %d", i);
+
+    /* A class filter: other classes never fail and do not count. */
+    hak_parse_fault("every:2/4", &f);
+    _Atomic uint64_t fc = 0;
+    for (int i = 1; i <= 20; i++) {
+        CHECK(!hak_fault_fires(&f, &fc, 5), "class 5 is not filtered in");
+        CHECK(hak_fault_fires(&f, &fc, 4) == (i % 2 == 0), "every:2/4 call %d of class 4", i);
+    }
 
     /* prob:P fires on about P of the calls, and the same seed replays the same sequence. */
     hak_parse_fault("prob:0.25:7", &f);
     _Atomic uint64_t c1 = 0, c2 = 0;
     int fired = 0;
     for (int i = 0; i < 100000; i++) {
-        bool a = hak_fault_fires(&f, &c1), b = hak_fault_fires(&f, &c2);
+        bool a = hak_fault_fires(&f, &c1, 4), b = hak_fault_fires(&f, &c2, 4);
         CHECK(a == b, "same seed, same sequence (call %d)", i);
         fired += a;
     }
     CHECK(fired > 23000 && fired < 27000, "prob:0.25 fired %d of 100000", fired);
     hak_parse_fault("prob:0", &f);
-    for (int i = 0; i < 1000; i++) CHECK(!hak_fault_fires(&f, &c1), "prob:0 never fires");
+    for (int i = 0; i < 1000; i++) CHECK(!hak_fault_fires(&f, &c1, 4), "prob:0 never fires");
     puts("options ok");
     return 0;
 }

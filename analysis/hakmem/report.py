@@ -1,0 +1,95 @@
+"""Text renderings of an analysis: `oom-paths` and `summary` (the JSON is the analysis itself)."""
+
+import time
+
+ERRNO = {12: "ENOMEM", 11: "EAGAIN", 22: "EINVAL", 0: "0"}
+
+
+def clock(ns):
+    if ns is None:
+        return "?"
+    return time.strftime("%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}"
+
+
+def us(ns):
+    return f"+{ns / 1000:.1f} µs"
+
+
+def describe(event, f):
+    """One line of key fields per event kind."""
+    if event == "refill_enter":
+        return f"thread chunk {f['thread_chunk']:#x}, head current_chunk {f['current_chunk']:#x}"
+    if event == "bitmap_check":
+        return (f"chunk {f['chunk']:#x} bitmap {f['bitmap']:#010x}/{f['full_mask']:#010x} "
+                f"active {f['active_slabs']}/{f['capacity']}: {f['outcome']}")
+    if event == "mid_simple_choice":
+        return f"{f['path']} path (HAKMEM_TINY_MID_REFILL_SIMPLE {'on' if f['enabled'] else 'off'}: {f['why']})"
+    if event == "chunk_expand":
+        return (f"{f['outcome']}, current_chunk {f['chunk']:#x}, {f['chunk_count']} chunks"
+                + (", after waiting for another expanding thread" if f.get("waited") else ""))
+    if event == "superslab_alloc_fail":
+        return f"{f['bytes']} bytes refused: errno {f['err']} ({ERRNO.get(f['err'], '?')}), reason {f['reason']}"
+    if event == "refill_exit":
+        return f"{f['result']}" + (f", slab {f['slab']:#x}" if f.get("slab") else "")
+    if event == "oom":
+        return f"malloc({f['size']}) returns NULL, errno ENOMEM"
+    return ", ".join(f"{k} {v}" for k, v in f.items())
+
+
+def class_text(cls, block):
+    return "large path" if cls == 255 else f"class {cls} ({block} B)"
+
+
+def oom_paths(report):
+    lines = []
+    ooms = report["ooms"]
+    lost = report["lost_events"]
+    lines.append(f"{len(ooms)} OOM(s); events lost: {lost['discarded_events']} discarded events, "
+                 f"{lost['discarded_packets']} discarded packets")
+    for o in ooms:
+        lines.append("")
+        lines.append(f"OOM {o['index']}/{len(ooms)}: pid {o['vpid']} tid {o['vtid']} {o['thread']} at "
+                     f"{clock(o['time_ns'])}, {class_text(o['class'], o['block_size'])}, size {o['size']}")
+        lines.append(f"  cause: {o['cause']} — {o['cause_detail']}")
+        if o["begins_midway"]:
+            lines.append("  (the trace begins in the middle of this path: earlier decisions are not recorded)")
+        lines.append(f"  path (refill seq {o['seq']}):")
+        for step in o["path"]:
+            lines.append(f"    {step['step']:>2}. {us(step['offset_ns']):>14}  {step['event']:<20} "
+                         f"{describe(step['event'], step['fields'])}")
+        if o["context"]:
+            lines.append("  meanwhile, other threads on this class:")
+            for c in o["context"]:
+                lines.append(f"      {us(c['offset_ns']):>14}  tid {c['vtid']:<7} {c['event']:<20} "
+                             f"{describe(c['event'], c['fields'])}")
+        for n in o["notes"]:
+            lines.append(f"  note: {n}")
+    return "\n".join(lines)
+
+
+def summary(report):
+    s = report["summary"]
+    lost = report["lost_events"]
+    lines = [f"{s['hakmem_events']} hakmem events ({s['events']} in all) from {clock(s['first_ns'])} to "
+             f"{clock(s['last_ns'])}; events lost: {lost['discarded_events']} discarded events, "
+             f"{lost['discarded_packets']} discarded packets"]
+    lines.append("")
+    lines.append(f"{'class':>6} {'size':>6} {'refills':>8} {'claimed':>8} {'full':>6} {'lost':>5} {'simple':>7} "
+                 f"{'multi':>6} {'reused':>7} {'new':>5} {'exp.lost':>8} {'failed':>6} {'os':>4} {'cap':>5} "
+                 f"{'inj':>5} {'ooms':>6}")
+    for cls, c in s["classes"].items():
+        b, m, x, f = c["bitmap_checks"], c["mid_simple_choices"], c["expansions"], c["failures"]
+        name = "large" if cls == "255" else cls
+        lines.append(f"{name:>6} {c['block_size'] or 0:>6} {c['refills']:>8} {b.get('claimed', 0):>8} "
+                     f"{b.get('full', 0):>6} {b.get('lost_race', 0):>5} {m.get('simple', 0):>7} "
+                     f"{m.get('multi_stage', 0):>6} {x.get('reused_chained_chunk', 0):>7} {x.get('new_chunk', 0):>5} "
+                     f"{x.get('lost_race', 0):>8} {x.get('failed', 0):>6} {f.get('os', 0):>4} {f.get('cap', 0):>5} "
+                     f"{f.get('injected', 0):>5} {c['ooms']:>6}")
+    lines.append("")
+    lines.append("threads with OOMs:" if any(t["ooms"] for t in s["threads"]) else "no OOM")
+    for t in s["threads"]:
+        if t["ooms"]:
+            lines.append(f"  pid {t['vpid']} tid {t['vtid']} {t['thread']}: {t['ooms']} OOM(s)")
+    if s["causes"]:
+        lines.append("causes: " + ", ".join(f"{k} {v}" for k, v in sorted(s["causes"].items())))
+    return "\n".join(lines)
