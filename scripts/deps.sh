@@ -17,6 +17,7 @@ hak_need_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# What building and testing hakmem needs on Debian 12 (LTTng-UST and Babeltrace2 for the trace build).
+# What building and testing hakmem needs on Debian 12 (LTTng-UST and Babeltrace2 for the trace build,
+# chromium to render the timeline in a test).
 HAK_BUILD_PACKAGES=(gcc make cmake libc6-dev git coreutils python3 sqlite3 binutils
-  lttng-tools liblttng-ust-dev babeltrace2 python3-bt2 libbabeltrace2-python-plugin-provider)
+  lttng-tools liblttng-ust-dev babeltrace2 python3-bt2 libbabeltrace2-python-plugin-provider chromium)

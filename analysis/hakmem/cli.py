@@ -4,7 +4,7 @@ import argparse
 import json
 import sys
 
-from . import record
+from . import record, timeline
 
 
 def _analysis(args):
@@ -39,6 +39,7 @@ def main(argv=None):
     p.add_argument("--json", action="store_true")
     p.add_argument("trace", metavar="TRACE_DIR")
     p.set_defaults(func=summary)
+    timeline.add_parser(sub)
     args = parser.parse_args(argv)
     from .paths import TraceError
     try:

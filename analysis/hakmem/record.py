@@ -172,8 +172,9 @@ def _exit_status(returncode):
 def record(args):
     if not args.command:
         raise RecordError("nothing to run: hakmem-trace record [options] -- CMD ARGS...")
-    lib = find_trace_library(args.lib)
-    fork_lib = find_fork_library()
+    # --no-preload: the command links the hakmem provider itself (or is recorded as is): nothing is preloaded.
+    lib = None if args.no_preload else find_trace_library(args.lib)
+    fork_lib = None if args.no_preload else find_fork_library()
     events = _event_names(args.events)
     if args.output:
         out = Path(args.output).resolve()
@@ -208,8 +209,9 @@ def record(args):
                        f"--name={catalogue.full_name('oom')}", f"--action=snapshot-session", name,
                        "--rate-policy=once-after:1")
             env = dict(os.environ)
-            preload = [lib, fork_lib] + [p for p in env.get("LD_PRELOAD", "").split(":") if p]
-            env["LD_PRELOAD"] = ":".join(preload)
+            if not args.no_preload:
+                preload = [lib, fork_lib] + [p for p in env.get("LD_PRELOAD", "").split(":") if p]
+                env["LD_PRELOAD"] = ":".join(preload)
             if not args.discard:
                 env["LTTNG_UST_ALLOW_BLOCKING"] = "1"
             try:
@@ -246,6 +248,9 @@ def add_parser(sub):
     p.add_argument("--loglevel", help="only events at this LTTng loglevel or more severe, e.g. TRACE_WARNING")
     p.add_argument("--set-url", help="stream to an lttng-relayd, e.g. net://collector")
     p.add_argument("--lib", help=f"path of {LIB_NAME} (default: build/trace, then installed)")
+    p.add_argument("--no-preload", action="store_true",
+                   help=f"preload nothing (neither {LIB_NAME} nor the fork wrapper): for a program that links "
+                        "the hakmem provider itself, or to record one that does not use hakmem")
     p.add_argument("--discard", action="store_true",
                    help="never make the program wait for buffer space: events may be lost (and are reported)")
     p.add_argument("--subbuf-size", default="1M", help="LTTng sub-buffer size (default 1M)")

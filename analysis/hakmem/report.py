@@ -8,7 +8,10 @@ ERRNO = {12: "ENOMEM", 11: "EAGAIN", 22: "EINVAL", 0: "0"}
 def clock(ns):
     if ns is None:
         return "?"
-    return time.strftime("%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}"
+    try:
+        return time.strftime("%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}"
+    except (OverflowError, OSError, ValueError):  # a damaged timestamp
+        return f"{ns} ns"
 
 
 def us(ns):
@@ -16,7 +19,14 @@ def us(ns):
 
 
 def describe(event, f):
-    """One line of key fields per event kind."""
+    """One line of key fields per event kind (whatever the fields hold: a damaged trace must still print)."""
+    try:
+        return _describe(event, f)
+    except (KeyError, TypeError, ValueError):
+        return ", ".join(f"{k} {v}" for k, v in f.items())
+
+
+def _describe(event, f):
     if event == "refill_enter":
         return f"thread chunk {f['thread_chunk']:#x}, head current_chunk {f['current_chunk']:#x}"
     if event == "bitmap_check":
@@ -44,15 +54,29 @@ def oom_paths(report):
     lines = []
     ooms = report["ooms"]
     lost = report["lost_events"]
-    lines.append(f"{len(ooms)} OOM(s); events lost: {lost['discarded_events']} discarded events, "
+    s = report.get("summary", {})
+    total = s.get("ooms_total", len(ooms))
+    lines.append(f"{total} OOM(s); events lost: {lost['discarded_events']} discarded events, "
                  f"{lost['discarded_packets']} discarded packets")
+    if lost["discarded_events"] or lost["discarded_packets"]:
+        lines.append(f"  the trace is not complete: {len(lost['ranges'])} stretch(es) of it lost events; an OOM "
+                     "whose path overlaps one is marked incomplete")
+    if s.get("ooms_unlisted"):
+        from .paths import DETAIL_PER_CAUSE
+        lines.append(f"  {s['ooms_unlisted']} OOM(s) are counted but not listed: only the first {DETAIL_PER_CAUSE} "
+                     "of each cause are "
+                     "(causes of all: " + ", ".join(f"{k} {v}" for k, v in s.get("causes", {}).items()) + ")")
     for o in ooms:
         lines.append("")
-        lines.append(f"OOM {o['index']}/{len(ooms)}: pid {o['vpid']} tid {o['vtid']} {o['thread']} at "
+        lines.append(f"OOM {o['index']}/{total}: pid {o['vpid']} tid {o['vtid']} {o['thread']} at "
                      f"{clock(o['time_ns'])}, {class_text(o['class'], o['block_size'])}, size {o['size']}")
         lines.append(f"  cause: {o['cause']} — {o['cause_detail']}")
         if o["begins_midway"]:
-            lines.append("  (the trace begins in the middle of this path: earlier decisions are not recorded)")
+            if o["path"] and o["path"][0]["event"] == "refill_enter":
+                lines.append("  (the trace begins in the middle of this path: a CPU buffer of the snapshot begins "
+                             "after its first event, so what the thread did on that CPU before is missing)")
+            else:
+                lines.append("  (the trace begins in the middle of this path: earlier decisions are not recorded)")
         lines.append(f"  path (refill seq {o['seq']}):")
         for step in o["path"]:
             lines.append(f"    {step['step']:>2}. {us(step['offset_ns']):>14}  {step['event']:<20} "
@@ -60,7 +84,7 @@ def oom_paths(report):
         if o["context"]:
             lines.append("  meanwhile, other threads on this class:")
             for c in o["context"]:
-                lines.append(f"      {us(c['offset_ns']):>14}  tid {c['vtid']:<7} {c['event']:<20} "
+                lines.append(f"      {us(c['offset_ns']):>14}  tid {c['vtid']!s:<7} {c['event']:<20} "
                              f"{describe(c['event'], c['fields'])}")
         for n in o["notes"]:
             lines.append(f"  note: {n}")
@@ -73,6 +97,8 @@ def summary(report):
     lines = [f"{s['hakmem_events']} hakmem events ({s['events']} in all) from {clock(s['first_ns'])} to "
              f"{clock(s['last_ns'])}; events lost: {lost['discarded_events']} discarded events, "
              f"{lost['discarded_packets']} discarded packets"]
+    if lost["discarded_events"] or lost["discarded_packets"]:
+        lines.append("the trace is not complete: the counts below miss the lost events")
     lines.append("")
     lines.append(f"{'class':>6} {'size':>6} {'refills':>8} {'claimed':>8} {'full':>6} {'lost':>5} {'simple':>7} "
                  f"{'multi':>6} {'reused':>7} {'new':>5} {'exp.lost':>8} {'failed':>6} {'os':>4} {'cap':>5} "

@@ -16,8 +16,14 @@
 /* Built twice: against the hak_ API (STRESS_LIBC undefined; stats checked) and
  * against plain malloc for LD_PRELOAD runs. */
 #ifdef STRESS_LIBC
+#include <dlfcn.h>
 #define ALLOC(n) malloc(n)
 #define FREE(p) free(p)
+/* Under LD_PRELOAD=libhakmem.so the hak_ API is there too. */
+static void hak_collect(void) {
+    void (*collect)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "hak_collect");
+    if (collect) collect();
+}
 #else
 #include "hakmem.h"
 #define ALLOC(n) hak_malloc(n)
@@ -189,9 +195,7 @@ static void *thread_main(void *arg) {
          * hands them back (the allocator then gives empty chunks of any
          * class to whichever class needs memory). */
         free_everything(w);
-#ifndef STRESS_LIBC
         hak_collect();
-#endif
         long refused = nulls;
         pthread_barrier_wait(&barrier);
 

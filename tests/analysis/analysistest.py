@@ -1,0 +1,101 @@
+"""analysistest.py — shared helpers for the tests in tests/analysis, on top of tests/trace/tracetest.py.
+
+    import analysistest as at
+    tt = at.tt                                   # tracetest: arguments(), record(), check(), fail(), workdir() ...
+    rc, out, err = at.hakmem_trace("summary", trace)
+    report = at.oom_json(trace)                  # `hakmem-trace oom-paths --json`, checked to succeed
+    nulls = at.read_nulls(log)                   # trace_oom_workload's log: [(tid, size, errno)]
+
+Every hakmem-trace run has a timeout: a hang fails the test instead of blocking ctest.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "tests" / "trace"))
+import tracetest as tt  # noqa: E402
+
+CLI_TIMEOUT = 300
+# What a real allocator never does: in a trace of one, these causes are the analysis being wrong.
+FALSE_IN_REAL_RUNS = ("expansion_bypassed", "bitmap_inconsistent")
+
+
+def hakmem_trace(*args, timeout=CLI_TIMEOUT):
+    """Run `analysis/hakmem-trace ARGS`; return (returncode, stdout, stderr). Not finishing in time fails."""
+    argv = [tt.PYTHON, str(tt.HAKMEM_TRACE), *[str(a) for a in args]]
+    try:
+        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        tt.fail(f"hakmem-trace {' '.join(map(str, args))} did not finish within {timeout} s")
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def check_usable(rc, out, err, what):
+    """A run on usable input: status 0, output, and nothing alarming on stderr."""
+    tt.check(rc == 0, f"{what}: exit status {rc}, want 0; stderr: {err.strip()[-2000:]}")
+    tt.check("Traceback" not in err, f"{what}: a Python traceback on stderr:\n{err[-3000:]}")
+    tt.check(out.strip(), f"{what}: no output")
+
+
+def check_unusable(rc, out, err, what):
+    """Unusable input: exit status 2 and exactly one line on stderr, 'hakmem-trace: ...', no traceback."""
+    lines = err.splitlines()
+    tt.check("Traceback" not in err, f"{what}: a Python traceback on stderr:\n{err[-3000:]}")
+    tt.check(rc == 2, f"{what}: exit status {rc}, want 2; stderr: {err.strip()[-2000:]}")
+    tt.check(len(lines) == 1 and lines[0].startswith("hakmem-trace: "),
+             f"{what}: stderr must be one line starting 'hakmem-trace: ', got {len(lines)} line(s): {err[-2000:]!r}")
+
+
+def oom_json(trace, what=None):
+    """`hakmem-trace oom-paths --json TRACE`, required to succeed; the parsed report."""
+    what = what or f"oom-paths --json {trace}"
+    rc, out, err = hakmem_trace("oom-paths", "--json", trace)
+    check_usable(rc, out, err, what)
+    try:
+        report = json.loads(out)
+    except ValueError as e:
+        tt.fail(f"{what}: the output is not JSON ({e}): {out[:500]!r}")
+    tt.check(report.get("schema") == "hakmem-trace/1", f"{what}: schema {report.get('schema')!r}")
+    return report
+
+
+def text_report(trace, command="oom-paths"):
+    rc, out, err = hakmem_trace(command, trace)
+    check_usable(rc, out, err, f"{command} {trace}")
+    return out
+
+
+def read_nulls(log):
+    """trace_oom_workload's log: one (tid, size, errno) per NULL it got."""
+    out = []
+    for line in Path(log).read_text().splitlines():
+        tid, size, err = line.split()
+        out.append((int(tid), int(size), int(err)))
+    return out
+
+
+def window(oom):
+    """(first, last) time of an OOM's path in ns: the path's first event and the oom event."""
+    return oom["time_ns"] - oom["path"][-1]["offset_ns"], oom["time_ns"]
+
+
+def overlaps(win, rng):
+    b, e = rng["begin_ns"], rng["end_ns"]
+    if b is None or e is None:
+        return True
+    return b <= win[1] and e >= win[0]
+
+
+def steps(oom):
+    """The event names of an OOM's path, in order."""
+    return [s["event"] for s in oom["path"]]
+
+
+def follows(oom, first, then):
+    """Whether some step matching first(step) is immediately followed by one matching then(step)."""
+    p = oom["path"]
+    return any(first(a) and then(b) for a, b in zip(p, p[1:]))
