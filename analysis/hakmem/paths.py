@@ -602,7 +602,7 @@ class Analyzer:
 def notes(rec):
     """What the other threads did that matters: who took the last free slab, who expanded."""
     out = []
-    path, key = rec["path"], rec["key"]
+    path = rec["path"]
     start = path[0].ts
     full_chunks = {e.get("chunk") for e in path if e.name == "bitmap_check" and e.get("outcome") == "full"}
     for e in rec["context"]:

@@ -206,7 +206,7 @@ def record(args):
             _lttng("start", name)
             if args.flight_recorder:
                 _lttng("add-trigger", f"--name={trigger}", "--condition=event-rule-matches", "--type=user",
-                       f"--name={catalogue.full_name('oom')}", f"--action=snapshot-session", name,
+                       f"--name={catalogue.full_name('oom')}", "--action=snapshot-session", name,
                        "--rate-policy=once-after:1")
             env = dict(os.environ)
             if not args.no_preload:

@@ -10,6 +10,7 @@ Every hakmem-trace run has a timeout: a hang fails the test instead of blocking 
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,24 @@ def follows(oom, first, then):
     """Whether some step matching first(step) is immediately followed by one matching then(step)."""
     p = oom["path"]
     return any(first(a) and then(b) for a, b in zip(p, p[1:]))
+
+
+WORKLOAD_THREADS = 4
+WORKLOAD_REFUSALS = 3  # NULLs each thread of trace_oom_workload waits for
+
+
+def record_workload(args, **settings):
+    """Record trace_oom_workload with the given HAKMEM_* settings (other HAKMEM_* removed); check it ran to the
+    end with the expected NULLs, and return (trace_dir, nulls)."""
+    work = tt.workdir()
+    log = work / "nulls.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAKMEM_") or k == "HAKMEM_TRACE_LIB"}
+    env.update(settings)
+    status, trace = tt.record([args.workload, log, WORKLOAD_REFUSALS], lib=args.lib, output=work / "trace",
+                              env=env, timeout=300)
+    tt.check(status == 0, f"the workload exited with status {status}")
+    nulls = read_nulls(log)
+    want = WORKLOAD_THREADS * WORKLOAD_REFUSALS
+    tt.check(len(nulls) == want, f"the workload logged {len(nulls)} NULLs, want {want}")
+    return trace, nulls
+

@@ -6,23 +6,8 @@
 #   analysis_plugin    babeltrace2 -c sink.hakmem.oom-paths / summary [-p json=yes] print what hakmem-trace prints
 #   analysis_timeline  hakmem-trace timeline -o .html/.svg: lanes, OOM markers, self-contained; headless Chromium
 if(HAKMEM_OVERRIDE)
-  set(hakmem_pt_events "")
-  foreach(def IN LISTS HAKMEM_TRACE_DEFINITIONS)
-    if(def MATCHES "^HAKMEM_TRACE_EVENT_([a-z_]+)=1$")
-      list(APPEND hakmem_pt_events ${CMAKE_MATCH_1})
-    endif()
-  endforeach()
-  string(JOIN "," hakmem_pt_events_csv ${hakmem_pt_events})
-  if(NOT HAKMEM_ANALYSIS_PYTHON)
-    set(HAKMEM_ANALYSIS_PYTHON /usr/bin/python3)
-  endif()
   foreach(name plugin timeline)
-    add_test(NAME analysis_${name}
-             COMMAND ${HAKMEM_ANALYSIS_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_${name}.py --lib $<TARGET_FILE:hakmem>
-                     --workload $<TARGET_FILE:trace_oom_workload>)
-    set_tests_properties(analysis_${name} PROPERTIES
-                         LABELS "analysis" SKIP_RETURN_CODE 77 TIMEOUT 600
-                         RESOURCE_LOCK hakmem_lttng_sessiond
-                         ENVIRONMENT "HAKMEM_TRACE_LIB=$<TARGET_FILE:hakmem>;HAKMEM_TRACE_COMPILED_EVENTS=${hakmem_pt_events_csv};PYTHONDONTWRITEBYTECODE=1")
+    hakmem_recording_test(LABEL analysis NAME ${name} SCRIPT test_${name}.py TIMEOUT 600
+                          ARGS --workload $<TARGET_FILE:trace_oom_workload>)
   endforeach()
 endif()

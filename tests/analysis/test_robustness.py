@@ -30,7 +30,6 @@ import random
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import analysistest as at
 
