@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 
 from . import record, timeline
@@ -49,3 +50,7 @@ def main(argv=None):
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `hakmem-trace oom-paths TRACE | head`: the reader left; say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
