@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "trace"))
 import tracetest as tt  # noqa: E402
+import analysistest as at  # noqa: E402
 
 ANALYSIS = tt.REPO / "analysis"
 CAP = "48M"          # room for the tracer's own allocations in the traced process (see tests/trace)
@@ -94,20 +95,15 @@ def main():
     for sink in ("sink.hakmem.oom-paths", "sink.hakmem.summary"):
         tt.check(sink in out.decode(), f"babeltrace2 does not list {sink}: the plugin did not load: {err[-3000:]}")
 
-    work = tt.workdir()
-    log = work / "nulls.log"
-    env = dict(os.environ, HAKMEM_MAX_MEMORY=CAP)
-    status, trace = tt.record([args.workload, log, REFUSALS], lib=args.lib, output=work / "trace", env=env,
-                              timeout=TIMEOUT)
-    tt.check(status == 0, f"the workload exited with status {status}")
-    nulls = log.read_text().splitlines()
+    trace, nulls = at.record_workload(args, HAKMEM_MAX_MEMORY=CAP)
+    work = trace.parent
     tt.check(len(nulls) == OOMS, f"the workload logged {len(nulls)} NULLs, want {OOMS}")
 
     text = compare(trace, "oom-paths", False)
     tt.check(text.startswith(f"{OOMS} OOM(s);"), f"the report does not begin with {OOMS} OOMs: {text[:200]!r}")
     headers = re.findall(rf"^OOM (\d+)/{OOMS}: pid \d+ tid (\d+) ", text, re.M)
     tt.check(len(headers) == OOMS, f"{len(headers)} 'OOM n/{OOMS}' headers in the report, want {OOMS}")
-    tids = sorted(line.split()[0] for line in nulls)
+    tids = sorted(str(tid) for tid, _, _ in nulls)
     tt.check(sorted(t for _, t in headers) == tids,
              f"OOMs reported on tids {sorted(t for _, t in headers)}, the workload's NULLs on {tids}")
 

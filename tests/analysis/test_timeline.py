@@ -32,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "trace"))
 import tracetest as tt  # noqa: E402
+import analysistest as at  # noqa: E402
 
 CAP = "48M"
 REFUSALS = 3
@@ -362,12 +363,8 @@ def main():
     args = tt.arguments(workload="trace_oom_workload")
     compiled = tt.compiled_events()
     synthetic()
-    work = tt.workdir()
-    log = work / "nulls.log"
-    env = dict(os.environ, HAKMEM_MAX_MEMORY=CAP)
-    status, trace = tt.record([args.workload, log, REFUSALS], lib=args.lib, output=work / "trace", env=env,
-                              timeout=TIMEOUT)
-    tt.check(status == 0, f"the workload exited with status {status}")
+    trace, _ = at.record_workload(args, HAKMEM_MAX_MEMORY=CAP)
+    work = trace.parent
 
     rc, out, err = run([tt.PYTHON, tt.HAKMEM_TRACE, "oom-paths", "--json", trace], "oom-paths --json")
     tt.check(rc == 0, f"oom-paths --json: status {rc}: {err[-2000:]}")
