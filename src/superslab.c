@@ -154,7 +154,8 @@ void slab_init(hak_slab *s, unsigned class_idx, hak_heap *owner) {
     s->block_size = hak_class_size[class_idx];
     s->block_magic = (uint32_t)((((uint64_t)1 << 32) + s->block_size - 1) / s->block_size);
     s->capacity = (uint32_t)((HAK_SLAB_SIZE - offset) / s->block_size);
-    s->class_idx = (uint8_t)class_idx;
+    /* class_idx was set with the chunk's (chunk_init_header) and never changes while the chunk
+     * lives: late remote freers read it without any ordering against this claim. */
     s->carved = 0;
     s->used = 0;
     s->remote_collected = 0;
