@@ -77,7 +77,7 @@ void hak_free(void *p) {
         b->next = s->local_free;
         s->local_free = b;
         hak_heap_count(&h->counters.frees);
-        if (HAK_UNLIKELY(--s->used == 0 || s->parked)) tiny_free_slow(h, s);
+        if (HAK_UNLIKELY(--s->used == 0 || s->aside)) tiny_free_slow(h, s);
         return;
     }
     free_remote(s, p);

@@ -1,6 +1,4 @@
 /* remote_free.c — the cross-thread protocol: remote frees, parked and abandoned slabs, and who returns a slab to its chunk. */
-#include <sched.h>
-
 #include "internal.h"
 #include "slab_state.h"
 
@@ -8,45 +6,40 @@
  * The protocol, in one place.
  *
  * Holding. Exactly one party touches a slab's holder fields (free lists,
- * used, remote_collected, park_total): the owner heap's thread while the slab
- * is OWNED, and whoever moves `state` out of PARKED/UNOWNED (the owner taking
- * it back, an adopter, or the thread that returns it to its chunk). PARKED and
- * UNOWNED slabs sit in lists guarded by their class head's lock, and every
- * transition out of or into those two tags happens under that lock, except
- * the lock-free count below.
+ * used): the owner heap's thread while the slab is OWNED, and whoever moves
+ * `state` out of PARKED/UNOWNED (the owner taking it back, an adopter, or the
+ * thread that returns it to its chunk). PARKED and UNOWNED slabs sit in lists
+ * guarded by their class head's lock, and every transition into or out of
+ * those two tags happens under that lock.
  *
- * Remote free. A block freed by a thread other than the owner (and every
- * free into a PARKED-by-another or UNOWNED slab) is pushed on `remote_free`
- * with a CAS; only the holder takes the whole stack, with one exchange. Then
- * the pusher counts its free in `state`:
- *   OWNED            count + 1 (frees counted since the claim)
- *   PARKED, UNOWNED  count - 1 (blocks still out); taking it to 0 means every
- *                    block is back, so that pusher returns the slab to its
- *                    chunk — under the head lock, unlinking it from its list.
- * The owner converts between the two readings with park_total = used +
- * remote_collected (what the frees will add up to once all blocks are back):
- *   still out = park_total - frees counted.
- * The pusher reads `gen` before pushing, while its block keeps the slab's life
- * from ending; if `gen` or the tag says the slab has been returned since (the
- * holder collected the block and emptied the slab), its count is moot.
+ * The remote_free word is the MPSC stack of remote frees plus one bit,
+ * HAK_REMOTE_COUNTED, set exactly while the slab is PARKED or UNOWNED (it is
+ * set and cleared only under the head lock, together with the tag).
  *
- * Pins. After the push the pusher owns no live block, yet reads `state`; the
- * chunk is pinned meanwhile (chunk->pins) and a retired chunk is not recycled
- * while pinned (superslab_head.c). The pin is taken while the block is still
- * live, i.e. before the chunk can have been retired.
+ * Remote free into an OWNED slab (the common case): one CAS pushes the block,
+ * provided the bit is clear. Nothing is read afterwards: the owner's `used`
+ * still counts the block until it collects the stack, so the slab (and its
+ * chunk) outlives the push without pins or generations.
+ *
+ * Remote free into a PARKED or UNOWNED slab (the bit is set): under the head
+ * lock, push and count the block in `state` (count = blocks still out).
+ * Taking the count to 0 means every block is back: that pusher returns the
+ * slab to its chunk. The lock makes push-and-count one step as far as the
+ * transitions are concerned, so no free is counted twice or missed.
+ *
+ * Handing over (OWNED -> PARKED/UNOWNED, head lock held): one exchange takes
+ * the whole stack and sets the bit, so every push is either in the stack the
+ * owner collected or sees the bit and counts itself. The count starts at the
+ * blocks still out after that collection (`used`).
+ *
+ * Taking back (PARKED/UNOWNED -> OWNED, head lock held): the count is simply
+ * dropped and the bit cleared with the stack kept; blocks pushed meanwhile
+ * are still counted in `used`, and leave it when the new holder collects.
  *
  * Waking the owner. A free into a PARKED slab sets the owner heap's per-class
  * remote_hint (heaps are never unmapped, so a stale owner only costs a scan);
  * the owner takes back hinted slabs when it runs out of blocks.
  */
-static void pin(hak_superslab *c) {
-    atomic_fetch_add_explicit(&c->pins, 1, memory_order_seq_cst);
-}
-
-static void unpin(hak_superslab *c) {
-    atomic_fetch_sub_explicit(&c->pins, 1, memory_order_seq_cst);
-}
-
 static void list_push(hak_slab **list, hak_slab *s) {
     s->prev = NULL;
     s->next = *list;
@@ -68,61 +61,59 @@ static hak_slab **home_list(hak_slab *s, unsigned tag) {
     return &owner->cls[s->class_idx].parked;
 }
 
-/* Our free was the last block out: return the slab, unless it changed meanwhile. */
-static bool release_if_last(hak_slab *s, uint32_t gen) {
+/* Pushes b keeping the word's bit; returns the word it pushed onto. */
+static uintptr_t push(hak_slab *s, hak_block *b) {
+    uintptr_t w = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
+    do {
+        b->next = (hak_block *)(w & ~HAK_REMOTE_COUNTED);
+    } while (!atomic_compare_exchange_weak_explicit(&s->remote_free, &w, (uintptr_t)b | (w & HAK_REMOTE_COUNTED),
+                                                    memory_order_release, memory_order_relaxed));
+    return w;
+}
+
+/* A free into a slab set aside: pushed and counted under the head lock. */
+static HAK_NOINLINE void remote_free_counted(hak_slab *s, hak_block *b) {
     hak_superslab_head *head = &hak_heads[s->class_idx];
-    bool released = false;
+    bool release = false;
     pthread_mutex_lock(&head->lock);
-    uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-    unsigned tag = hak_state_tag(st);
-    if (hak_state_gen(st) == gen && (tag == HAK_SLAB_PARKED || tag == HAK_SLAB_UNOWNED) &&
-        hak_state_count(st) == 1 &&
-        atomic_compare_exchange_strong_explicit(&s->state, &st, hak_state_make(HAK_SLAB_RELEASING, gen, 0),
-                                                memory_order_acq_rel, memory_order_acquire)) {
-        list_remove(home_list(s, tag), s);
-        released = true;
+    uintptr_t w = push(s, b);
+    if (w & HAK_REMOTE_COUNTED) {
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+        unsigned tag = hak_state_tag(st);
+        uint32_t out = hak_state_count(st);
+        if (out == 1) {
+            atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_RELEASING, hak_state_gen(st), 0),
+                                  memory_order_relaxed);
+            list_remove(home_list(s, tag), s);
+            release = true;
+        } else {
+            atomic_store_explicit(&s->state, hak_state_make(tag, hak_state_gen(st), out - 1), memory_order_relaxed);
+            hak_heap *owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+            if (tag == HAK_SLAB_PARKED && owner)
+                atomic_store_explicit(&owner->cls[s->class_idx].remote_hint, 1, memory_order_relaxed);
+        }
     }
     pthread_mutex_unlock(&head->lock);
-    if (released) slab_release(s);
-    return released;
+    if (release) {
+        /* Every block is back: we hold the slab now; its stack is moot. */
+        atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
+        slab_release(s);
+    }
 }
 
 void remote_free_push(hak_slab *s, hak_block *b) {
-    hak_superslab *c = hak_slab_chunk(s);
-    pin(c);
-    uint32_t gen = hak_state_gen(atomic_load_explicit(&s->state, memory_order_acquire));
-    hak_block *top = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
-    do {
-        b->next = top;
-    } while (!atomic_compare_exchange_weak_explicit(&s->remote_free, &top, b, memory_order_release,
-                                                    memory_order_relaxed));
-    uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-    for (;;) {
-        if (hak_state_gen(st) != gen || !hak_state_live(st)) break; /* returned since: moot */
-        unsigned tag = hak_state_tag(st);
-        uint32_t n = hak_state_count(st);
-        if (tag == HAK_SLAB_OWNED) {
-            if (atomic_compare_exchange_weak_explicit(&s->state, &st, hak_state_make(tag, gen, n + 1),
-                                                      memory_order_acq_rel, memory_order_acquire))
-                break;
-        } else if (n == 1) {
-            if (release_if_last(s, gen)) break;
-            st = atomic_load_explicit(&s->state, memory_order_acquire);
-        } else if (atomic_compare_exchange_weak_explicit(&s->state, &st, hak_state_make(tag, gen, n - 1),
-                                                         memory_order_acq_rel, memory_order_acquire)) {
-            if (tag == HAK_SLAB_PARKED) {
-                hak_heap *owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
-                if (owner) atomic_store_explicit(&owner->cls[s->class_idx].remote_hint, 1, memory_order_relaxed);
-            }
-            break;
-        }
+    uintptr_t w = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
+    while (!(w & HAK_REMOTE_COUNTED)) {
+        b->next = (hak_block *)w;
+        if (atomic_compare_exchange_weak_explicit(&s->remote_free, &w, (uintptr_t)b, memory_order_release,
+                                                  memory_order_relaxed))
+            return;
     }
-    unpin(c);
+    remote_free_counted(s, b);
 }
 
-uint32_t remote_free_collect(hak_slab *s) {
-    if (!atomic_load_explicit(&s->remote_free, memory_order_relaxed)) return 0;
-    hak_block *list = atomic_exchange_explicit(&s->remote_free, NULL, memory_order_acquire);
+/* Moves a stack of blocks to the free list; how many. Holder only. */
+static uint32_t collect_list(hak_slab *s, hak_block *list) {
     if (!list) return 0;
     uint32_t n = 1;
     hak_block *tail = list;
@@ -133,36 +124,40 @@ uint32_t remote_free_collect(hak_slab *s) {
     tail->next = s->free;
     s->free = list;
     s->used -= n;
-    s->remote_collected += n;
     return n;
 }
 
-/*
- * OWNED -> `to` (PARKED or UNOWNED) with the count turned into blocks still
- * out; if none is, the slab goes back to its chunk instead (returns false).
- * Head lock held.
- */
-static bool hand_over_locked(hak_slab *s, unsigned to) {
-    s->park_total = s->used + s->remote_collected;
-    uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-    for (;;) {
-        uint32_t gen = hak_state_gen(st);
-        uint32_t out = s->park_total - hak_state_count(st);
-        uint64_t next = out == 0 ? hak_state_make(HAK_SLAB_RELEASING, gen, 0) : hak_state_make(to, gen, out);
-        if (atomic_compare_exchange_weak_explicit(&s->state, &st, next, memory_order_acq_rel, memory_order_acquire))
-            return out != 0;
-    }
+uint32_t remote_free_collect(hak_slab *s) {
+    if (!atomic_load_explicit(&s->remote_free, memory_order_relaxed)) return 0;
+    /* OWNED: the bit is clear, so exchanging in 0 keeps it clear. */
+    uintptr_t w = atomic_exchange_explicit(&s->remote_free, 0, memory_order_acquire);
+    return collect_list(s, (hak_block *)w);
 }
 
-/* PARKED/UNOWNED -> OWNED, the count of blocks out turned back into frees
- * counted. Head lock held. */
-static void take_back_locked(hak_slab *s) {
-    uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-    for (;;) {
-        uint64_t next = hak_state_make(HAK_SLAB_OWNED, hak_state_gen(st), s->park_total - hak_state_count(st));
-        if (atomic_compare_exchange_weak_explicit(&s->state, &st, next, memory_order_acq_rel, memory_order_acquire))
-            return;
+/*
+ * OWNED -> `to` (PARKED or UNOWNED): the stack is collected and the bit set
+ * in one exchange, the count starts at the blocks still out; if none is, the
+ * slab goes back to its chunk instead (returns false). Head lock held.
+ */
+static bool hand_over_locked(hak_slab *s, unsigned to) {
+    uintptr_t w = atomic_exchange_explicit(&s->remote_free, HAK_REMOTE_COUNTED, memory_order_acquire);
+    collect_list(s, (hak_block *)(w & ~HAK_REMOTE_COUNTED));
+    uint32_t gen = hak_state_gen(atomic_load_explicit(&s->state, memory_order_relaxed));
+    if (s->used == 0) {
+        atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
+        atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_RELEASING, gen, 0), memory_order_relaxed);
+        return false;
     }
+    atomic_store_explicit(&s->state, hak_state_make(to, gen, s->used), memory_order_relaxed);
+    return true;
+}
+
+/* PARKED/UNOWNED -> OWNED: the count is dropped, the bit cleared, the stack
+ * kept (its blocks are still in `used`). Head lock held. */
+static void take_back_locked(hak_slab *s) {
+    uint32_t gen = hak_state_gen(atomic_load_explicit(&s->state, memory_order_relaxed));
+    atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_OWNED, gen, 0), memory_order_relaxed);
+    atomic_fetch_and_explicit(&s->remote_free, ~HAK_REMOTE_COUNTED, memory_order_acquire);
 }
 
 bool slab_park(hak_heap *heap, hak_slab *s) {
@@ -171,7 +166,7 @@ bool slab_park(hak_heap *heap, hak_slab *s) {
     pthread_mutex_lock(&head->lock);
     bool parked = hand_over_locked(s, HAK_SLAB_PARKED);
     if (parked) {
-        s->parked = 1;
+        s->aside = HAK_ASIDE_PARKED;
         list_push(&cc->parked, s);
     }
     pthread_mutex_unlock(&head->lock);
@@ -184,7 +179,7 @@ void slab_unpark(hak_heap *heap, hak_slab *s) {
     pthread_mutex_lock(&head->lock);
     take_back_locked(s);
     list_remove(&heap->cls[s->class_idx].parked, s);
-    s->parked = 0;
+    s->aside = HAK_ASIDE_NONE;
     pthread_mutex_unlock(&head->lock);
 }
 
@@ -197,10 +192,10 @@ hak_slab *slab_unpark_freed(hak_heap *heap, unsigned class_idx) {
     hak_slab *s = cc->parked;
     while (s) {
         hak_slab *next = s->next;
-        if (atomic_load_explicit(&s->remote_free, memory_order_acquire)) {
+        if (atomic_load_explicit(&s->remote_free, memory_order_acquire) & ~HAK_REMOTE_COUNTED) {
             take_back_locked(s);
             list_remove(&cc->parked, s);
-            s->parked = 0;
+            s->aside = HAK_ASIDE_NONE;
             s->next = taken;
             taken = s;
         }
@@ -233,13 +228,11 @@ void slab_abandon_parked(hak_heap *heap, unsigned class_idx) {
     pthread_mutex_lock(&head->lock);
     while (cc->parked) {
         hak_slab *s = cc->parked;
-        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-        while (!atomic_compare_exchange_weak_explicit(
-            &s->state, &st, hak_state_make(HAK_SLAB_UNOWNED, hak_state_gen(st), hak_state_count(st)),
-            memory_order_acq_rel, memory_order_acquire)) {
-        }
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+        atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_UNOWNED, hak_state_gen(st), hak_state_count(st)),
+                              memory_order_relaxed);
         list_remove(&cc->parked, s);
-        s->parked = 0;
+        s->aside = HAK_ASIDE_NONE;
         atomic_store_explicit(&s->owner, HAK_OWNER_NONE, memory_order_relaxed);
         list_push(&head->abandoned, s);
     }
@@ -250,7 +243,7 @@ void slab_abandon_parked(hak_heap *heap, unsigned class_idx) {
  * (nobody holds the slab), so reading them under the head lock is safe. */
 static bool has_blocks_locked(const hak_slab *s) {
     return s->free || s->local_free || s->carved < s->capacity ||
-           atomic_load_explicit(&s->remote_free, memory_order_relaxed);
+           (atomic_load_explicit(&s->remote_free, memory_order_relaxed) & ~HAK_REMOTE_COUNTED);
 }
 
 hak_slab *slab_adopt(hak_heap *heap, unsigned class_idx) {

@@ -39,7 +39,7 @@ static void chunk_init_header(hak_superslab *c, unsigned class_idx) {
         s->block_size = 0;
         atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_FREE, 0, 0), memory_order_relaxed);
         atomic_store_explicit(&s->owner, HAK_OWNER_NONE, memory_order_relaxed);
-        atomic_store_explicit(&s->remote_free, NULL, memory_order_relaxed);
+        atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
     }
     atomic_store_explicit(&c->slab_bitmap, 0, memory_order_release);
 }
@@ -158,13 +158,11 @@ void slab_init(hak_slab *s, unsigned class_idx, hak_heap *owner) {
      * lives: late remote freers read it without any ordering against this claim. */
     s->carved = 0;
     s->used = 0;
-    s->remote_collected = 0;
-    s->park_total = 0;
-    s->parked = 0;
+    s->aside = HAK_ASIDE_NONE;
     s->free = NULL;
     s->local_free = NULL;
     s->next = s->prev = NULL;
-    atomic_store_explicit(&s->remote_free, NULL, memory_order_relaxed);
+    atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
     atomic_store_explicit(&s->owner, owner, memory_order_relaxed);
     /* A new life: late frees from the previous one see the generation change. */
     uint32_t gen = hak_state_gen(atomic_load_explicit(&s->state, memory_order_relaxed)) + 1;

@@ -12,8 +12,8 @@ _Static_assert(HAK_NUM_CLASSES == 28, "HEAD_INIT covers every class");
  * pointer to them. A claimer raises `claimers` before loading current_chunk
  * (both seq_cst) and a retired chunk is never current again, so reading 0
  * here, after the chunk stopped being current, proves no claimer still has
- * it; a remote free pins the chunk it works on (remote_free.c) and can only
- * start while it holds a live block, i.e. before retirement.
+ * it. A remote free touches a slab only while its block is live or under the
+ * head lock (remote_free.c), so it cannot outlast the chunk either.
  * Head lock held. */
 static void release_retired_locked(hak_superslab_head *head) {
     if (!head->retired) return;
@@ -21,10 +21,6 @@ static void release_retired_locked(hak_superslab_head *head) {
     hak_superslab **link = &head->retired;
     while (*link) {
         hak_superslab *c = *link;
-        if (atomic_load_explicit(&c->pins, memory_order_seq_cst) != 0) {
-            link = &c->next_chunk; /* a remote free still reads it: next time */
-            continue;
-        }
         *link = c->next_chunk;
         superslab_free(c);
     }

@@ -80,6 +80,8 @@ hak_heap *hak_thread_heap_init(void) {
             hak_class_cache *cc = &h->cls[c];
             cc->current = &hak_empty_slab;
             cc->parked = NULL;
+            cc->full = NULL;
+            cc->full_count = 0;
             cc->chunk = NULL;
             atomic_store_explicit(&cc->remote_hint, 0, memory_order_relaxed);
         }

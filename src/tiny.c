@@ -5,30 +5,61 @@
  * no NULL check (its free list is always empty). */
 hak_slab hak_empty_slab;
 
-/* ---- the ring of OWNED slabs that may have blocks (current is one of them) ---- */
+/* ---- circular doubly linked lists through next/prev: the ring and the full list ---- */
 
-static void ring_insert(hak_class_cache *cc, hak_slab *s) {
-    if (cc->current == &hak_empty_slab) {
+/* s joins the list right after *anchor (or alone, when the list is `empty`). */
+static void cycle_link(hak_slab **anchor, hak_slab *empty, hak_slab *s) {
+    if (*anchor == empty) {
         s->next = s->prev = s;
-        cc->current = s;
+        *anchor = s;
         return;
     }
-    hak_slab *cur = cc->current;
-    s->next = cur->next;
-    s->prev = cur;
-    cur->next->prev = s;
-    cur->next = s;
+    hak_slab *at = *anchor;
+    s->next = at->next;
+    s->prev = at;
+    at->next->prev = s;
+    at->next = s;
 }
 
-static void ring_remove(hak_class_cache *cc, hak_slab *s) {
+static void cycle_unlink(hak_slab **anchor, hak_slab *empty, hak_slab *s) {
     if (s->next == s) {
-        cc->current = &hak_empty_slab;
+        *anchor = empty;
     } else {
         s->prev->next = s->next;
         s->next->prev = s->prev;
-        if (cc->current == s) cc->current = s->next;
+        if (*anchor == s) *anchor = s->next;
     }
     s->next = s->prev = NULL;
+}
+
+/* The ring: OWNED slabs that may have blocks; current is one of them. */
+static void ring_insert(hak_class_cache *cc, hak_slab *s) {
+    cycle_link(&cc->current, &hak_empty_slab, s);
+}
+
+static void ring_remove(hak_class_cache *cc, hak_slab *s) {
+    cycle_unlink(&cc->current, &hak_empty_slab, s);
+}
+
+/* The full list: anchor = newest, anchor->next = oldest. */
+static void full_remove(hak_class_cache *cc, hak_slab *s) {
+    cycle_unlink(&cc->full, NULL, s);
+    cc->full_count--;
+    s->aside = HAK_ASIDE_NONE;
+}
+
+/* An exhausted slab waits on the full list; past HAK_FULL_SLABS_MAX the
+ * oldest is parked, so that its remote frees can return it on their own. */
+static void full_add(hak_heap *heap, hak_class_cache *cc, hak_slab *s) {
+    if (cc->full_count >= HAK_FULL_SLABS_MAX) {
+        hak_slab *oldest = cc->full->next;
+        full_remove(cc, oldest);
+        slab_park(heap, oldest);
+    }
+    cycle_link(&cc->full, NULL, s);
+    cc->full = s;
+    cc->full_count++;
+    s->aside = HAK_ASIDE_FULL;
 }
 
 /* Something to hand out, from (in order of cost) the free list, the owner's
@@ -52,20 +83,44 @@ static inline void *pop(hak_heap *heap, hak_slab *s) {
     return b;
 }
 
-/* Parked slabs that remote frees landed in come back to the ring; the ones
- * that emptied completely go back to their chunk (the ring keeps one). */
-static void take_back_freed(hak_heap *heap, hak_class_cache *cc, unsigned class_idx) {
-    hak_slab *s = slab_unpark_freed(heap, class_idx);
-    while (s) {
+/* A slab back from the full or parked list: its remote frees are collected;
+ * emptied completely, it goes back to its chunk (the ring keeps one). */
+static void back_to_ring(hak_class_cache *cc, hak_slab *s) {
+    remote_free_collect(s);
+    if (s->used == 0 && cc->current != &hak_empty_slab) {
+        slab_release(s);
+    } else {
+        ring_insert(cc, s);
+    }
+}
+
+/* Full slabs that remote frees landed in; whether any came back. */
+static bool take_back_full(hak_class_cache *cc) {
+    bool any = false;
+    hak_slab *s = cc->full;
+    for (uint32_t n = cc->full_count; n > 0; n--) {
         hak_slab *next = s->next;
-        remote_free_collect(s);
-        if (s->used == 0 && cc->current != &hak_empty_slab) {
-            slab_release(s);
-        } else {
-            ring_insert(cc, s);
+        if (atomic_load_explicit(&s->remote_free, memory_order_relaxed) != 0) { /* OWNED: no bit */
+            full_remove(cc, s);
+            back_to_ring(cc, s);
+            any = true;
         }
         s = next;
     }
+    return any;
+}
+
+/* Parked slabs that remote frees landed in (the hint said some did). */
+static bool take_back_parked(hak_heap *heap, hak_class_cache *cc, unsigned class_idx) {
+    if (!atomic_load_explicit(&cc->remote_hint, memory_order_relaxed)) return false;
+    hak_slab *s = slab_unpark_freed(heap, class_idx);
+    bool any = s != NULL;
+    while (s) {
+        hak_slab *next = s->next;
+        back_to_ring(cc, s);
+        s = next;
+    }
+    return any;
 }
 
 void *tiny_alloc_slow(hak_heap *heap, unsigned class_idx) {
@@ -79,11 +134,11 @@ void *tiny_alloc_slow(hak_heap *heap, unsigned class_idx) {
             hak_slab *s = cc->current;
             if (slab_make_available(s)) return pop(heap, s);
             ring_remove(cc, s); /* exhausted: every block is out */
-            slab_park(heap, s);
+            full_add(heap, cc, s);
         }
-        if (!atomic_load_explicit(&cc->remote_hint, memory_order_relaxed)) break;
-        take_back_freed(heap, cc, class_idx);
-        if (cc->current == &hak_empty_slab) break;
+        bool full_back = take_back_full(cc);
+        bool parked_back = take_back_parked(heap, cc, class_idx);
+        if (!full_back && !parked_back) break;
     }
     for (;;) {
         hak_slab *s = superslab_refill(heap, class_idx);
@@ -94,14 +149,17 @@ void *tiny_alloc_slow(hak_heap *heap, unsigned class_idx) {
         /* Only an adopted slab can come empty-handed (its last free block
          * went to a racing remote free's count): set it aside, refill again. */
         ring_remove(cc, s);
-        slab_park(heap, s);
+        full_add(heap, cc, s);
     }
 }
 
-/* A local free took `used` to 0 or landed in a parked slab. */
+/* A local free took `used` to 0 or landed in a slab set aside. */
 void tiny_free_slow(hak_heap *heap, hak_slab *s) {
     hak_class_cache *cc = &heap->cls[s->class_idx];
-    if (s->parked) {
+    if (s->aside == HAK_ASIDE_FULL) {
+        full_remove(cc, s);
+        ring_insert(cc, s);
+    } else if (s->aside == HAK_ASIDE_PARKED) {
         slab_unpark(heap, s);
         ring_insert(cc, s);
     }
@@ -119,6 +177,11 @@ void tiny_heap_abandon_all(hak_heap *heap) {
             ring_remove(cc, s);
             slab_abandon(heap, s);
         }
+        while (cc->full) {
+            hak_slab *s = cc->full;
+            full_remove(cc, s);
+            slab_abandon(heap, s);
+        }
         slab_abandon_parked(heap, c);
         cc->chunk = NULL;
         atomic_store_explicit(&cc->remote_hint, 0, memory_order_relaxed);
@@ -126,11 +189,19 @@ void tiny_heap_abandon_all(hak_heap *heap) {
 }
 
 /* hak_collect: everything this heap holds that no one uses goes back to the
- * chunks — remote frees collected, empty slabs released (current included). */
+ * chunks — remote frees collected, empty slabs released (current included) —
+ * and full slabs are parked, so the frees still to come return them. */
 void tiny_heap_collect(hak_heap *heap) {
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         hak_class_cache *cc = &heap->cls[c];
-        take_back_freed(heap, cc, c);
+        atomic_store_explicit(&cc->remote_hint, 1, memory_order_relaxed);
+        take_back_parked(heap, cc, c);
+        take_back_full(cc);
+        while (cc->full) {
+            hak_slab *s = cc->full;
+            full_remove(cc, s);
+            slab_park(heap, s);
+        }
         hak_slab *ring = NULL;
         while (cc->current != &hak_empty_slab) {
             hak_slab *r = cc->current;

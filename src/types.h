@@ -28,7 +28,11 @@
  *                its free list without atomics or locks) and the owned slabs.
  * remote free    A free by a thread that does not own the slab: pushed on the
  *                slab's lock-free MPSC list, collected by the owner.
- * parked slab    A slab its owner exhausted and set aside. Frees into it are
+ * full slab      A slab its owner exhausted and keeps (still OWNED) on a short
+ *                per-class list: local frees bring it back to the ring, remote
+ *                frees are found when the ring runs dry.
+ * parked slab    A full slab its owner set aside for good (the full list
+ *                overflowed, or the owner is collecting). Frees into it are
  *                counted; the last one returns it to its chunk, with no help
  *                from the owner. The owner takes it back when it needs blocks.
  * abandoned slab A slab whose owner thread exited while blocks were live. The
@@ -62,6 +66,9 @@
 #define HAK_NUM_CLASSES 28  /* + C8..C27 = 1280..32768 */
 #define HAK_TINY_MAX 1024u
 #define HAK_SMALL_MAX 32768u
+/* Full slabs a heap keeps per class before parking the oldest: beyond it, memory
+ * waiting on remote frees must be able to return without the owner's help. */
+#define HAK_FULL_SLABS_MAX 32
 #define HAK_MID_SIMPLE_MIN_CLASS 4 /* the mid-simple shortcut applies to classes >= 4 */
 
 #define HAK_ADDRESS_BITS 47 /* user-space virtual addresses on x86-64 / aarch64 */
@@ -74,6 +81,12 @@ enum hak_region_kind {
     HAK_REGION_LARGE = 2,     /* a large block's header starts here */
 };
 
+enum hak_aside {
+    HAK_ASIDE_NONE = 0,
+    HAK_ASIDE_PARKED = 1,
+    HAK_ASIDE_FULL = 2,
+};
+
 typedef struct hak_block {
     struct hak_block *next;
 } hak_block;
@@ -83,14 +96,16 @@ struct hak_heap;
 /* Owner value for a slab no heap owns (abandoned, or free in its chunk). */
 #define HAK_OWNER_NONE ((struct hak_heap *)0)
 
+/* remote_free bit: frees must count themselves in `state` (remote_free.c). */
+#define HAK_REMOTE_COUNTED ((uintptr_t)1)
+
 /*
  * Slab life cycle (slab->state, see remote_free.c for the protocol):
  *   FREE -> OWNED (claimed by a heap) -> PARKED (exhausted; the owner moved on)
  *        -> OWNED (unparked) ... ; OWNED/PARKED -> UNOWNED (owner exited)
  *        -> OWNED (adopted); any of them -> RELEASING -> FREE (back to its chunk).
- * The low 32 bits count remote frees (OWNED) or the blocks still to come
- * back (PARKED, UNOWNED); `gen` changes at every claim, so a late remote free
- * can tell that the slab it freed into has been recycled since.
+ * The low 32 bits count the blocks still to come back (PARKED, UNOWNED; 0
+ * while OWNED); `gen` changes at every claim (a new life of the slab).
  */
 enum hak_slab_tag {
     HAK_SLAB_FREE = 0,
@@ -116,21 +131,23 @@ typedef struct hak_slab {
     uint32_t capacity;      /* blocks this slab holds */
     uint32_t carved;        /* blocks linked into lists so far (lazy, <= capacity) */
     uint32_t block_size;
-    uint32_t remote_collected; /* remote frees taken from remote_free since the claim */
-    uint32_t park_total;    /* used + remote_collected when parked or abandoned */
     uint8_t class_idx;
     uint8_t slab_idx;       /* position in its chunk, 0..31 */
-    uint8_t parked;         /* owner's view: state is PARKED (checked by local free) */
+    uint8_t aside;          /* owner's view of where the slab is: HAK_ASIDE_NONE (on the
+                             * ring, or not the owner's), _FULL (exhausted, on the owner's
+                             * full list, still OWNED), _PARKED (state is PARKED).
+                             * Nonzero sends a local free to the slow path. */
     uint8_t pad0;
     uint32_t block_magic;   /* ceil(2^32 / block_size): offset / block_size with one multiply */
     uint8_t *data;          /* first block */
-    struct hak_slab *next;  /* owner's ring, or a parked / abandoned list */
+    struct hak_slab *next;  /* owner's ring, full or parked list, or the abandoned list */
     /* -- shared with other threads -- */
     struct hak_slab *prev;  /* (lists only; kept here for the 64-byte split) */
     _Atomic(struct hak_heap *) owner;   /* the heap whose thread frees locally, or NONE */
-    _Atomic(hak_block *) remote_free;   /* MPSC stack of remote frees */
+    _Atomic uintptr_t remote_free;      /* MPSC stack of remote frees (hak_block *)
+                                         * | HAK_REMOTE_COUNTED while PARKED or UNOWNED */
     _Atomic uint64_t state;             /* tag | gen | count, see above */
-    uint8_t pad2[32];
+    uint8_t pad2[40];
 } hak_slab;
 
 _Static_assert(sizeof(hak_slab) == 128, "slab metadata is two cache lines");
@@ -144,9 +161,7 @@ typedef struct hak_superslab {
     uint8_t class_idx;
     uint8_t pad0[3];
     _Atomic uint32_t slab_bitmap;      /* bit set = slab in use; see glossary */
-    _Atomic uint32_t pins;             /* threads inside a remote free or drain of one of
-                                        * its slabs: the chunk is not recycled while > 0 */
-    uint8_t pad1[36];
+    uint8_t pad1[40];
     hak_slab slabs[HAK_SLABS_PER_CHUNK];
 } hak_superslab;
 
@@ -175,6 +190,10 @@ typedef struct hak_superslab_head {
 typedef struct hak_class_cache {
     hak_slab *current;      /* never NULL: &hak_empty_slab when the heap has none;
                              * with the other avail slabs, a ring via next/prev */
+    hak_slab *full;         /* exhausted OWNED slabs, newest first, doubly linked; owner only.
+                             * Kept off the ring so allocation never walks them, and not
+                             * parked so a local free brings one back without a lock */
+    uint32_t full_count;    /* length of `full`, <= HAK_FULL_SLABS_MAX */
     hak_slab *parked;       /* PARKED slabs of this heap; guarded by the head lock */
     hak_superslab *chunk;   /* chunk of the last slab this heap claimed (trace context) */
     _Atomic uint32_t remote_hint; /* set by remote frees into a parked slab */
