@@ -132,6 +132,7 @@ uint32_t remote_free_collect(hak_slab *s) {
     }
     tail->next = s->free;
     s->free = list;
+    HAK_CHECK(n <= s->used, "no more remote frees are collected than blocks are out");
     s->used -= n;
     s->remote_collected += n;
     return n;
@@ -143,9 +144,12 @@ uint32_t remote_free_collect(hak_slab *s) {
  * Head lock held.
  */
 static bool hand_over_locked(hak_slab *s, unsigned to) {
+    HAK_CHECK(s->used <= s->capacity, "a slab has no more blocks out than it holds");
     s->park_total = s->used + s->remote_collected;
     uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
     for (;;) {
+        HAK_CHECK(hak_state_tag(st) == HAK_SLAB_OWNED, "only an owned slab is parked or abandoned");
+        HAK_CHECK(hak_state_count(st) <= s->park_total, "no more remote frees are counted than blocks went out");
         uint32_t gen = hak_state_gen(st);
         uint32_t out = s->park_total - hak_state_count(st);
         uint64_t next = out == 0 ? hak_state_make(HAK_SLAB_RELEASING, gen, 0) : hak_state_make(to, gen, out);
@@ -159,6 +163,10 @@ static bool hand_over_locked(hak_slab *s, unsigned to) {
 static void take_back_locked(hak_slab *s) {
     uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
     for (;;) {
+        HAK_CHECK(hak_state_tag(st) == HAK_SLAB_PARKED || hak_state_tag(st) == HAK_SLAB_UNOWNED,
+                  "only a parked or abandoned slab is taken back");
+        HAK_CHECK(hak_state_count(st) != 0 && hak_state_count(st) <= s->park_total,
+                  "a parked or abandoned slab has blocks out, no more than were out when it was set aside");
         uint64_t next = hak_state_make(HAK_SLAB_OWNED, hak_state_gen(st), s->park_total - hak_state_count(st));
         if (atomic_compare_exchange_weak_explicit(&s->state, &st, next, memory_order_acq_rel, memory_order_acquire))
             return;
@@ -168,6 +176,8 @@ static void take_back_locked(hak_slab *s) {
 bool slab_park(hak_heap *heap, hak_slab *s) {
     hak_superslab_head *head = &hak_heads[s->class_idx];
     hak_class_cache *cc = &heap->cls[s->class_idx];
+    HAK_CHECK(atomic_load_explicit(&s->owner, memory_order_relaxed) == heap && !s->parked,
+              "a slab is parked by its owner, once");
     pthread_mutex_lock(&head->lock);
     bool parked = hand_over_locked(s, HAK_SLAB_PARKED);
     if (parked) {
@@ -181,6 +191,8 @@ bool slab_park(hak_heap *heap, hak_slab *s) {
 
 void slab_unpark(hak_heap *heap, hak_slab *s) {
     hak_superslab_head *head = &hak_heads[s->class_idx];
+    HAK_CHECK(atomic_load_explicit(&s->owner, memory_order_relaxed) == heap && s->parked,
+              "a slab is unparked by its owner, after it was parked");
     pthread_mutex_lock(&head->lock);
     take_back_locked(s);
     list_remove(&heap->cls[s->class_idx].parked, s);
@@ -197,6 +209,8 @@ hak_slab *slab_unpark_freed(hak_heap *heap, unsigned class_idx) {
     hak_slab *s = cc->parked;
     while (s) {
         hak_slab *next = s->next;
+        HAK_CHECK(s->parked && atomic_load_explicit(&s->owner, memory_order_relaxed) == heap,
+                  "a heap's parked list holds its own parked slabs");
         if (atomic_load_explicit(&s->remote_free, memory_order_acquire)) {
             take_back_locked(s);
             list_remove(&cc->parked, s);
@@ -212,6 +226,8 @@ hak_slab *slab_unpark_freed(hak_heap *heap, unsigned class_idx) {
 
 void slab_abandon(hak_heap *heap, hak_slab *s) {
     (void)heap;
+    HAK_CHECK(atomic_load_explicit(&s->owner, memory_order_relaxed) == heap && !s->parked,
+              "a slab in a heap's ring is abandoned by that heap");
     hak_superslab_head *head = &hak_heads[s->class_idx];
     remote_free_collect(s);
     bool keep = false;
@@ -234,6 +250,9 @@ void slab_abandon_parked(hak_heap *heap, unsigned class_idx) {
     while (cc->parked) {
         hak_slab *s = cc->parked;
         uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        HAK_CHECK(hak_state_tag(st) == HAK_SLAB_PARKED && s->parked &&
+                      atomic_load_explicit(&s->owner, memory_order_relaxed) == heap,
+                  "an exiting heap's parked slabs are parked and its own");
         while (!atomic_compare_exchange_weak_explicit(
             &s->state, &st, hak_state_make(HAK_SLAB_UNOWNED, hak_state_gen(st), hak_state_count(st)),
             memory_order_acq_rel, memory_order_acquire)) {
@@ -259,6 +278,8 @@ hak_slab *slab_adopt(hak_heap *heap, unsigned class_idx) {
     hak_slab *s = head->abandoned;
     while (s && !has_blocks_locked(s)) s = s->next;
     if (s) {
+        HAK_CHECK(atomic_load_explicit(&s->owner, memory_order_relaxed) == HAK_OWNER_NONE && !s->parked,
+                  "an adopted slab has no owner");
         take_back_locked(s);
         list_remove(&head->abandoned, s);
         atomic_store_explicit(&s->owner, heap, memory_order_relaxed);
