@@ -40,8 +40,21 @@ static HAK_NOINLINE void *large_alloc_counted(size_t size, size_t align) {
     return p; /* errno: ENOMEM from large_alloc; trace events keep errno as they found it */
 }
 
+#if HAKMEM_CHECKED
+/* A block of the class for `need` (the request and its trailer) remembering `size`. */
+static void *checked_small_alloc(size_t size, size_t need) {
+    void *p = small_alloc(need);
+    if (p) hak_ck_block_alloc(p, size);
+    return p;
+}
+#endif
+
 void *hak_malloc(size_t size) {
+#if HAKMEM_CHECKED
+    if (size <= HAK_CK_SMALL_MAX) return checked_small_alloc(size, hak_ck_block_need(size));
+#else
     if (HAK_LIKELY(size <= HAK_SMALL_MAX)) return small_alloc(size);
+#endif
     return large_alloc_counted(size, 0);
 }
 
@@ -68,11 +81,15 @@ void hak_free(void *p) {
         free_not_small(p, kind);
         return;
     }
+#if HAKMEM_CHECKED
+    hak_ck_block_free(p); /* a live block of ours with its canary intact, or no return */
+#endif
     hak_superslab *chunk = hak_chunk_of(p);
     hak_slab *s = hak_slab_of(chunk, p);
     hak_heap *h = hak_tls_heap;
     if (HAK_LIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) == h)) {
         if (HAK_UNLIKELY(!hak_slab_block_start(s, p))) hak_fatal_invalid_pointer("free", p);
+        HAK_CHECK(s->used != 0, "a local free lands in a slab with blocks out");
         hak_block *b = p;
         b->next = s->local_free;
         s->local_free = b;
@@ -90,6 +107,9 @@ size_t hak_usable_size(const void *p) {
     unsigned kind = hak_region_kind(a - 1);
     if (kind == HAK_REGION_LARGE) return large_usable_size(p);
     if (kind != HAK_REGION_SUPERSLAB) hak_fatal_invalid_pointer("malloc_usable_size", p);
+#if HAKMEM_CHECKED
+    return hak_ck_block_usable(p, "malloc_usable_size"); /* the requested size: bytes past it are the canary */
+#else
     hak_superslab *chunk = hak_chunk_of(p);
     hak_slab *s = hak_slab_of(chunk, p);
     if (!hak_state_live(atomic_load_explicit(&s->state, memory_order_relaxed)) || (const uint8_t *)p < s->data)
@@ -98,6 +118,7 @@ size_t hak_usable_size(const void *p) {
      * aligned blocks are naturally aligned), so measure to the block's end. */
     size_t offset = (size_t)((const uint8_t *)p - s->data) % s->block_size;
     return s->block_size - offset;
+#endif
 }
 
 void *hak_calloc(size_t count, size_t size) {
@@ -126,9 +147,20 @@ void *hak_realloc(void *p, size_t size) {
         if (size > HAK_SMALL_MAX && large_realloc_in_place(p, size)) return p;
         old_usable = large_usable_size(p);
     } else {
+#if HAKMEM_CHECKED
+        if (kind != HAK_REGION_SUPERSLAB) hak_fatal_invalid_pointer("realloc", p);
+        old_usable = hak_ck_block_usable(p, "realloc");
+        /* The same rule over the room before the trailer; the canary moves. */
+        size_t room = hak_ck_block_room(p);
+        if (size <= room && (size > room / 2 || room <= 16)) {
+            hak_ck_block_resize(p, size);
+            return p;
+        }
+#else
         old_usable = hak_usable_size(p);
         /* In place when it fits and does not waste more than half the block. */
         if (size <= old_usable && (size > old_usable / 2 || old_usable <= 16)) return p;
+#endif
     }
     void *q = hak_malloc(size);
     if (!q) return NULL; /* errno = ENOMEM, and p is untouched */
@@ -141,12 +173,22 @@ void *hak_realloc(void *p, size_t size) {
  * naturally aligned up to 4 KiB (slab data starts page aligned), so an
  * aligned request is a plain request for a big enough power of two. */
 void *hak_memalign(size_t alignment, size_t size) {
+#if HAKMEM_CHECKED
+    /* Every class from 16 bytes up is 16-byte aligned; beyond that, a power
+     * of two that holds the request and its trailer. */
+    if (alignment <= 16) return hak_malloc(size);
+    if (alignment <= 4096 && size <= 4096) {
+        size_t need = hak_ck_block_need(size) < alignment ? alignment : hak_ck_block_need(size);
+        return checked_small_alloc(size, (size_t)1 << (64 - __builtin_clzl(need - 1)));
+    }
+#else
     if (alignment <= 16) return hak_malloc(size < alignment ? alignment : size);
     if (alignment <= 4096 && size <= 4096) {
         size_t need = size < alignment ? alignment : size;
         size_t pow2 = (size_t)1 << (64 - __builtin_clzl(need - 1));
         return small_alloc(pow2);
     }
+#endif
     return large_alloc_counted(size, alignment);
 }
 

@@ -43,6 +43,9 @@ void hak_diag(const char *fmt, ...) {
 }
 
 void hak_fatal_invalid_pointer(const char *op, const void *p) {
+#if HAKMEM_CHECKED
+    hak_ck_invalid_pointer(op, p); /* names what the pointer is: freed, interior, foreign, ... */
+#endif
     hak_diag("hakmem: %s(): invalid pointer %p\n", op, p);
     abort();
 }

@@ -22,6 +22,57 @@
  * into the dynamic loader (which could allocate, see LTTNG-NOTES.md). */
 #define HAK_TLS __thread __attribute__((tls_model("initial-exec")))
 
+/* ---- the checked build (HAKMEM_CHECKED=1, src/checked.c) ----
+ * Release builds compile none of it: HAK_CHECK is empty and every other hook
+ * sits inside #if HAKMEM_CHECKED. */
+#ifndef HAKMEM_CHECKED
+#define HAKMEM_CHECKED 0
+#endif
+#if HAKMEM_CHECKED
+/* An invariant of the slab and chunk life cycle: one line naming it, then abort. */
+#define HAK_CHECK(cond, what)                                                  \
+    do {                                                                       \
+        if (HAK_UNLIKELY(!(cond))) hak_check_failed(what, __FILE_NAME__, __LINE__); \
+    } while (0)
+/* Each small block ends with a trailer (requested size, state), so a request
+ * takes the class of size + HAK_BLOCK_OVERHEAD, and at least 8 bytes stay in
+ * front of the trailer for the free-list link. */
+#define HAK_BLOCK_OVERHEAD 8u
+#define HAK_CK_SMALL_MAX (HAK_SMALL_MAX - HAK_BLOCK_OVERHEAD)
+static inline size_t hak_ck_block_need(size_t size) {
+    return (size < 8 ? 8 : size) + HAK_BLOCK_OVERHEAD;
+}
+/* Misuse reports (checked.c): what the pointer is to the allocator. */
+typedef enum hak_ck_kind {
+    HAK_CK_DOUBLE_FREE,  /* the block is already free */
+    HAK_CK_UNALLOCATED,  /* a block start hakmem never handed out */
+    HAK_CK_FOREIGN,      /* not in any hakmem block */
+    HAK_CK_INTERIOR,     /* inside a block, not at its start */
+    HAK_CK_OVERFLOW,     /* bytes past the requested size were written */
+    HAK_CK_USE_AFTER_FREE, /* a free block was written before it was handed out again */
+} hak_ck_kind;
+#define HAK_CK_NO_CLASS (-1)
+#define HAK_CK_LARGE_CLASS HAK_NUM_CLASSES
+/* One line on fd 2 — "hakmem: <what> <p>[ (<detail>)][, class <c> (<size> B)], thread <tid>" — then abort(). */
+_Noreturn void hak_ck_report(hak_ck_kind kind, const char *op, const void *p, const char *detail, int class_idx,
+                             size_t size);
+_Noreturn void hak_check_failed(const char *what, const char *file, int line);
+/* Finds out what is wrong with a pointer `op` (free, realloc, ...) was given, and reports it. */
+_Noreturn void hak_ck_invalid_pointer(const char *op, const void *p);
+void hak_ck_carved(uint8_t *first, uint32_t count, uint32_t block_size);
+void hak_ck_block_alloc(void *p, size_t size);
+void hak_ck_block_free(void *p);
+size_t hak_ck_block_usable(const void *p, const char *op);
+/* Room before the trailer of a live block; hak_ck_block_resize moves its end within it. */
+size_t hak_ck_block_room(const void *p);
+void hak_ck_block_resize(void *p, size_t size);
+void hak_ck_chunk_idle(const hak_superslab *c);
+void hak_ck_large_freed(const void *user, size_t requested);
+#else
+#define HAK_CHECK(cond, what) ((void)0)
+#define HAK_BLOCK_OVERHEAD 0u
+#endif
+
 /* ---- size_class.c ---- */
 extern const uint32_t hak_class_size[HAK_NUM_CLASSES];
 
@@ -180,6 +231,10 @@ void large_free(void *p);
 size_t large_usable_size(const void *p);
 void *large_realloc_in_place(void *p, size_t size);
 bool large_owns(const void *p);
+#if HAKMEM_CHECKED
+/* The large block whose mapping holds p (found through the region map). */
+bool large_ck_lookup(const void *p, const uint8_t **user, size_t *requested);
+#endif
 
 /* ---- stats.c ---- */
 typedef enum hak_class_counter {

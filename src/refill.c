@@ -1,8 +1,12 @@
 /* refill.c — superslab_refill: the one procedure that gives a thread heap a new slab, every decision traced. */
 #include "internal.h"
+#include "slab_state.h"
 #include "trace.h"
 
 static hak_slab *refill_adopted(hak_heap *heap, unsigned class_idx, uint64_t seq, hak_slab *s) {
+    HAK_CHECK(atomic_load_explicit(&s->owner, memory_order_relaxed) == heap &&
+                  hak_state_tag(atomic_load_explicit(&s->state, memory_order_relaxed)) == HAK_SLAB_OWNED,
+              "an adopted slab is owned by the adopter");
     hak_count(class_idx, HAK_CTR_ADOPTED);
     heap->cls[class_idx].chunk = hak_slab_chunk(s);
     HAK_TRACE(refill_exit, (uint8_t)class_idx, hak_class_size[class_idx], seq, s, HAK_REFILL_ADOPTED);
@@ -41,6 +45,8 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
                   check.active_slabs, (int)check.outcome);
         if (check.outcome == HAK_CLAIM_CLAIMED) {
             slab_init(check.slab, class_idx, heap);
+            HAK_CHECK(check.slab->capacity > 0 && check.slab->block_size == bs,
+                      "a claimed slab holds blocks of its class");
             heap->cls[class_idx].chunk = check.chunk;
             HAK_TRACE(refill_exit, cls, bs, seq, check.slab, HAK_REFILL_CLAIMED);
             return check.slab;

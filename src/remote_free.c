@@ -81,6 +81,8 @@ static HAK_NOINLINE void remote_free_counted(hak_slab *s, hak_block *b) {
         uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
         unsigned tag = hak_state_tag(st);
         uint32_t out = hak_state_count(st);
+        HAK_CHECK((tag == HAK_SLAB_PARKED || tag == HAK_SLAB_UNOWNED) && out != 0,
+                  "a free into a slab set aside finds it parked or abandoned, with blocks out");
         if (out == 1) {
             atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_RELEASING, hak_state_gen(st), 0),
                                   memory_order_relaxed);
@@ -123,6 +125,7 @@ static uint32_t collect_list(hak_slab *s, hak_block *list) {
     }
     tail->next = s->free;
     s->free = list;
+    HAK_CHECK(n <= s->used, "no more remote frees are collected than blocks are out");
     s->used -= n;
     return n;
 }
@@ -140,6 +143,9 @@ uint32_t remote_free_collect(hak_slab *s) {
  * slab goes back to its chunk instead (returns false). Head lock held.
  */
 static bool hand_over_locked(hak_slab *s, unsigned to) {
+    HAK_CHECK(hak_state_tag(atomic_load_explicit(&s->state, memory_order_relaxed)) == HAK_SLAB_OWNED,
+              "only an owned slab is parked or abandoned");
+    HAK_CHECK(s->used <= s->capacity, "a slab has no more blocks out than it holds");
     uintptr_t w = atomic_exchange_explicit(&s->remote_free, HAK_REMOTE_COUNTED, memory_order_acquire);
     collect_list(s, (hak_block *)(w & ~HAK_REMOTE_COUNTED));
     uint32_t gen = hak_state_gen(atomic_load_explicit(&s->state, memory_order_relaxed));
@@ -155,6 +161,11 @@ static bool hand_over_locked(hak_slab *s, unsigned to) {
 /* PARKED/UNOWNED -> OWNED: the count is dropped, the bit cleared, the stack
  * kept (its blocks are still in `used`). Head lock held. */
 static void take_back_locked(hak_slab *s) {
+    HAK_CHECK(hak_state_tag(atomic_load_explicit(&s->state, memory_order_relaxed)) == HAK_SLAB_PARKED ||
+                  hak_state_tag(atomic_load_explicit(&s->state, memory_order_relaxed)) == HAK_SLAB_UNOWNED,
+              "only a parked or abandoned slab is taken back");
+    HAK_CHECK(atomic_load_explicit(&s->remote_free, memory_order_relaxed) & HAK_REMOTE_COUNTED,
+              "a slab set aside counts its frees");
     uint32_t gen = hak_state_gen(atomic_load_explicit(&s->state, memory_order_relaxed));
     atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_OWNED, gen, 0), memory_order_relaxed);
     atomic_fetch_and_explicit(&s->remote_free, ~HAK_REMOTE_COUNTED, memory_order_acquire);
@@ -163,6 +174,8 @@ static void take_back_locked(hak_slab *s) {
 bool slab_park(hak_heap *heap, hak_slab *s) {
     hak_superslab_head *head = &hak_heads[s->class_idx];
     hak_class_cache *cc = &heap->cls[s->class_idx];
+    HAK_CHECK(atomic_load_explicit(&s->owner, memory_order_relaxed) == heap && s->aside == HAK_ASIDE_NONE,
+              "a slab is parked by its owner, once");
     pthread_mutex_lock(&head->lock);
     bool parked = hand_over_locked(s, HAK_SLAB_PARKED);
     if (parked) {
@@ -176,6 +189,8 @@ bool slab_park(hak_heap *heap, hak_slab *s) {
 
 void slab_unpark(hak_heap *heap, hak_slab *s) {
     hak_superslab_head *head = &hak_heads[s->class_idx];
+    HAK_CHECK(atomic_load_explicit(&s->owner, memory_order_relaxed) == heap && s->aside == HAK_ASIDE_PARKED,
+              "a slab is unparked by its owner, after it was parked");
     pthread_mutex_lock(&head->lock);
     take_back_locked(s);
     list_remove(&heap->cls[s->class_idx].parked, s);
@@ -192,6 +207,8 @@ hak_slab *slab_unpark_freed(hak_heap *heap, unsigned class_idx) {
     hak_slab *s = cc->parked;
     while (s) {
         hak_slab *next = s->next;
+        HAK_CHECK(s->aside == HAK_ASIDE_PARKED && atomic_load_explicit(&s->owner, memory_order_relaxed) == heap,
+                  "a heap's parked list holds its own parked slabs");
         if (atomic_load_explicit(&s->remote_free, memory_order_acquire) & ~HAK_REMOTE_COUNTED) {
             take_back_locked(s);
             list_remove(&cc->parked, s);
@@ -207,6 +224,8 @@ hak_slab *slab_unpark_freed(hak_heap *heap, unsigned class_idx) {
 
 void slab_abandon(hak_heap *heap, hak_slab *s) {
     (void)heap;
+    HAK_CHECK(atomic_load_explicit(&s->owner, memory_order_relaxed) == heap && s->aside == HAK_ASIDE_NONE,
+              "a slab in a heap's ring is abandoned by that heap");
     hak_superslab_head *head = &hak_heads[s->class_idx];
     remote_free_collect(s);
     bool keep = false;
@@ -229,6 +248,9 @@ void slab_abandon_parked(hak_heap *heap, unsigned class_idx) {
     while (cc->parked) {
         hak_slab *s = cc->parked;
         uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+        HAK_CHECK(hak_state_tag(st) == HAK_SLAB_PARKED && s->aside == HAK_ASIDE_PARKED &&
+                      atomic_load_explicit(&s->owner, memory_order_relaxed) == heap,
+                  "an exiting heap's parked slabs are parked and its own");
         atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_UNOWNED, hak_state_gen(st), hak_state_count(st)),
                               memory_order_relaxed);
         list_remove(&cc->parked, s);
@@ -252,6 +274,8 @@ hak_slab *slab_adopt(hak_heap *heap, unsigned class_idx) {
     hak_slab *s = head->abandoned;
     while (s && !has_blocks_locked(s)) s = s->next;
     if (s) {
+        HAK_CHECK(atomic_load_explicit(&s->owner, memory_order_relaxed) == HAK_OWNER_NONE && s->aside == HAK_ASIDE_NONE,
+                  "an adopted slab has no owner");
         take_back_locked(s);
         list_remove(&head->abandoned, s);
         atomic_store_explicit(&s->owner, heap, memory_order_relaxed);

@@ -29,6 +29,8 @@ void superslab_reserve_unlock(void) {
 }
 
 static void chunk_init_header(hak_superslab *c, unsigned class_idx) {
+    HAK_CHECK(((uintptr_t)c & HAK_CHUNK_MASK) == 0, "a chunk is 2 MiB aligned");
+    HAK_CHECK(hak_region_kind((uintptr_t)c) == HAK_REGION_SUPERSLAB, "a chunk's region is marked SuperSlab");
     c->magic = HAK_SUPERSLAB_MAGIC;
     c->next_chunk = NULL;
     c->class_idx = (uint8_t)class_idx;
@@ -59,6 +61,9 @@ hak_superslab *superslab_allocate(unsigned class_idx, hak_os_failure *why) {
         reserve_count--;
     }
     pthread_mutex_unlock(&reserve_lock);
+#if HAKMEM_CHECKED
+    if (c) hak_ck_chunk_idle(c); /* a reserve chunk was freed idle and nobody touched it since */
+#endif
     if (!c) {
         c = hak_os_map(HAK_CHUNK_SIZE, HAK_CHUNK_SIZE, why);
         if (!c) {
@@ -94,6 +99,9 @@ size_t superslab_reserve_flush(void) {
 
 /* The chunk is retired (unlinked, no claimer can reach it). */
 void superslab_free(hak_superslab *chunk) {
+#if HAKMEM_CHECKED
+    hak_ck_chunk_idle(chunk);
+#endif
     hak_count(chunk->class_idx, HAK_CTR_CHUNKS_FREED);
     pthread_mutex_lock(&reserve_lock);
     if (reserve_count < HAK_CHUNK_RESERVE) {
@@ -139,6 +147,11 @@ void superslab_claim_slab(hak_superslab_head *head, hak_bitmap_check *out) {
                                                         memory_order_acq_rel, memory_order_acquire)) {
                 out->outcome = HAK_CLAIM_CLAIMED;
                 out->slab = &c->slabs[idx];
+                HAK_CHECK(c->magic == HAK_SUPERSLAB_MAGIC && c->class_idx == head->class_idx,
+                          "a slab is claimed from a chunk of its head's class");
+                HAK_CHECK(hak_state_tag(atomic_load_explicit(&out->slab->state, memory_order_acquire)) ==
+                              HAK_SLAB_FREE,
+                          "a slab whose bitmap bit was clear is free");
             } else {
                 out->outcome = HAK_CLAIM_LOST_RACE;
             }
@@ -149,6 +162,12 @@ void superslab_claim_slab(hak_superslab_head *head, hak_bitmap_check *out) {
 
 void slab_init(hak_slab *s, unsigned class_idx, hak_heap *owner) {
     hak_superslab *c = hak_slab_chunk(s);
+    HAK_CHECK(c->class_idx == class_idx && s->class_idx == class_idx, "a slab is initialised for its chunk's class");
+    HAK_CHECK(atomic_load_explicit(&c->slab_bitmap, memory_order_acquire) & (1u << s->slab_idx),
+              "an initialised slab is claimed in its chunk's bitmap");
+    HAK_CHECK(hak_state_tag(atomic_load_explicit(&s->state, memory_order_relaxed)) == HAK_SLAB_FREE &&
+                  atomic_load_explicit(&s->owner, memory_order_relaxed) == HAK_OWNER_NONE,
+              "an initialised slab was free and unowned");
     uint32_t offset = s->slab_idx == 0 ? HAK_SLAB0_DATA_OFFSET : 0;
     s->data = (uint8_t *)c + ((size_t)s->slab_idx << HAK_SLAB_SHIFT) + offset;
     s->block_size = hak_class_size[class_idx];
@@ -173,6 +192,16 @@ void slab_release(hak_slab *s) {
     hak_superslab *c = hak_slab_chunk(s);
     unsigned class_idx = s->class_idx;
     uint32_t bit = 1u << s->slab_idx;
+#if HAKMEM_CHECKED
+    uint64_t was = atomic_load_explicit(&s->state, memory_order_acquire);
+    /* The holder returns an OWNED slab once nothing is out; a PARKED or
+     * UNOWNED one goes through RELEASING when its count of blocks out hit 0. */
+    HAK_CHECK(hak_state_tag(was) == HAK_SLAB_RELEASING ||
+                  (hak_state_tag(was) == HAK_SLAB_OWNED && s->used == 0 && s->aside == HAK_ASIDE_NONE),
+              "a released slab is owned and empty, or releasing");
+    HAK_CHECK(hak_state_tag(was) != HAK_SLAB_RELEASING || hak_state_count(was) == 0,
+              "a releasing slab has no block out");
+#endif
     s->block_size = 0;
     s->free = s->local_free = NULL;
     s->next = s->prev = NULL;
@@ -180,6 +209,7 @@ void slab_release(hak_slab *s) {
     uint32_t gen = hak_state_gen(atomic_load_explicit(&s->state, memory_order_relaxed));
     atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_FREE, gen, 0), memory_order_release);
     uint32_t old = atomic_fetch_and_explicit(&c->slab_bitmap, ~bit, memory_order_acq_rel);
+    HAK_CHECK(old & bit, "a released slab was claimed in its chunk's bitmap");
     if (old == bit) superslab_head_chunk_emptied(&hak_heads[class_idx], c);
 }
 
@@ -199,6 +229,10 @@ bool slab_carve(hak_slab *s) {
     }
     ((hak_block *)p)->next = s->free;
     s->free = (hak_block *)first;
+#if HAKMEM_CHECKED
+    hak_ck_carved(first, batch, s->block_size); /* FRESH: handed out later without a poison check */
+#endif
     s->carved += batch;
+    HAK_CHECK(s->carved <= s->capacity, "a slab carves no more blocks than it holds");
     return true;
 }

@@ -59,6 +59,9 @@ void expand_superslab_head(hak_superslab_head *head, hak_superslab *observed, ha
             release_retired_locked(head); /* their bytes count against the cap */
             found = superslab_allocate(head->class_idx, &out->failure);
             if (found) {
+                HAK_CHECK(found->class_idx == head->class_idx &&
+                              atomic_load_explicit(&found->slab_bitmap, memory_order_relaxed) == 0,
+                          "a new chunk is of its head's class, every slab free");
                 found->next_chunk = head->chunks;
                 head->chunks = found;
                 head->chunk_count++;
@@ -92,6 +95,9 @@ void superslab_head_chunk_emptied(hak_superslab_head *head, hak_superslab *chunk
         uint32_t expected = 0;
         if (atomic_compare_exchange_strong_explicit(&chunk->slab_bitmap, &expected, HAK_FULL_BITMAP,
                                                     memory_order_acq_rel, memory_order_relaxed)) {
+#if HAKMEM_CHECKED
+            hak_ck_chunk_idle(chunk); /* retired: every slab back, no claim can land */
+#endif
             *link = chunk->next_chunk;
             head->chunk_count--;
             chunk->next_chunk = head->retired;
@@ -117,6 +123,9 @@ size_t superslab_reclaim_empty(void) {
         if (cur && atomic_compare_exchange_strong_explicit(&cur->slab_bitmap, &expected, HAK_FULL_BITMAP,
                                                            memory_order_acq_rel, memory_order_relaxed)) {
             atomic_store_explicit(&head->current_chunk, NULL, memory_order_seq_cst);
+#if HAKMEM_CHECKED
+            hak_ck_chunk_idle(cur);
+#endif
             hak_superslab **link = &head->chunks;
             while (*link != cur) link = &(*link)->next_chunk;
             *link = cur->next_chunk;

@@ -119,8 +119,14 @@ static void test_hakmem_is_serving(void) {
     CHECK(p != NULL, "serving: malloc(100) returned NULL\n");
     CHECK(after > before, "serving: hak_stats allocs did not rise after malloc (%llu -> %llu)\n",
           (unsigned long long)before, (unsigned long long)after);
+#ifdef HAK_TEST_CHECKED
+    CHECK(malloc_usable_size(p) == 100,
+          "serving: malloc_usable_size(malloc(100)) = %zu, the checked build's is the request\n",
+          malloc_usable_size(p));
+#else
     CHECK(malloc_usable_size(p) == 128, "serving: malloc_usable_size(malloc(100)) = %zu, hakmem's class is 128\n",
           malloc_usable_size(p));
+#endif
     free(p);
 }
 
@@ -738,7 +744,16 @@ static void bad_free_small_interior_other_thread(void) {
     pthread_join(t, NULL);
 }
 
-static void expect_abort(const char *name, bad_free_fn fn) {
+/* What stderr must say: the release build's one message, or the checked build's diagnosis. */
+#ifdef HAK_TEST_CHECKED
+#define BAD_FOREIGN "hakmem: free of foreign pointer 0x"
+#define BAD_INTERIOR "hakmem: free of interior pointer 0x"
+#else
+#define BAD_FOREIGN "hakmem: free(): invalid pointer 0x"
+#define BAD_INTERIOR BAD_FOREIGN
+#endif
+
+static void expect_abort(const char *name, bad_free_fn fn, const char *want) {
     int fds[2];
     if (pipe(fds) != 0) {
         CHECK(0, "invalid free %s: pipe failed\n", name);
@@ -779,16 +794,16 @@ static void expect_abort(const char *name, bad_free_fn fn) {
     CHECK(aborted, "invalid free %s: the child did not die of SIGABRT (%s %d); stderr: \"%s\"\n", name,
           WIFSIGNALED(status) ? "signal" : "exit status", WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
           out);
-    CHECK(strstr(out, "hakmem: free(): invalid pointer 0x") != NULL,
-          "invalid free %s: stderr lacks \"hakmem: free(): invalid pointer 0x\": \"%s\"\n", name, out);
+    CHECK(strstr(out, want) != NULL, "invalid free %s: stderr lacks \"%s\": \"%s\"\n", name, want, out);
 }
 
 static void test_invalid_frees(void) {
-    expect_abort("free((void *)0x1000)", bad_free_low_address);
-    expect_abort("free(stack address)", bad_free_stack);
-    expect_abort("free(p + 8), p = malloc(100)", bad_free_small_interior);
-    expect_abort("free(p + 64), p = malloc(1 MiB)", bad_free_large_interior);
-    expect_abort("free(p + 8) from another thread, p = malloc(100)", bad_free_small_interior_other_thread);
+    expect_abort("free((void *)0x1000)", bad_free_low_address, BAD_FOREIGN);
+    expect_abort("free(stack address)", bad_free_stack, BAD_FOREIGN);
+    expect_abort("free(p + 8), p = malloc(100)", bad_free_small_interior, BAD_INTERIOR);
+    expect_abort("free(p + 64), p = malloc(1 MiB)", bad_free_large_interior, BAD_INTERIOR);
+    expect_abort("free(p + 8) from another thread, p = malloc(100)", bad_free_small_interior_other_thread,
+                 BAD_INTERIOR);
 }
 
 int main(void) {

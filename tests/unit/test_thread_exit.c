@@ -8,6 +8,10 @@
 
 #define LEAVE_CLASS 5  /* 256 bytes */
 #define CHURN_CLASS 6  /* 512 bytes */
+/* Requests that land in those classes (checked builds add a trailer to each block). */
+#define LEAVE_SIZE ((int)(256 - HAK_BLOCK_OVERHEAD))
+#define CHURN_SIZE ((int)(512 - HAK_BLOCK_OVERHEAD))
+#define KEEP_SIZE ((int)(1024 - HAK_BLOCK_OVERHEAD))
 #define N 10000
 #define CHURN_THREADS 200
 #define CHURN_BLOCKS 2000
@@ -19,9 +23,9 @@ static void *leaver(void *arg) {
     (void)arg;
     void *mine[N];
     for (int i = 0; i < N; i++) {
-        mine[i] = hak_malloc(256);
+        mine[i] = hak_malloc(LEAVE_SIZE);
         CHECK(mine[i], "malloc");
-        memset(mine[i], 0xab, 256);
+        memset(mine[i], 0xab, LEAVE_SIZE);
     }
     for (int i = 0; i < N; i++) {
         if (i % 2) hak_free(mine[i]);
@@ -38,7 +42,7 @@ static void *kept[KEEP_N];
 static void *keeper(void *arg) {
     (void)arg;
     for (int i = 0; i < KEEP_N; i++) {
-        kept[i] = hak_malloc(1024);
+        kept[i] = hak_malloc(KEEP_SIZE);
         CHECK(kept[i], "keeper malloc %d", i);
     }
     return NULL;
@@ -50,13 +54,13 @@ static void *churner(void *arg) {
     (void)arg;
     void *mine[CHURN_BLOCKS];
     for (int i = 0; i < CHURN_BLOCKS; i++) {
-        mine[i] = hak_malloc(512);
+        mine[i] = hak_malloc(CHURN_SIZE);
         CHECK(mine[i], "churn malloc");
-        memset(mine[i], 0x3c, 512);
+        memset(mine[i], 0x3c, CHURN_SIZE);
     }
     for (int i = 0; i < CHURN_LEFT; i++) { /* what the previous thread left */
         if (handoff[i]) {
-            CHECK(((unsigned char *)handoff[i])[511] == 0x3c, "handed-off block intact");
+            CHECK(((unsigned char *)handoff[i])[CHURN_SIZE - 1] == 0x3c, "handed-off block intact");
             hak_free(handoff[i]);
         }
         handoff[i] = mine[i];
@@ -86,10 +90,10 @@ int main(void) {
     pthread_join(t, NULL);
     CHECK(head_abandoned(&hak_heads[KEEP_CLASS]) > 0, "the keeper's full slabs are abandoned");
     for (int i = 0; i < KEEP_N; i++) {
-        void *p = hak_malloc(1024);
+        void *p = hak_malloc(KEEP_SIZE);
         CHECK(p, "malloc(1024) #%d returned NULL with no cap next to a dead thread's full slabs", i);
         hak_free(p);
-        p = hak_malloc(1024);
+        p = hak_malloc(KEEP_SIZE);
         CHECK(p, "malloc(1024) #%d (held) returned NULL", i);
         kept[i] = (hak_free(kept[i]), p);
     }
