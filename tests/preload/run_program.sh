@@ -4,12 +4,23 @@
 # served its allocations (HAKMEM_STATS=1 makes every process print
 # "hakmem stats: allocs N ..." to a private copy of stderr at exit).
 #
-# Scenarios: python, git, sort, sqlite3. A missing program is a failure, not
-# a skip: CI installs them (apt-get install git sqlite3 python3 coreutils).
+# Scenarios (each well under a minute on two idle cores):
+#   python   4 threads build and drop dicts, lists, strings and bytes (some
+#            above 32 KiB) and pass them around; checksum vs. a glibc run
+#   git      init, 43 commits on two branches, a merge, log, diff, blame,
+#            gc, fsck, archive; output vs. the same commands without hakmem
+#   sort     2 million lines with --parallel=2, output vs. sort without hakmem
+#   sqlite3  200 000 rows, indexes, joins, GROUP BY, integrity check;
+#            results vs. sqlite3 without hakmem
+#   make     make -j2 of a generated 21-file C project: make, gcc, cc1, as,
+#            collect2 and ld all under hakmem; the program's output, and
+#            every object file byte for byte vs. a build without hakmem
+# A missing program is a failure, not a skip: CI installs them
+# (scripts/deps.sh: python3 git coreutils sqlite3 make gcc binutils libc6-dev).
 set -euo pipefail
 
 if (($# != 2)); then
-    echo "usage: $0 LIBHAKMEM {python|git|sort|sqlite3}" >&2
+    echo "usage: $0 LIBHAKMEM {python|git|sort|sqlite3|make}" >&2
     exit 2
 fi
 lib=$1
@@ -42,11 +53,13 @@ export LC_ALL=C
 unset LD_PRELOAD HAKMEM_STATS MALLOC_CHECK_ MALLOC_PERTURB_ GLIBC_TUNABLES
 
 runs=0
+hak_procs=0 # processes that printed stats in the last hak run
 
 # hak LABEL MIN_ALLOCS CMD...: runs CMD under hakmem (stdout as the caller
 # redirects it, stderr kept in $tmp/LABEL.err). Fails when CMD fails, when no
 # process printed hakmem's stats (the preload did not take), or when the
-# largest per-process alloc count is not above MIN_ALLOCS.
+# largest per-process alloc count is not above MIN_ALLOCS. Leaves the number
+# of processes that printed stats in hak_procs.
 hak() {
     local label=$1 min=$2
     shift 2
@@ -73,6 +86,7 @@ hak() {
         grep '^hakmem stats:' "$err" >&2 || true
         fail "'$*': hakmem served only $max allocations (want > $min): the program is not using hakmem"
     fi
+    hak_procs=$n
     echo "$label: ok, $n process(es) under hakmem, max allocs $max, total $total" >&2
 }
 
@@ -221,10 +235,41 @@ for i in range(200):
         for n in range(lines):
             f.write("%d %s\n" % (n, " ".join(rng.choice(words) for _ in range(rng.randrange(1, 16)))))
 EOF
+    # The edits of one branch commit: commit K of BRANCH rewrites lines of
+    # three files in its own half of the tree (main: dir00-dir04, feature:
+    # dir05-dir09), adds a file, now and then renames one, and appends
+    # (main) or prepends (feature) a line to shared.txt, so that the merge
+    # has a file both sides changed, without a conflict.
+    cat >"$tmp/edit.py" <<'EOF'
+import os, random, sys
+branch, k = sys.argv[1], int(sys.argv[2])
+rng = random.Random("%s-%d" % (branch, k))
+base = 0 if branch == "main" else 5
+for _ in range(3):
+    d = "dir%02d" % (base + rng.randrange(5))
+    p = os.path.join(d, rng.choice(sorted(os.listdir(d))))
+    with open(p) as f:
+        lines = f.readlines()
+    for _ in range(rng.randrange(1, 20)):
+        lines[rng.randrange(len(lines))] = "%s %d edited %s\n" % (branch, k, "z" * rng.randrange(0, 200))
+    with open(p, "w") as f:
+        f.writelines(lines)
+with open("dir%02d/%s-%03d.txt" % (base + k % 5, branch, k), "w") as f:
+    f.write("".join("%s commit %d line %d\n" % (branch, k, n) for n in range(rng.randrange(10, 2000))))
+if k % 7 == 3:
+    d = "dir%02d" % (base + k % 5)
+    victim = sorted(n for n in os.listdir(d) if n.startswith("file"))[0]
+    os.rename(os.path.join(d, victim), os.path.join(d, "renamed-%s-%d-%s" % (branch, k, victim)))
+with open("shared.txt") as f:
+    text = f.read()
+with open("shared.txt", "w") as f:
+    f.write(text + "main %d\n" % k if branch == "main" else "feature %d\n" % k + text)
+EOF
     cd repo
+    seq 1 500 | sed 's/^/shared line /' >shared.txt
     hak git-init 10 "$GIT" init -q -b main .
     hak git-add 1000 "$GIT" add .
-    hak git-commit1 200 "$GIT" commit -q -m "first: 200 files"
+    hak git-commit1 200 "$GIT" commit -q -m "first: 201 files"
     # Modify 50 files, delete 5, add 10.
     "$PY" - <<'EOF'
 import os
@@ -240,7 +285,28 @@ for i in range(10):
 EOF
     hak git-add2 200 "$GIT" add -A
     hak git-commit2 200 "$GIT" commit -q -m "second: 50 changed, 5 deleted, 10 new"
-    hak git-log 100 "$GIT" log --stat -p >"$tmp/log.txt"
+    hak git-branch 10 "$GIT" branch feature
+
+    # Two lines of history from the second commit, 20 commits each, merged.
+    local branch k
+    for branch in main feature; do
+        hak "git-switch-$branch" 50 "$GIT" switch -q "$branch"
+        for ((k = 1; k <= 20; k++)); do
+            "$PY" "$tmp/edit.py" "$branch" "$k"
+            hak "git-add-$branch-$k" 50 "$GIT" add -A
+            hak "git-commit-$branch-$k" 50 "$GIT" commit -q -m "$branch $k"
+        done
+    done
+    hak git-switch-back 50 "$GIT" switch -q main
+    hak git-merge 1000 "$GIT" merge --no-ff -m "merge feature into main" feature >"$tmp/merge.txt"
+    grep -qx "Auto-merging shared.txt" "$tmp/merge.txt" || fail "git merge did not merge shared.txt's contents"
+    local first
+    first=$("$GIT" rev-list --max-parents=0 HEAD)
+    hak git-log 100 "$GIT" log --stat -p --first-parent -n 3 >"$tmp/log.txt"
+    hak git-graph 100 "$GIT" log --graph --oneline --all >"$tmp/graph.txt"
+    hak git-diffstat 1000 "$GIT" diff -M --stat --summary HEAD~1 HEAD >"$tmp/diffstat.txt"
+    hak git-diff 1000 "$GIT" diff -M "$first" HEAD >"$tmp/diff.txt"
+    hak git-blame 100 "$GIT" blame -s shared.txt >"$tmp/blame.txt"
     hak git-gc 1000 "$GIT" gc --quiet --aggressive
     hak git-fsck 500 "$GIT" fsck --full --strict
     local fsck_out
@@ -250,20 +316,40 @@ EOF
     # The results, checked without hakmem.
     local count
     count=$("$GIT" rev-list --count HEAD)
-    [[ $count == 2 ]] || fail "git rev-list --count HEAD = $count, want 2"
-    grep -q "second: 50 changed, 5 deleted, 10 new" "$tmp/log.txt" || fail "git log lacks the second commit"
-    grep -q "first: 200 files" "$tmp/log.txt" || fail "git log lacks the first commit"
-    grep -q "65 files changed" "$tmp/log.txt" || fail "git log --stat lacks '65 files changed' for the second commit"
+    # first, second, 20 on main, 20 on feature, the merge
+    [[ $count == 43 ]] || fail "git rev-list --count HEAD = $count, want 43"
+    [[ $("$GIT" rev-parse HEAD^2) == $("$GIT" rev-parse feature) ]] || fail "the merge's second parent is not feature"
+    [[ $("$GIT" log -1 --format=%s) == "merge feature into main" ]] || fail "HEAD is not the merge"
+    "$GIT" log --format=%s >"$tmp/subjects.txt"
+    grep -qx "second: 50 changed, 5 deleted, 10 new" "$tmp/subjects.txt" || fail "git log lacks the second commit"
+    grep -qx "first: 201 files" "$tmp/subjects.txt" || fail "git log lacks the first commit"
+    # Both sides' edits of shared.txt are in the merge: 20 lines, the 500, 20 lines.
+    [[ $(head -n 1 shared.txt) == "feature 20" && $(tail -n 1 shared.txt) == "main 20" ]] ||
+        fail "shared.txt lacks one side's edits after the merge"
+    [[ $(wc -l <shared.txt) == 540 ]] || fail "shared.txt has $(wc -l <shared.txt) lines, want 540"
     local files
     files=$("$GIT" ls-files | wc -l)
-    [[ $files == 205 ]] || fail "git ls-files lists $files files, want 205"
-    [[ -z $("$GIT" status --porcelain) ]] || fail "the work tree differs from HEAD after commit"
+    # 206 after the second commit, one more per branch commit
+    [[ $files == 246 ]] || fail "git ls-files lists $files files, want 246"
+    [[ -z $("$GIT" status --porcelain) ]] || fail "the work tree differs from HEAD after the merge"
     ls .git/objects/pack/*.pack >/dev/null 2>&1 || fail "git gc left no pack"
     "$GIT" fsck --full --strict 2>/dev/null || fail "git fsck without hakmem fails on the repository"
-    # Every tracked file's blob in HEAD equals the file on disk.
     "$GIT" diff --quiet HEAD || fail "git diff HEAD is not empty"
+    # What git printed under hakmem is what it prints without it.
+    "$GIT" log --stat -p --first-parent -n 3 | cmp -s "$tmp/log.txt" - || fail "git log prints otherwise without hakmem"
+    "$GIT" log --graph --oneline --all | cmp -s "$tmp/graph.txt" - || fail "git log --graph prints otherwise without hakmem"
+    "$GIT" diff -M --stat --summary HEAD~1 HEAD | cmp -s "$tmp/diffstat.txt" - ||
+        fail "git diff --stat prints otherwise without hakmem"
+    "$GIT" diff -M "$first" HEAD | cmp -s "$tmp/diff.txt" - || fail "git diff prints otherwise without hakmem"
+    "$GIT" blame -s shared.txt | cmp -s "$tmp/blame.txt" - || fail "git blame prints otherwise without hakmem"
+    grep -q "merge feature into main" "$tmp/log.txt" || fail "git log lacks the merge"
+    grep -q "rename .*renamed-feature-3-" "$tmp/diffstat.txt" || fail "git diff -M did not see feature's renames"
+    local difflines
+    difflines=$(wc -l <"$tmp/diff.txt")
+    ((difflines > 10000)) || fail "the diff from the first commit has only $difflines lines"
     hak git-archive 100 "$GIT" archive --format=tar HEAD >"$tmp/head.tar"
-    tar -tf "$tmp/head.tar" | grep -c '\.txt$' | grep -qx 205 || fail "git archive HEAD does not hold 205 files"
+    tar -tf "$tmp/head.tar" | grep -c '\.txt$' | grep -qx 246 || fail "git archive HEAD does not hold 246 files"
+    echo "git: $count commits, $files files, a merge, a $difflines-line diff"
     cd ..
 }
 
@@ -351,8 +437,117 @@ EOF
     [[ $got == "$want" ]] || fail "the database written under hakmem reads back (quick_check, aggregates) as '$got', want '$want'"
 }
 
+# ---------------------------------------------------------------------------
+scenario_make() {
+    local MAKE=/usr/bin/make GCC=/usr/bin/gcc
+    need "$MAKE" make
+    need "$GCC" gcc
+    need /usr/bin/as binutils
+    # A small C project: 20 modules of generated code and a main, built with
+    # -O2 so that cc1 does real work (each module has a table of 24 functions
+    # of 16-way switches). The program's expected output is computed here in
+    # Python from the same constants the C code is generated from.
+    mkdir project
+    "$PY" - <<'EOF'
+import os, random
+MODULES, FUNCS, CASES, M32, M64 = 20, 24, 16, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF
+rng = random.Random(20240101)
+os.makedirs("project/include")
+with open("project/include/util.h", "w") as f:
+    f.write("#ifndef UTIL_H\n#define UTIL_H\n")
+    for m in range(MODULES):
+        f.write("unsigned long long mod%02d_checksum(void);\nunsigned mod%02d_mix(unsigned x);\n" % (m, m))
+    f.write("#endif\n")
+expected = []
+total = 0
+for m in range(MODULES):
+    consts = [[(rng.randrange(1, M32) | 1, rng.randrange(M32), rng.randrange(1, 31)) for _ in range(CASES)]
+              for _ in range(FUNCS)]
+    n = 1500 + 97 * m
+    with open("project/mod%02d.c" % m, "w") as f:
+        f.write('#include <stdlib.h>\n#include "util.h"\n\n')
+        for k, cases in enumerate(consts):
+            f.write("static unsigned f%d(unsigned x) {\n    switch (x & %d) {\n" % (k, CASES - 1))
+            for c, (a, b, s) in enumerate(cases):
+                f.write("    case %d: return (x * %uu + %uu) ^ (x >> %d);\n" % (c, a, b, s))
+            f.write("    }\n    return x;\n}\n\n")
+        f.write("static unsigned (*const table[%d])(unsigned) = {%s};\n\n"
+                % (FUNCS, ", ".join("f%d" % k for k in range(FUNCS))))
+        f.write("unsigned mod%02d_mix(unsigned x) {\n"
+                "    for (int r = 0; r < 1000; r++) x = table[x %% %d](x);\n    return x;\n}\n\n" % (m, FUNCS))
+        f.write("static int cmp(const void *a, const void *b) {\n"
+                "    unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;\n"
+                "    return (x > y) - (x < y);\n}\n\n")
+        f.write("unsigned long long mod%02d_checksum(void) {\n"
+                "    unsigned *v = malloc(%d * sizeof *v), s = %du;\n"
+                "    if (!v) return 0;\n"
+                "    for (int i = 0; i < %d; i++) v[i] = s = (s * 1103515245u + 12345u) & 0x7fffffffu;\n"
+                "    qsort(v, %d, sizeof *v, cmp);\n"
+                "    unsigned long long sum = 0;\n"
+                "    for (int i = 0; i < %d; i++) sum += (unsigned long long)(i + 1) * v[i];\n"
+                "    free(v);\n    return sum;\n}\n" % (m, n, m + 1, n, n, n))
+    # The same computations in Python.
+    s, vals = m + 1, []
+    for _ in range(n):
+        s = (s * 1103515245 + 12345) & 0x7FFFFFFF
+        vals.append(s)
+    checksum = sum((i + 1) * v for i, v in enumerate(sorted(vals))) & M64
+    x = (m * 2654435761) & M32
+    for _ in range(1000):
+        a, b, sh = consts[x % FUNCS][x & (CASES - 1)]
+        x = ((x * a + b) & M32) ^ (x >> sh)
+    expected.append("mod%02d %d %d" % (m, checksum, x))
+    total = (total + checksum + x) & M64
+expected.append("total %d" % total)
+with open("project/main.c", "w") as f:
+    f.write('#include <stdio.h>\n#include "util.h"\n\nint main(void) {\n    unsigned long long total = 0;\n')
+    for m in range(MODULES):
+        f.write("    {\n        unsigned long long c = mod%02d_checksum();\n"
+                "        unsigned x = mod%02d_mix(%uu);\n"
+                '        printf("mod%02d %%llu %%u\\n", c, x);\n'
+                "        total += c + x;\n    }\n" % (m, m, (m * 2654435761) & M32, m))
+    f.write('    printf("total %llu\\n", total);\n    return 0;\n}\n')
+with open("project/Makefile", "w") as f:
+    f.write("CC = gcc\nCFLAGS = -O2 -Wall -Wextra -Werror -Iinclude\n"
+            "OBJS = main.o %s\n\n" % " ".join("mod%02d.o" % m for m in range(MODULES)) +
+            "prog: $(OBJS)\n\t$(CC) -o $@ $(OBJS)\n\n"
+            "%.o: %.c include/util.h\n\t$(CC) $(CFLAGS) -c -o $@ $<\n\n"
+            "clean:\n\trm -f prog $(OBJS)\n")
+with open("expected.txt", "w") as f:
+    f.write("\n".join(expected) + "\n")
+EOF
+    cp -r project ref
+    "$MAKE" -s -C ref -j2 >/dev/null || fail "the generated project does not build without hakmem"
+    ref/prog >ref-output.txt
+    cmp -s expected.txt ref-output.txt || fail "the generated project prints otherwise than computed: a generator bug"
+
+    cd project
+    # make, and everything it starts (gcc, cc1, as, collect2, ld, in parallel
+    # with -j2), run under hakmem: each prints its own stats line.
+    hak make 100 "$MAKE" -j2 >"$tmp/make.out"
+    local procs=$hak_procs compiles
+    compiles=$(grep -c -- '-c -o' "$tmp/make.out")
+    ((compiles == 21)) || fail "make ran $compiles compilations, want 21"
+    # make itself, then gcc, cc1 and as per compilation, then gcc, collect2 and ld for the link.
+    ((procs >= 1 + 3 * compiles + 3)) ||
+        fail "only $procs processes of make -j2 printed hakmem stats, want at least $((1 + 3 * compiles + 3)): some compiler or assembler did not run under hakmem"
+    hak prog 10 ./prog >"$tmp/prog-output.txt"
+    cmp -s ../expected.txt "$tmp/prog-output.txt" || {
+        diff ../expected.txt "$tmp/prog-output.txt" | head -10 >&2
+        fail "the program built under hakmem prints wrong results"
+    }
+    # The compiler's output does not depend on the allocator: every object
+    # file and the program are byte for byte what the build without hakmem made.
+    local f
+    for f in *.o prog; do
+        cmp -s "$f" "../ref/$f" || fail "$f built under hakmem differs from the one built without it"
+    done
+    echo "make: $compiles compilations and a link, $procs processes under hakmem, $(tail -n 1 "$tmp/prog-output.txt")"
+    cd ..
+}
+
 case $scenario in
-python | git | sort | sqlite3) "scenario_$scenario" ;;
-*) fail "unknown scenario '$scenario' (python, git, sort, sqlite3)" ;;
+python | git | sort | sqlite3 | make) "scenario_$scenario" ;;
+*) fail "unknown scenario '$scenario' (python, git, sort, sqlite3, make)" ;;
 esac
 echo "PASS [$scenario]: $runs program run(s) under hakmem"

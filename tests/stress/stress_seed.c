@@ -210,6 +210,16 @@ static void *thread_main(void *arg) {
     return NULL;
 }
 
+/* CHECK exits the process from whichever thread failed: name the run, so a
+ * failure seen once in a soak can be replayed. */
+static bool finished;
+static void say_seed_on_failure(void) {
+    if (!finished)
+        fprintf(stderr, "stress_seed failed: replay with: stress_seed %s --threads %d --live %d --ops %ld --seed %llu\n",
+                cfg.mode == MODE_NORMAL ? "normal" : cfg.mode == MODE_CAP ? "cap" : "fault", cfg.threads, cfg.live,
+                cfg.ops, (unsigned long long)cfg.seed);
+}
+
 static void usage(void) {
     fprintf(stderr, "usage: stress_seed [normal|cap|fault] [--threads N] [--live N] [--ops N] [--seed N]\n");
     exit(2);
@@ -227,6 +237,7 @@ int main(int argc, char **argv) {
         else usage();
     }
     if (cfg.threads < 2 || cfg.threads > MAX_THREADS || cfg.live < 1 || cfg.ops < 1) usage();
+    atexit(say_seed_on_failure);
     pthread_barrier_init(&barrier, NULL, (unsigned)cfg.threads);
     pthread_t tids[MAX_THREADS];
     worker ws[MAX_THREADS];
@@ -259,8 +270,10 @@ int main(int argc, char **argv) {
     if (cfg.mode == MODE_FAULT) CHECK(ooms <= failures + st.large_ooms, "every OOM comes from a refused mapping");
 #endif
     if (cfg.mode == MODE_FAULT) CHECK(nulls > 0, "fault injection never surfaced: HAKMEM_FAULT_SUPERSLAB unset?");
-    printf("stress_seed %s: %d threads, %ld allocations, %ld sent across threads, %ld NULLs (ENOMEM), all blocks intact\n",
-           cfg.mode == MODE_NORMAL ? "normal" : cfg.mode == MODE_CAP ? "cap" : "fault", cfg.threads, (long)allocs_ok,
-           (long)sent, (long)nulls);
+    printf("stress_seed %s: %d threads, seed %llu, %ld allocations, %ld sent across threads, %ld NULLs (ENOMEM), "
+           "all blocks intact\n",
+           cfg.mode == MODE_NORMAL ? "normal" : cfg.mode == MODE_CAP ? "cap" : "fault", cfg.threads,
+           (unsigned long long)cfg.seed, (long)allocs_ok, (long)sent, (long)nulls);
+    finished = true;
     return 0;
 }
