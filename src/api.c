@@ -195,4 +195,5 @@ void *hak_memalign(size_t alignment, size_t size) {
 void hak_collect(void) {
     hak_heap *h = hak_tls_heap;
     if (h != &hak_empty_heap) tiny_heap_collect(h);
+    hak_os_release_pending(); /* releases the OS refused earlier are held memory too */
 }

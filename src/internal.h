@@ -92,6 +92,7 @@ void hak_options_init(void);
 /* Parsers, exposed for unit tests; return false on malformed input. */
 bool hak_parse_size(const char *text, uint64_t *out);
 bool hak_parse_fault(const char *text, hak_fault_spec *out);
+bool hak_parse_fault_os(const char *text, hak_fault_spec *out); /* as above, without /CLASS */
 bool hak_fault_fires(const hak_fault_spec *spec, _Atomic uint64_t *calls, unsigned class_idx);
 
 /* ---- diag.c ---- diagnostics straight to fd 2: no stdio, no allocation */
@@ -100,8 +101,9 @@ int hak_format(char *buf, size_t cap, const char *fmt, ...) __attribute__((forma
 void hak_write_all(int fd, const char *buf, size_t len);
 _Noreturn void hak_fatal_invalid_pointer(const char *op, const void *p);
 
-/* ---- os.c ---- mapping, the memory cap and the region map */
-/* none; os: mmap refused; cap: HAKMEM_MAX_MEMORY reached; injected: HAKMEM_FAULT_SUPERSLAB fired */
+/* ---- os.c ---- every mmap, munmap and mremap; the memory cap; the region map */
+/* none; os: mmap refused (by the OS or HAKMEM_FAULT_OS); cap: HAKMEM_MAX_MEMORY reached;
+ * injected: HAKMEM_FAULT_SUPERSLAB fired */
 #define HAK_FAIL_ITEM(id, label, value) HAK_FAIL_##id = value,
 typedef enum hak_fail_reason { HAKMEM_TP_FAIL_REASON(HAK_FAIL_ITEM) } hak_fail_reason;
 
@@ -118,13 +120,23 @@ static inline unsigned hak_region_kind(uintptr_t addr) {
 }
 void hak_region_set(uintptr_t base, unsigned kind);
 /* Maps `size` bytes aligned to `align` (a power of two >= HAK_CHUNK_SIZE),
- * charging the cap; on failure fills *why and returns NULL. */
+ * charging the cap; on failure fills *why and returns NULL. errno is kept. */
 void *hak_os_map(size_t size, size_t align, hak_os_failure *why);
+/* Gives a range back; if the OS refuses, it stays mapped and charged and is
+ * retried by later os.c calls (never lost, never uncharged early). */
 void hak_os_unmap(void *base, size_t size);
 /* Grows a mapping in place (no move); charges the cap. */
 bool hak_os_grow_in_place(void *base, size_t old_size, size_t new_size);
+/* Pages for thread heaps, never given back and not charged to the cap; NULL if refused. */
+void *hak_os_map_metadata(size_t size);
+/* Retries the releases the OS refused; returns how many went back now. */
+size_t hak_os_release_pending(void);
+size_t hak_os_pending_bytes(void);      /* refused releases still mapped (part of mapped bytes) */
+uint64_t hak_os_release_failures(void); /* munmap refusals since the start, retries included */
 size_t hak_os_mapped_bytes(void);
 size_t hak_os_page_size(void);
+/* Calls HAKMEM_FAULT_OS has counted; unit tests set it to place an every:N failure. */
+extern _Atomic uint64_t hak_os_fault_calls;
 
 /* ---- superslab.c ---- chunks and the slabs inside them */
 extern hak_superslab_head hak_heads[HAK_NUM_CLASSES];
@@ -185,7 +197,7 @@ void superslab_head_chunk_emptied(hak_superslab_head *head, hak_superslab *chunk
 void superslab_heads_lock_all(void);
 void superslab_heads_unlock_all(void);
 size_t superslab_reserve_count(void);
-/* Under refusal: returns unused chunks to the OS; how many it found. */
+/* Under refusal: returns unused chunks (and refused releases) to the OS; how many went. */
 size_t superslab_reclaim_empty(void);
 
 /* ---- refill.c ---- */

@@ -1,7 +1,6 @@
 /* large.c — blocks above HAK_SMALL_MAX: one 2 MiB-aligned mapping each, with a header the region map finds. */
 #include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "internal.h"
 #include "trace.h"

@@ -99,6 +99,15 @@ bool hak_parse_fault(const char *text, hak_fault_spec *out) {
     return true;
 }
 
+/* The OS calls belong to no size class, so a /CLASS suffix would silently
+ * mean "never": it is refused instead. */
+bool hak_parse_fault_os(const char *text, hak_fault_spec *out) {
+    hak_fault_spec spec;
+    if (!hak_parse_fault(text, &spec) || spec.class_filter >= 0) return false;
+    *out = spec;
+    return true;
+}
+
 static uint64_t splitmix64(uint64_t x) {
     x += 0x9e3779b97f4a7c15ull;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -137,10 +146,12 @@ static void warn_bad(const char *name, const char *value, const char *dflt) {
 #define OPT_FIELD_MID_REFILL_SIMPLE mid_refill_simple
 #define OPT_FIELD_MAX_MEMORY max_memory
 #define OPT_FIELD_FAULT_SUPERSLAB fault_superslab
+#define OPT_FIELD_FAULT_OS fault_os
 #define OPT_FIELD_STATS stats
 #define PARSE_bool(text, field) parse_bool(text, field)
 #define PARSE_size(text, field) hak_parse_size(text, field)
 #define PARSE_fault(text, field) hak_parse_fault(text, field)
+#define PARSE_fault_os(text, field) hak_parse_fault_os(text, field)
 
 void hak_options_init(void) {
     hak_options o = {0};

@@ -15,6 +15,9 @@
     X(FAULT_SUPERSLAB, "HAKMEM_FAULT_SUPERSLAB", fault, "off",                                \
       "every:N or prob:P[:SEED], optionally /CLASS: make superslab_allocate fail as if the "  \
       "OS refused (for that size class only)")                                                \
+    X(FAULT_OS, "HAKMEM_FAULT_OS", fault_os, "off",                                           \
+      "every:N or prob:P[:SEED]: each mmap, munmap and mremap hakmem makes fails as the OS "  \
+      "would (ENOMEM); refused maps are OOMs, refused releases are retried")                  \
     X(STATS, "HAKMEM_STATS", bool, "0", "1: print counters to stderr at exit")
 
 typedef enum hak_fault_mode { HAK_FAULT_OFF, HAK_FAULT_EVERY, HAK_FAULT_PROB } hak_fault_mode;
@@ -24,13 +27,15 @@ typedef struct hak_fault_spec {
     uint64_t every;      /* HAK_FAULT_EVERY: the Nth, 2Nth, ... call fails */
     uint64_t threshold;  /* HAK_FAULT_PROB: fail when hash < threshold (P * 2^64) */
     uint64_t seed;
-    int class_filter;    /* -1: every class; else only superslab_allocate for this class */
+    int class_filter;    /* -1: every class; else only superslab_allocate for this class
+                          * (HAKMEM_FAULT_OS takes none: OS calls have no class) */
 } hak_fault_spec;
 
 typedef struct hak_options {
     bool mid_refill_simple;
     uint64_t max_memory;   /* 0 = no cap */
     hak_fault_spec fault_superslab;
+    hak_fault_spec fault_os;
     bool stats;
 } hak_options;
 

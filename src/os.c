@@ -1,4 +1,4 @@
-/* os.c — where memory comes from: aligned mmap, the HAKMEM_MAX_MEMORY cap, and the region map. */
+/* os.c — every OS call hakmem makes for memory (mmap, munmap, mremap): the cap, HAKMEM_FAULT_OS, refused releases, and the region map. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sys/mman.h>
@@ -10,7 +10,11 @@
  * maps memory, and reading an untouched one costs no memory. */
 _Atomic uint8_t hak_region_map[HAK_REGION_COUNT];
 
+/* Bytes hakmem holds from the OS for blocks: chunks, large blocks, and ranges
+ * whose release the OS refused (they are still mapped, so they still count). */
 static _Atomic size_t mapped_bytes;
+
+_Atomic uint64_t hak_os_fault_calls;
 
 void hak_region_set(uintptr_t base, unsigned kind) {
     atomic_store_explicit(&hak_region_map[base >> HAK_CHUNK_SHIFT], (uint8_t)kind, memory_order_release);
@@ -46,10 +50,111 @@ static void uncharge(size_t bytes) {
     atomic_fetch_sub_explicit(&mapped_bytes, bytes, memory_order_relaxed);
 }
 
-static void *map_anonymous(void *hint, size_t size) {
-    void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+/* ---- the system calls: HAKMEM_FAULT_OS is decided here and nowhere else ---- */
+
+static bool os_fault(void) {
+    return hak_fault_fires(&hak_opt.fault_os, &hak_os_fault_calls, 0);
+}
+
+/* An injected refusal is what the kernel says when it has no room: ENOMEM. */
+static void *sys_map(void *hint, size_t size, int flags) {
+    if (HAK_UNLIKELY(os_fault())) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
+
+/* munmap fails for real with ENOMEM when splitting a mapping would exceed
+ * vm.max_map_count; the range then stays mapped, as it does when injected. */
+static bool sys_unmap(void *base, size_t size) {
+    if (HAK_UNLIKELY(os_fault())) {
+        errno = ENOMEM;
+        return false;
+    }
+    return munmap(base, size) == 0;
+}
+
+static bool sys_grow(void *base, size_t old_size, size_t new_size) {
+    if (HAK_UNLIKELY(os_fault())) {
+        errno = ENOMEM;
+        return false;
+    }
+    return mremap(base, old_size, new_size, 0) != MAP_FAILED; /* no MREMAP_MAYMOVE: in place or not at all */
+}
+
+/* ---- releases the OS refused ----
+ * A refused munmap leaves the range mapped and writable, so the range itself
+ * holds its record: the list needs no memory of its own and no bound. Ranges
+ * on it stay charged, so the cap and the stats count what is really mapped;
+ * the next map, unmap or grow (or a reclaim under refusal, or hak_collect)
+ * tries them again. Threads only push one record or take the whole list, so
+ * a CAS push against an exchange-to-NULL is free of ABA. */
+typedef struct pending_release {
+    struct pending_release *next;
+    size_t size;
+} pending_release;
+
+static _Atomic(pending_release *) pending;
+static _Atomic size_t pending_bytes;
+static _Atomic uint64_t release_failures;
+
+static void pending_push(void *base, size_t size) {
+    pending_release *r = base;
+    r->size = size;
+    pending_release *head = atomic_load_explicit(&pending, memory_order_relaxed);
+    do {
+        r->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&pending, &head, r, memory_order_release,
+                                                    memory_order_relaxed));
+}
+
+/* Gives [base, base+size) back; `charged` says whether the cap counts it
+ * already (a trim of an over-map does not). Only what really went back is
+ * uncharged; a refused range is charged and kept pending. */
+static void release(void *base, size_t size, bool charged) {
+    if (sys_unmap(base, size)) {
+        if (charged) uncharge(size);
+        return;
+    }
+    atomic_fetch_add_explicit(&release_failures, 1, memory_order_relaxed);
+    if (!charged) atomic_fetch_add_explicit(&mapped_bytes, size, memory_order_relaxed); /* even past the cap: it is mapped */
+    atomic_fetch_add_explicit(&pending_bytes, size, memory_order_relaxed);
+    pending_push(base, size);
+}
+
+size_t hak_os_release_pending(void) {
+    if (HAK_LIKELY(atomic_load_explicit(&pending, memory_order_relaxed) == NULL)) return 0;
+    int saved = errno;
+    pending_release *list = atomic_exchange_explicit(&pending, NULL, memory_order_acquire);
+    size_t released = 0;
+    while (list) {
+        pending_release *r = list;
+        list = r->next;
+        size_t size = r->size;
+        if (sys_unmap(r, size)) {
+            uncharge(size);
+            atomic_fetch_sub_explicit(&pending_bytes, size, memory_order_relaxed);
+            released++;
+        } else {
+            atomic_fetch_add_explicit(&release_failures, 1, memory_order_relaxed);
+            pending_push(r, size); /* still mapped: its record is intact */
+        }
+    }
+    errno = saved;
+    return released;
+}
+
+size_t hak_os_pending_bytes(void) {
+    return atomic_load_explicit(&pending_bytes, memory_order_relaxed);
+}
+
+uint64_t hak_os_release_failures(void) {
+    return atomic_load_explicit(&release_failures, memory_order_relaxed);
+}
+
+/* ---- mappings ---- */
 
 /* Last aligned end we got: the next mapping is tried right there first, which
  * usually succeeds and saves the over-map-and-trim dance. */
@@ -57,16 +162,18 @@ static _Atomic uintptr_t next_hint;
 
 void *hak_os_map(size_t size, size_t align, hak_os_failure *why) {
     int saved = errno;
+    hak_os_release_pending(); /* what they give back may be what the cap needs */
     why->bytes = size;
     if (!charge(size)) {
         why->reason = HAK_FAIL_CAP;
         why->err = ENOMEM;
+        errno = saved;
         return NULL;
     }
     uintptr_t hint = atomic_load_explicit(&next_hint, memory_order_relaxed);
-    void *p = hint ? map_anonymous((void *)hint, size) : NULL;
+    void *p = hint ? sys_map((void *)hint, size, MAP_NORESERVE) : NULL;
     if (p && ((uintptr_t)p & (align - 1)) != 0) {
-        munmap(p, size);
+        release(p, size, false);
         p = NULL;
     }
     if (!p) {
@@ -74,13 +181,15 @@ void *hak_os_map(size_t size, size_t align, hak_os_failure *why) {
         if (span < size) {
             errno = ENOMEM;
         } else {
-            uint8_t *raw = map_anonymous(NULL, span);
+            uint8_t *raw = sys_map(NULL, span, MAP_NORESERVE);
             if (raw) {
+                /* A refused trim stays pending beside the result, which is
+                 * exactly [start, start + size) either way. */
                 uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
                 size_t head = start - (uintptr_t)raw;
                 size_t tail = span - head - size;
-                if (head) munmap(raw, head);
-                if (tail) munmap((void *)(start + size), tail);
+                if (head) release(raw, head, false);
+                if (tail) release((void *)(start + size), tail, false);
                 p = (void *)start;
             }
         }
@@ -101,19 +210,26 @@ void *hak_os_map(size_t size, size_t align, hak_os_failure *why) {
 
 void hak_os_unmap(void *base, size_t size) {
     int saved = errno;
-    munmap(base, size);
-    uncharge(size);
+    hak_os_release_pending();
+    release(base, size, true);
     errno = saved;
 }
 
 bool hak_os_grow_in_place(void *base, size_t old_size, size_t new_size) {
-    if (!charge(new_size - old_size)) return false;
     int saved = errno;
-    void *p = mremap(base, old_size, new_size, 0);
-    errno = saved;
-    if (p == MAP_FAILED) {
+    hak_os_release_pending(); /* a pending range right after this one would block the growth */
+    bool grown = charge(new_size - old_size);
+    if (grown && !sys_grow(base, old_size, new_size)) {
         uncharge(new_size - old_size);
-        return false;
+        grown = false;
     }
-    return true;
+    errno = saved;
+    return grown;
+}
+
+void *hak_os_map_metadata(size_t size) {
+    int saved = errno;
+    void *p = sys_map(NULL, size, 0);
+    errno = saved;
+    return p;
 }

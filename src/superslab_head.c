@@ -111,10 +111,12 @@ void superslab_head_chunk_emptied(hak_superslab_head *head, hak_superslab *chunk
 /*
  * The cap or the OS refused a mapping. Chunks no slab uses — the reserve, and
  * heads' current chunks left empty — are memory that remains, so they go back
- * first and the caller tries once more; only then is the refusal an OOM.
+ * first (with ranges whose release the OS refused before) and the caller tries
+ * once more; only then is the refusal an OOM.
  */
 size_t superslab_reclaim_empty(void) {
-    size_t n = superslab_reserve_flush();
+    size_t n = hak_os_release_pending();
+    n += superslab_reserve_flush();
     for (unsigned i = 0; i < HAK_NUM_CLASSES; i++) {
         hak_superslab_head *head = &hak_heads[i];
         pthread_mutex_lock(&head->lock);

@@ -1,7 +1,6 @@
 /* thread.c — thread heaps: lazy lock-free start, TLS, the registry, thread exit and fork. */
 #include <errno.h>
 #include <sched.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -60,8 +59,8 @@ static hak_heap *heap_take_locked(void) {
     size_t size = (sizeof(hak_heap) + 63) & ~(size_t)63;
     if (!meta_cursor || (size_t)(meta_end - meta_cursor) < size) {
         size_t span = 64 * 1024;
-        void *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) return NULL;
+        void *p = hak_os_map_metadata(span);
+        if (!p) return NULL; /* the caller's malloc returns NULL with ENOMEM; the next one tries again */
         meta_cursor = p;
         meta_end = meta_cursor + span;
     }

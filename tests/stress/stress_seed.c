@@ -11,6 +11,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1 /* the runtime maps memory of its own: no whole-process mapping balance */
+#else
+#define SANITIZED 0
+#endif
+
 #include "check.h"
 
 /* Built twice: against the hak_ API (STRESS_LIBC undefined; stats checked) and
@@ -18,6 +24,7 @@
 #ifdef STRESS_LIBC
 #include <dlfcn.h>
 #define ALLOC(n) malloc(n)
+#define REALLOC(p, n) realloc(p, n)
 #define FREE(p) free(p)
 /* Under LD_PRELOAD=libhakmem.so the hak_ API is there too. */
 static void hak_collect(void) {
@@ -26,11 +33,15 @@ static void hak_collect(void) {
 }
 #else
 #include "hakmem.h"
+#include "internal.h" /* faultos: the OS accounting is checked against the chunk lists */
 #define ALLOC(n) hak_malloc(n)
+#define REALLOC(p, n) hak_realloc(p, n)
 #define FREE(p) hak_free(p)
 #endif
 
-enum mode { MODE_NORMAL, MODE_CAP, MODE_FAULT };
+/* cap: under HAKMEM_MAX_MEMORY; fault: under HAKMEM_FAULT_SUPERSLAB; faultos: under HAKMEM_FAULT_OS, with reallocs */
+enum mode { MODE_NORMAL, MODE_CAP, MODE_FAULT, MODE_FAULTOS };
+static const char *const mode_names[] = {"normal", "cap", "fault", "faultos"};
 
 typedef struct item {
     unsigned char *p;
@@ -82,15 +93,19 @@ static void fill(item *it) {
     if (it->size > 4) memset(it->p + 4, (int)(it->tag & 0xff), it->size - 4);
 }
 
+/* The first len bytes of p are still what fill() wrote for a block of `size` bytes with `tag`. */
+static void check_pattern(const unsigned char *p, uint32_t size, uint32_t tag, uint32_t len) {
+    uint32_t head = 0, want = tag, n = len < 4 ? len : 4;
+    memcpy(&head, p, n);
+    if (n < 4) want &= (1u << (8 * n)) - 1;
+    CHECK(head == want, "block %p (%u bytes): header %#x, want %#x", (const void *)p, size, head, want);
+    for (uint32_t i = 4; i < len; i++)
+        CHECK(p[i] == (unsigned char)(tag & 0xff), "block %p (%u bytes) corrupted at byte %u", (const void *)p, size,
+              i);
+}
+
 static void verify_and_free(item *it) {
-    uint32_t head = 0;
-    memcpy(&head, it->p, it->size < 4 ? it->size : 4);
-    uint32_t want = it->tag;
-    if (it->size < 4) want &= (1u << (8 * it->size)) - 1;
-    CHECK(head == want, "block %p (%u bytes): header %#x, want %#x", (void *)it->p, it->size, head, want);
-    for (uint32_t i = 4; i < it->size; i++)
-        CHECK(it->p[i] == (unsigned char)(it->tag & 0xff), "block %p (%u bytes) corrupted at byte %u",
-              (void *)it->p, it->size, i);
+    check_pattern(it->p, it->size, it->tag, it->size);
     FREE(it->p);
     frees_done++;
     live_blocks--;
@@ -112,6 +127,32 @@ static bool try_alloc(item *it, uint64_t *rng) {
     allocs_ok++;
     live_blocks++;
     return true;
+}
+
+/* faultos: grows and shrinks a held block (large ones in place when the OS lets them); the contents
+ * must survive whether it moved or not, and a refusal must leave the block as it was. */
+static void realloc_item(item *it, uint64_t *rng) {
+    uint64_t r = splitmix(rng);
+    uint32_t ns;
+    if (it->size > 32768) ns = (r & 1) ? it->size * 2 : 32769 + (it->size - 32769) / 4;
+    else ns = pick_size(rng);
+    errno = 0;
+    unsigned char *q = REALLOC(it->p, ns);
+    if (!q) {
+        CHECK(errno == ENOMEM, "NULL from realloc(%u -> %u) with errno %d, want ENOMEM", it->size, ns, errno);
+        nulls++;
+        check_pattern(it->p, it->size, it->tag, it->size);
+        return;
+    }
+    check_pattern(q, ns, it->tag, it->size < ns ? it->size : ns);
+    if (q != it->p) { /* a move is a malloc and a free for the counters */
+        allocs_ok++;
+        frees_done++;
+    }
+    it->p = q;
+    it->size = ns;
+    it->tag = (uint32_t)splitmix(rng);
+    fill(it);
 }
 
 static void drain_box(int t) {
@@ -147,7 +188,9 @@ static void run_phase(worker *w, long ops, int alloc_pct, int live_limit) {
     for (long op = 0; op < ops; op++) {
         uint64_t r = splitmix(&w->rng);
         int k = (int)(r % 100);
-        if (k < alloc_pct) {
+        if (cfg.mode == MODE_FAULTOS && (r >> 56) < 8 && w->n > 0) {
+            realloc_item(&w->held[(r >> 20) % (uint64_t)w->n], &w->rng);
+        } else if (k < alloc_pct) {
             if (w->n >= live_limit) verify_and_free(&w->held[--w->n]);
             item it;
             if (!try_alloc(&it, &w->rng)) continue;
@@ -216,20 +259,88 @@ static bool finished;
 static void say_seed_on_failure(void) {
     if (!finished)
         fprintf(stderr, "stress_seed failed: replay with: stress_seed %s --threads %d --live %d --ops %ld --seed %llu\n",
-                cfg.mode == MODE_NORMAL ? "normal" : cfg.mode == MODE_CAP ? "cap" : "fault", cfg.threads, cfg.live,
+                mode_names[cfg.mode], cfg.threads, cfg.live,
                 cfg.ops, (unsigned long long)cfg.seed);
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: stress_seed [normal|cap|fault] [--threads N] [--live N] [--ops N] [--seed N]\n");
+    fprintf(stderr, "usage: stress_seed [normal|cap|fault|faultos] [--threads N] [--live N] [--ops N] [--seed N]\n");
     exit(2);
 }
+
+/* Under LD_PRELOAD with HAKMEM_FAULT_OS the harness's own memory (and glibc's, inside pthread_create)
+ * can be refused too: like any careful program, it tries again. */
+static void *harness_calloc(size_t n, size_t size) {
+    void *p = NULL;
+    for (int tries = 0; !p && tries < 1000; tries++) p = calloc(n, size);
+    CHECK(p, "harness memory refused 1000 times in a row");
+    return p;
+}
+
+static void start_thread(pthread_t *tid, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
+    int rc = EAGAIN;
+    for (int tries = 0; rc == EAGAIN && tries < 1000; tries++) rc = pthread_create(tid, attr, fn, arg);
+    CHECK(rc == 0, "pthread_create: %s", strerror(rc));
+}
+
+static void *idle_thread(void *arg) {
+    return arg;
+}
+
+#ifndef STRESS_LIBC
+/* Bytes of unnamed anonymous mappings: hakmem's chunks, large blocks and refused releases are among them. */
+static long long anon_bytes(void) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    CHECK(f, "/proc/self/maps");
+    char line[512];
+    long long total = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long a, b, inode;
+        int name = 0;
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %lu %n", &a, &b, &inode, &name) >= 3 && inode == 0 &&
+            (line[name] == '\n' || line[name] == '\0'))
+            total += (long long)(b - a);
+    }
+    fclose(f);
+    return total;
+}
+
+/* Bytes the allocator's structures hold: chunks in the chains, retired, or in the reserve (no large block is live). */
+static size_t chunk_bytes(void) {
+    size_t chunks = superslab_reserve_count();
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+        hak_superslab_head *head = &hak_heads[c];
+        pthread_mutex_lock(&head->lock);
+        chunks += head->chunk_count;
+        for (hak_superslab *r = head->retired; r; r = r->next_chunk) chunks++;
+        pthread_mutex_unlock(&head->lock);
+    }
+    return chunks * HAK_CHUNK_SIZE;
+}
+
+/* faultos, everything freed and every thread gone: hakmem's mapped bytes are its chunks plus the releases the
+ * OS refused; once injection stops those go back and the rest is chunks. A refused munmap that was dropped or
+ * uncharged early, or never retried, breaks one of these. */
+static void check_os_accounting(void) {
+    size_t pending = hak_os_pending_bytes();
+    CHECK(hak_os_mapped_bytes() == chunk_bytes() + pending, "mapped %zu, chunks %zu + pending %zu",
+          hak_os_mapped_bytes(), chunk_bytes(), pending);
+    CHECK(hak_os_release_failures() > 0, "HAKMEM_FAULT_OS never refused a release: unset?");
+    hak_opt.fault_os.mode = HAK_FAULT_OFF; /* every thread is joined: nothing reads it concurrently */
+    hak_os_release_pending();
+    CHECK(hak_os_pending_bytes() == 0, "%zu bytes still pending with injection off", hak_os_pending_bytes());
+    superslab_reclaim_empty();
+    CHECK(hak_os_mapped_bytes() == chunk_bytes(), "mapped %zu, chunks %zu after the retries",
+          hak_os_mapped_bytes(), chunk_bytes());
+}
+#endif
 
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "normal")) cfg.mode = MODE_NORMAL;
         else if (!strcmp(argv[i], "cap")) cfg.mode = MODE_CAP;
         else if (!strcmp(argv[i], "fault")) cfg.mode = MODE_FAULT;
+        else if (!strcmp(argv[i], "faultos")) cfg.mode = MODE_FAULTOS;
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) cfg.threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--live") && i + 1 < argc) cfg.live = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--ops") && i + 1 < argc) cfg.ops = atol(argv[++i]);
@@ -241,17 +352,28 @@ int main(int argc, char **argv) {
     pthread_barrier_init(&barrier, NULL, (unsigned)cfg.threads);
     pthread_t tids[MAX_THREADS];
     worker ws[MAX_THREADS];
+    /* Fixed-size stacks, and a first round of idle threads, so that glibc's stack cache is the same before and
+     * after the workers and the mapping balance below sees only what the allocator kept. */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 4u << 20);
+    for (int t = 0; t < cfg.threads; t++) start_thread(&tids[t], &attr, idle_thread, NULL);
+    for (int t = 0; t < cfg.threads; t++) pthread_join(tids[t], NULL);
+#ifndef STRESS_LIBC
+    long long anon_start = anon_bytes();
+    size_t mapped_start = hak_os_mapped_bytes();
+#endif
     for (int t = 0; t < cfg.threads; t++) pthread_mutex_init(&boxes[t].lock, NULL);
     for (int t = 0; t < cfg.threads; t++) {
         ws[t] = (worker){.id = t, .rng = cfg.seed * 1000003u + (uint64_t)t};
-        ws[t].held = calloc((size_t)cfg.live, sizeof(item));
-        CHECK(ws[t].held, "harness memory");
-        CHECK(pthread_create(&tids[t], NULL, thread_main, &ws[t]) == 0, "pthread_create");
+        ws[t].held = harness_calloc((size_t)cfg.live, sizeof(item));
+        start_thread(&tids[t], &attr, thread_main, &ws[t]);
     }
     for (int t = 0; t < cfg.threads; t++) {
         pthread_join(tids[t], NULL);
         free(ws[t].held);
     }
+    pthread_attr_destroy(&attr);
     CHECK(live_blocks == 0, "harness still holds %ld blocks", (long)live_blocks);
 #ifndef STRESS_LIBC
     hak_stats st;
@@ -268,12 +390,27 @@ int main(int argc, char **argv) {
     CHECK((long)ooms == nulls, "stats count %llu OOMs, the harness saw %ld NULLs", (unsigned long long)ooms,
           (long)nulls);
     if (cfg.mode == MODE_FAULT) CHECK(ooms <= failures + st.large_ooms, "every OOM comes from a refused mapping");
+    if (cfg.mode == MODE_FAULTOS) {
+        CHECK(nulls > 0, "fault injection never surfaced: HAKMEM_FAULT_OS unset?");
+        check_os_accounting();
+        long long grew = 0;
+        if (!SANITIZED) {
+            /* The OS's view: mappings that appeared during the run are the ones hakmem still counts, give or
+             * take its thread heaps' metadata pages. A refused munmap forgotten uncharged shows here. */
+            grew = anon_bytes() - anon_start;
+            long long counted = (long long)hak_os_mapped_bytes() - (long long)mapped_start;
+            CHECK(grew <= counted + (256 << 10), "anonymous mappings grew by %lld bytes, hakmem counts %lld", grew,
+                  counted);
+        }
+        printf("faultos: %llu refused munmaps, all retried; mapped bytes %zu = chunks held; anonymous mappings "
+               "%+lld bytes\n",
+               (unsigned long long)hak_os_release_failures(), hak_os_mapped_bytes(), grew);
+    }
 #endif
     if (cfg.mode == MODE_FAULT) CHECK(nulls > 0, "fault injection never surfaced: HAKMEM_FAULT_SUPERSLAB unset?");
     printf("stress_seed %s: %d threads, seed %llu, %ld allocations, %ld sent across threads, %ld NULLs (ENOMEM), "
            "all blocks intact\n",
-           cfg.mode == MODE_NORMAL ? "normal" : cfg.mode == MODE_CAP ? "cap" : "fault", cfg.threads,
-           (unsigned long long)cfg.seed, (long)allocs_ok, (long)sent, (long)nulls);
+           mode_names[cfg.mode], cfg.threads, (unsigned long long)cfg.seed, (long)allocs_ok, (long)sent, (long)nulls);
     finished = true;
     return 0;
 }

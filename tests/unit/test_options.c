@@ -1,4 +1,4 @@
-/* test_options.c — parsing of HAKMEM_MAX_MEMORY and HAKMEM_FAULT_SUPERSLAB values, and the fault sequence. */
+/* test_options.c — parsing of HAKMEM_MAX_MEMORY, HAKMEM_FAULT_SUPERSLAB and HAKMEM_FAULT_OS values, and the fault sequence. */
 #include <stdint.h>
 #include <string.h>
 
@@ -31,6 +31,14 @@ int main(void) {
                           "every:2/28", "every:2/", "every:2/x"};
     for (size_t i = 0; i < sizeof badf / sizeof *badf; i++)
         CHECK(!hak_parse_fault(badf[i], &f), "'%s' must be refused", badf[i]);
+
+    /* HAKMEM_FAULT_OS: the same forms, but OS calls have no class to filter by. */
+    CHECK(hak_parse_fault_os("every:5", &f) && f.mode == HAK_FAULT_EVERY && f.every == 5, "os every:5");
+    CHECK(hak_parse_fault_os("prob:0.1:3", &f) && f.mode == HAK_FAULT_PROB && f.seed == 3, "os prob with seed");
+    CHECK(hak_parse_fault_os("off", &f) && f.mode == HAK_FAULT_OFF, "os off");
+    const char *bados[] = {"every:2/4", "prob:0.5:9/27", "every:0", "prob:2", "sometimes"};
+    for (size_t i = 0; i < sizeof bados / sizeof *bados; i++)
+        CHECK(!hak_parse_fault_os(bados[i], &f), "HAKMEM_FAULT_OS '%s' must be refused", bados[i]);
 
     /* every:3 fires on calls 3, 6, 9, ... */
     _Atomic uint64_t calls = 0;
