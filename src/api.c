@@ -33,8 +33,8 @@ static inline void *small_alloc(size_t size) {
     return small_alloc_slow(size, c);
 }
 
-static HAK_NOINLINE void *large_alloc_counted(size_t size, size_t align) {
-    void *p = large_alloc(size, align);
+static HAK_NOINLINE void *large_alloc_counted(size_t size, size_t align, bool zeroed) {
+    void *p = large_alloc(size, align, zeroed);
     if (p) hak_stats_count_foreign_alloc();
     else HAK_TRACE(oom, size, HAKMEM_TP_LARGE_CLASS, 0, hak_tls_heap->refill_seq);
     return p; /* errno: ENOMEM from large_alloc; trace events keep errno as they found it */
@@ -55,7 +55,7 @@ void *hak_malloc(size_t size) {
 #else
     if (HAK_LIKELY(size <= HAK_SMALL_MAX)) return small_alloc(size);
 #endif
-    return large_alloc_counted(size, 0);
+    return large_alloc_counted(size, 0, false);
 }
 
 static HAK_NOINLINE void free_remote(hak_slab *s, void *p) {
@@ -91,10 +91,10 @@ void hak_free(void *p) {
         if (HAK_UNLIKELY(!hak_slab_block_start(s, p))) hak_fatal_invalid_pointer("free", p);
         HAK_CHECK(s->used != 0, "a local free lands in a slab with blocks out");
         hak_block *b = p;
-        b->next = s->local_free;
-        s->local_free = b;
+        b->next = s->free;
+        s->free = b;
         hak_heap_count(&h->counters.frees);
-        if (HAK_UNLIKELY(--s->used == 0 || s->aside)) tiny_free_slow(h, s);
+        if (HAK_UNLIKELY(--s->used == 0 || s->aside == HAK_ASIDE_PARKED)) tiny_free_slow(h, s);
         return;
     }
     free_remote(s, p);
@@ -127,9 +127,14 @@ void *hak_calloc(size_t count, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
+#if HAKMEM_CHECKED
+    bool small = total <= HAK_CK_SMALL_MAX;
+#else
+    bool small = total <= HAK_SMALL_MAX;
+#endif
+    if (!small) return large_alloc_counted(total, 0, true); /* zeroed by the large path, only if reused */
     void *p = hak_malloc(total);
-    /* Large blocks are fresh mappings: already zero. */
-    if (p && total <= HAK_SMALL_MAX) memset(p, 0, total);
+    if (p) memset(p, 0, total);
     return p;
 }
 
@@ -189,7 +194,7 @@ void *hak_memalign(size_t alignment, size_t size) {
         return small_alloc(pow2);
     }
 #endif
-    return large_alloc_counted(size, alignment);
+    return large_alloc_counted(size, alignment, false);
 }
 
 void hak_collect(void) {

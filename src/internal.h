@@ -75,12 +75,12 @@ void hak_ck_large_freed(const void *user, size_t requested);
 
 /* ---- size_class.c ---- */
 extern const uint32_t hak_class_size[HAK_NUM_CLASSES];
+/* Tiny class by 8-byte granule, ceil(size / 8): one load instead of a bit scan. */
+extern const uint8_t hak_tiny_class_of[HAK_TINY_MAX / 8 + 1];
 
 /* Smallest class whose blocks hold `size` bytes; size must be <= HAK_SMALL_MAX. */
 static inline unsigned hak_size_to_class(size_t size) {
-    if (size <= HAK_TINY_MAX) {
-        return size <= 8 ? 0u : (unsigned)(64 - __builtin_clzl(size - 1)) - 3u;
-    }
+    if (size <= HAK_TINY_MAX) return hak_tiny_class_of[(size + 7) >> 3];
     size_t s = size - 1;
     unsigned b = 63u - (unsigned)__builtin_clzl(s); /* 10..14 */
     unsigned step = (unsigned)(s >> (b - 2)) & 3u;
@@ -129,6 +129,8 @@ void hak_os_unmap(void *base, size_t size);
 bool hak_os_grow_in_place(void *base, size_t old_size, size_t new_size);
 /* Pages for thread heaps, never given back and not charged to the cap; NULL if refused. */
 void *hak_os_map_metadata(size_t size);
+/* MADV_HUGEPAGE over [base, base + size); advice, so it cannot fail. */
+void hak_os_advise_huge(void *base, size_t size);
 /* Retries the releases the OS refused; returns how many went back now. */
 size_t hak_os_release_pending(void);
 size_t hak_os_pending_bytes(void);      /* refused releases still mapped (part of mapped bytes) */
@@ -238,7 +240,11 @@ typedef void (*hak_heap_visitor)(const hak_heap *heap, void *arg);
 void hak_heaps_visit(hak_heap_visitor fn, void *arg);
 
 /* ---- large.c ---- blocks above HAK_SMALL_MAX, one mapping each */
-void *large_alloc(size_t size, size_t align);
+/* zeroed: the caller needs zero bytes (calloc); fresh mappings are, cached ones get cleared. */
+void *large_alloc(size_t size, size_t align, bool zeroed);
+/* Unmaps every cached freed mapping; how many. */
+size_t large_cache_flush(void);
+size_t large_cache_bytes(void); /* freed mappings kept for reuse (part of mapped bytes) */
 void large_free(void *p);
 size_t large_usable_size(const void *p);
 void *large_realloc_in_place(void *p, size_t size);

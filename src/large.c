@@ -1,4 +1,4 @@
-/* large.c — blocks above HAK_SMALL_MAX: one 2 MiB-aligned mapping each, with a header the region map finds. */
+/* large.c — blocks above HAK_SMALL_MAX: one 2 MiB-aligned mapping each, a header the region map finds, and a cache of freed mappings. */
 #include <errno.h>
 #include <string.h>
 
@@ -74,6 +74,113 @@ bool large_ck_lookup(const void *p, const uint8_t **user, size_t *requested) {
 }
 #endif
 
+/*
+ * The cache. A freed mapping keeps its pages resident for the next large
+ * malloc: on a machine where a first touch costs tens of microseconds per
+ * page, mapping afresh is what makes big buffers slow (glibc reuses its heap
+ * for the same reason). Bounded in bytes and entries; a reused mapping much
+ * bigger than asked for gives its tail back. The checked build has no cache,
+ * so that a large block's address means one life only.
+ */
+#define LARGE_CACHE_ENTRIES 8
+#define LARGE_CACHE_BYTES ((size_t)64 << 20)
+
+#if !HAKMEM_CHECKED
+typedef struct large_mapping {
+    uint8_t *base;
+    size_t size;
+} large_mapping;
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static large_mapping cache[LARGE_CACHE_ENTRIES]; /* oldest first; guarded by cache_lock */
+static unsigned cache_count;
+static _Atomic size_t cache_bytes;
+
+static void cache_remove_locked(unsigned i) {
+    atomic_store_explicit(&cache_bytes, atomic_load_explicit(&cache_bytes, memory_order_relaxed) - cache[i].size,
+                          memory_order_relaxed);
+    for (unsigned k = i + 1; k < cache_count; k++) cache[k - 1] = cache[k];
+    cache_count--;
+}
+
+/* The smallest cached mapping that holds `need` bytes, trimmed to twice that. */
+static uint8_t *cache_take(size_t need, size_t *size) {
+    if (atomic_load_explicit(&cache_bytes, memory_order_relaxed) == 0) return NULL;
+    pthread_mutex_lock(&cache_lock);
+    unsigned best = cache_count;
+    for (unsigned i = 0; i < cache_count; i++) {
+        if (cache[i].size >= need && (best == cache_count || cache[i].size < cache[best].size)) best = i;
+    }
+    large_mapping m = {NULL, 0};
+    if (best < cache_count) {
+        m = cache[best];
+        cache_remove_locked(best);
+    }
+    pthread_mutex_unlock(&cache_lock);
+    if (m.base && m.size / 2 > need) {
+        size_t keep = (2 * need + HAK_CHUNK_MASK) & ~(size_t)HAK_CHUNK_MASK;
+        if (keep < m.size) {
+            hak_os_unmap(m.base + keep, m.size - keep);
+            m.size = keep;
+        }
+    }
+    *size = m.size;
+    return m.base;
+}
+
+/* Keeps a freed mapping, evicting the oldest to make room; false if it does not belong in the cache. */
+static bool cache_put(uint8_t *base, size_t size) {
+    if (size > LARGE_CACHE_BYTES / 2) return false;
+    large_mapping evicted[LARGE_CACHE_ENTRIES];
+    unsigned n_evicted = 0;
+    pthread_mutex_lock(&cache_lock);
+    while (cache_count == LARGE_CACHE_ENTRIES ||
+           atomic_load_explicit(&cache_bytes, memory_order_relaxed) + size > LARGE_CACHE_BYTES) {
+        evicted[n_evicted++] = cache[0];
+        cache_remove_locked(0);
+    }
+    cache[cache_count++] = (large_mapping){base, size};
+    atomic_store_explicit(&cache_bytes, atomic_load_explicit(&cache_bytes, memory_order_relaxed) + size,
+                          memory_order_relaxed);
+    pthread_mutex_unlock(&cache_lock);
+    for (unsigned i = 0; i < n_evicted; i++) hak_os_unmap(evicted[i].base, evicted[i].size);
+    return true;
+}
+
+size_t large_cache_flush(void) {
+    large_mapping all[LARGE_CACHE_ENTRIES];
+    pthread_mutex_lock(&cache_lock);
+    unsigned n = cache_count;
+    for (unsigned i = 0; i < n; i++) all[i] = cache[i];
+    cache_count = 0;
+    atomic_store_explicit(&cache_bytes, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&cache_lock);
+    for (unsigned i = 0; i < n; i++) hak_os_unmap(all[i].base, all[i].size);
+    return n;
+}
+
+size_t large_cache_bytes(void) {
+    return atomic_load_explicit(&cache_bytes, memory_order_relaxed);
+}
+#else
+static uint8_t *cache_take(size_t need, size_t *size) {
+    (void)need;
+    *size = 0;
+    return NULL;
+}
+static bool cache_put(uint8_t *base, size_t size) {
+    (void)base;
+    (void)size;
+    return false;
+}
+size_t large_cache_flush(void) {
+    return 0;
+}
+size_t large_cache_bytes(void) {
+    return 0;
+}
+#endif
+
 /* The large path's refusal is reported like a chunk's: superslab_alloc_fail
  * with the large class, then (by the caller) oom. */
 static void *large_refused(const hak_os_failure *why) {
@@ -85,7 +192,7 @@ static void *large_refused(const hak_os_failure *why) {
     return NULL;
 }
 
-void *large_alloc(size_t size, size_t align) {
+void *large_alloc(size_t size, size_t align, bool zeroed) {
     hak_ensure_init();
     if (align < LARGE_HEADER) align = LARGE_HEADER;
     size_t map_align = align > HAK_CHUNK_SIZE ? align : HAK_CHUNK_SIZE;
@@ -96,7 +203,20 @@ void *large_alloc(size_t size, size_t align) {
         return large_refused(&why);
     }
     size_t map_size = page_round(offset + size);
-    uint8_t *base = hak_os_map(map_size, map_align, &why);
+    uint8_t *base = NULL;
+    if (map_align == HAK_CHUNK_SIZE) {
+        size_t cached_size;
+        base = cache_take(map_size, &cached_size);
+        if (base) {
+            map_size = cached_size;
+            /* Fresh mappings are zero; a reused one is only if we make it so. */
+            if (zeroed) memset(base + offset, 0, size);
+        }
+    }
+    if (!base) {
+        base = hak_os_map(map_size, map_align, &why);
+        if (base && map_size >= HAK_CHUNK_SIZE) hak_os_advise_huge(base, map_size & ~(size_t)HAK_CHUNK_MASK);
+    }
     if (!base && superslab_reclaim_empty() > 0) base = hak_os_map(map_size, map_align, &why);
     if (!base) return large_refused(&why);
     uint8_t *user = base + offset;
@@ -133,7 +253,7 @@ void large_free(void *p) {
     size_t size = h->map_size;
     h->magic = 0;
     hak_region_set((uintptr_t)h, HAK_REGION_NONE);
-    hak_os_unmap(base, size);
+    if (!cache_put(base, size)) hak_os_unmap(base, size);
 }
 
 size_t large_usable_size(const void *p) {

@@ -264,7 +264,7 @@ void slab_abandon_parked(hak_heap *heap, unsigned class_idx) {
 /* Something an adopter could hand out. UNOWNED holder fields are frozen
  * (nobody holds the slab), so reading them under the head lock is safe. */
 static bool has_blocks_locked(const hak_slab *s) {
-    return s->free || s->local_free || s->carved < s->capacity ||
+    return s->free || s->carved < s->capacity ||
            (atomic_load_explicit(&s->remote_free, memory_order_relaxed) & ~HAK_REMOTE_COUNTED);
 }
 

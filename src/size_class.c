@@ -9,3 +9,9 @@ const uint32_t hak_class_size[HAK_NUM_CLASSES] = {
 #undef MID
 
 _Static_assert(HAK_NUM_CLASSES == HAK_TINY_CLASSES + 20, "five doublings of mid classes");
+
+/* Granule g holds sizes 8g-7..8g; its class is the smallest power of two >= 8g. */
+const uint8_t hak_tiny_class_of[HAK_TINY_MAX / 8 + 1] = {
+    [0 ... 1] = 0, [2] = 1, [3 ... 4] = 2, [5 ... 8] = 3, [9 ... 16] = 4, [17 ... 32] = 5, [33 ... 64] = 6,
+    [65 ... 128] = 7,
+};

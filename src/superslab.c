@@ -179,7 +179,6 @@ void slab_init(hak_slab *s, unsigned class_idx, hak_heap *owner) {
     s->used = 0;
     s->aside = HAK_ASIDE_NONE;
     s->free = NULL;
-    s->local_free = NULL;
     s->next = s->prev = NULL;
     atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
     atomic_store_explicit(&s->owner, owner, memory_order_relaxed);
@@ -203,7 +202,7 @@ void slab_release(hak_slab *s) {
               "a releasing slab has no block out");
 #endif
     s->block_size = 0;
-    s->free = s->local_free = NULL;
+    s->free = NULL;
     s->next = s->prev = NULL;
     atomic_store_explicit(&s->owner, HAK_OWNER_NONE, memory_order_relaxed);
     uint32_t gen = hak_state_gen(atomic_load_explicit(&s->state, memory_order_relaxed));

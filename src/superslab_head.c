@@ -116,6 +116,7 @@ void superslab_head_chunk_emptied(hak_superslab_head *head, hak_superslab *chunk
  */
 size_t superslab_reclaim_empty(void) {
     size_t n = hak_os_release_pending();
+    n += large_cache_flush();
     n += superslab_reserve_flush();
     for (unsigned i = 0; i < HAK_NUM_CLASSES; i++) {
         hak_superslab_head *head = &hak_heads[i];

@@ -62,15 +62,10 @@ static void full_add(hak_heap *heap, hak_class_cache *cc, hak_slab *s) {
     s->aside = HAK_ASIDE_FULL;
 }
 
-/* Something to hand out, from (in order of cost) the free list, the owner's
- * own frees, remote frees, or fresh carving. */
+/* Something to hand out, from (in order of cost) the free list (which holds
+ * the owner's own frees too), remote frees, or fresh carving. */
 static bool slab_make_available(hak_slab *s) {
     if (s->free) return true;
-    if (s->local_free) {
-        s->free = s->local_free;
-        s->local_free = NULL;
-        return true;
-    }
     if (remote_free_collect(s)) return true;
     return slab_carve(s);
 }
@@ -94,13 +89,14 @@ static void back_to_ring(hak_class_cache *cc, hak_slab *s) {
     }
 }
 
-/* Full slabs that remote frees landed in; whether any came back. */
+/* Full slabs that frees landed in since (the owner's stay on the fast path and
+ * are found here, when the ring runs dry); whether any came back. */
 static bool take_back_full(hak_class_cache *cc) {
     bool any = false;
     hak_slab *s = cc->full;
     for (uint32_t n = cc->full_count; n > 0; n--) {
         hak_slab *next = s->next;
-        if (atomic_load_explicit(&s->remote_free, memory_order_relaxed) != 0) { /* OWNED: no bit */
+        if (s->free || atomic_load_explicit(&s->remote_free, memory_order_relaxed) != 0) { /* OWNED: no bit */
             full_remove(cc, s);
             back_to_ring(cc, s);
             any = true;
@@ -153,18 +149,16 @@ void *tiny_alloc_slow(hak_heap *heap, unsigned class_idx) {
     }
 }
 
-/* A local free took `used` to 0 or landed in a slab set aside. */
+/* A local free took `used` to 0 or landed in a parked slab. */
 void tiny_free_slow(hak_heap *heap, hak_slab *s) {
     hak_class_cache *cc = &heap->cls[s->class_idx];
-    if (s->aside == HAK_ASIDE_FULL) {
-        full_remove(cc, s);
-        ring_insert(cc, s);
-    } else if (s->aside == HAK_ASIDE_PARKED) {
+    if (s->aside == HAK_ASIDE_PARKED) {
         slab_unpark(heap, s);
         ring_insert(cc, s);
     }
     if (s->used == 0 && s != cc->current) {
-        ring_remove(cc, s);
+        if (s->aside == HAK_ASIDE_FULL) full_remove(cc, s);
+        else ring_remove(cc, s);
         slab_release(s);
     }
 }

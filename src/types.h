@@ -29,8 +29,8 @@
  * remote free    A free by a thread that does not own the slab: pushed on the
  *                slab's lock-free MPSC list, collected by the owner.
  * full slab      A slab its owner exhausted and keeps (still OWNED) on a short
- *                per-class list: local frees bring it back to the ring, remote
- *                frees are found when the ring runs dry.
+ *                per-class list; when the ring runs dry, the full slabs that
+ *                frees (local or remote) landed in since rejoin it.
  * parked slab    A full slab its owner set aside for good (the full list
  *                overflowed, or the owner is collecting). Frees into it are
  *                counted; the last one returns it to its chunk, with no help
@@ -124,8 +124,9 @@ enum hak_slab_tag {
 typedef struct hak_slab {
     /* -- holder only: the owning heap's thread, or whoever moved `state`
      *    to RELEASING, or an adopter; plain loads and stores -- */
-    hak_block *free;        /* blocks ready to hand out */
-    hak_block *local_free;  /* blocks the owner freed since the last collect */
+    hak_block *free;        /* blocks ready to hand out; the owner's frees go straight
+                             * back here (LIFO: the block just freed is the warmest) */
+    uint64_t pad1;          /* keeps the shared fields on the second line */
     uint32_t used;          /* blocks handed out and not yet collected back;
                              * 0 <=> no live block and nothing in remote_free */
     uint32_t capacity;      /* blocks this slab holds */
@@ -136,7 +137,7 @@ typedef struct hak_slab {
     uint8_t aside;          /* owner's view of where the slab is: HAK_ASIDE_NONE (on the
                              * ring, or not the owner's), _FULL (exhausted, on the owner's
                              * full list, still OWNED), _PARKED (state is PARKED).
-                             * Nonzero sends a local free to the slow path. */
+                             * _PARKED sends a local free to the slow path. */
     uint8_t pad0;
     uint32_t block_magic;   /* ceil(2^32 / block_size): offset / block_size with one multiply */
     uint8_t *data;          /* first block */
@@ -190,9 +191,9 @@ typedef struct hak_superslab_head {
 typedef struct hak_class_cache {
     hak_slab *current;      /* never NULL: &hak_empty_slab when the heap has none;
                              * with the other avail slabs, a ring via next/prev */
-    hak_slab *full;         /* exhausted OWNED slabs, newest first, doubly linked; owner only.
-                             * Kept off the ring so allocation never walks them, and not
-                             * parked so a local free brings one back without a lock */
+    hak_slab *full;         /* exhausted OWNED slabs, a cycle (anchor newest, anchor->next
+                             * oldest); owner only. Off the ring so allocation never walks
+                             * them; not parked, so frees into them take no lock */
     uint32_t full_count;    /* length of `full`, <= HAK_FULL_SLABS_MAX */
     hak_slab *parked;       /* PARKED slabs of this heap; guarded by the head lock */
     hak_superslab *chunk;   /* chunk of the last slab this heap claimed (trace context) */

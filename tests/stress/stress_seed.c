@@ -323,8 +323,10 @@ static size_t chunk_bytes(void) {
  * uncharged early, or never retried, breaks one of these. */
 static void check_os_accounting(void) {
     size_t pending = hak_os_pending_bytes();
-    CHECK(hak_os_mapped_bytes() == chunk_bytes() + pending, "mapped %zu, chunks %zu + pending %zu",
-          hak_os_mapped_bytes(), chunk_bytes(), pending);
+    size_t cached = large_cache_bytes();
+    CHECK(hak_os_mapped_bytes() == chunk_bytes() + pending + cached,
+          "mapped %zu, chunks %zu + pending %zu + large cache %zu", hak_os_mapped_bytes(), chunk_bytes(), pending,
+          cached);
     CHECK(hak_os_release_failures() > 0, "HAKMEM_FAULT_OS never refused a release: unset?");
     hak_opt.fault_os.mode = HAK_FAULT_OFF; /* every thread is joined: nothing reads it concurrently */
     hak_os_release_pending();
