@@ -4,9 +4,10 @@
 #include "internal.h"
 #include "slab_state.h"
 
-/* Empty chunks kept mapped for reuse by any class: the seed project's churn of
- * thousands of mmap/munmap calls halved its throughput. */
-#define HAK_CHUNK_RESERVE 2
+/* Empty chunks kept mapped (16 MiB) for reuse by any class: the seed project's
+ * churn of thousands of mmap/munmap calls halved its throughput, and with 2 the
+ * fragmentation bench still unmapped and re-faulted a class's chunks every round. */
+#define HAK_CHUNK_RESERVE 8
 
 static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
 static hak_superslab *reserve;   /* guarded by reserve_lock, linked by next_chunk */
