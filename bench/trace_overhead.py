@@ -34,9 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 PYTHON = "/usr/bin/python3"
 HAKMEM_TRACE = REPO / "analysis" / "hakmem-trace"
 sys.path.insert(0, str(REPO / "analysis"))
-from hakmem.record import lttng_daemons  # noqa: E402
+from hakmem.record import RecordError, lock_path, lttng_daemons, open_lock_file  # noqa: E402
 TARGET_B, TARGET_C = 1.03, 1.25
-LOCK = f"/tmp/hakmem-trace-lttng-{os.geteuid()}.lock"  # as analysis/hakmem/record.py lock_path()
+LOCK = lock_path()
 
 # Runs the command, writes "<seconds> <status>" to argv[1], exits with the command's status.
 TIMER = ("import subprocess, sys, time\n"
@@ -137,7 +137,10 @@ def main():
     # The lock `hakmem-trace record` takes around each recording (analysis/hakmem/record.py), held for the
     # whole benchmark so that no recording starts a session daemon during (b); our own (c) recordings get the
     # descriptor (HAKMEM_TRACE_LOCK_FD) and so do not wait for us.
-    lock = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        lock = open_lock_file()  # as hakmem-trace opens it: never through a symbolic link
+    except RecordError as e:
+        sys.exit(f"trace_overhead: {e}")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -89,8 +89,9 @@ static inline unsigned hak_size_to_class(size_t size) {
 
 /* ---- options.c ---- */
 void hak_options_init(void);
-/* Parsers, exposed for unit tests; return false on malformed input. */
+/* Parsers, exposed for unit tests; return false on malformed (or empty) input and leave *out alone. */
 bool hak_parse_size(const char *text, uint64_t *out);
+bool hak_parse_bool(const char *text, bool *out);
 bool hak_parse_fault(const char *text, hak_fault_spec *out);
 bool hak_parse_fault_os(const char *text, hak_fault_spec *out); /* as above, without /CLASS */
 bool hak_fault_fires(const hak_fault_spec *spec, _Atomic uint64_t *calls, unsigned class_idx);

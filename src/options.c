@@ -44,22 +44,25 @@ static bool parse_u64(const char **pp, uint64_t *out) {
     return true;
 }
 
-/* A probability in [0, 1] as a threshold on a uniform 64-bit hash. */
+/* A probability in [0, 1] as a threshold on a uniform 64-bit hash. Digits past the ninth set no threshold bit
+ * but still count when deciding whether the value exceeds 1 (1.0000000001 is refused, not read as 1). */
 static bool parse_probability(const char **pp, uint64_t *threshold) {
     const char *p = *pp;
     uint64_t whole = 0, frac = 0, scale = 1;
+    bool any_frac = false;
     if (!parse_u64(&p, &whole)) return false;
     if (*p == '.') {
         p++;
         if (*p < '0' || *p > '9') return false;
         for (; *p >= '0' && *p <= '9'; p++) {
+            if (*p != '0') any_frac = true;
             if (scale < 1000000000ull) {
                 frac = frac * 10 + (uint64_t)(*p - '0');
                 scale *= 10;
             }
         }
     }
-    if (whole > 1 || (whole == 1 && frac != 0)) return false;
+    if (whole > 1 || (whole == 1 && any_frac)) return false;
     *threshold = whole == 1 ? UINT64_MAX : (uint64_t)(((__uint128_t)frac << 64) / scale);
     *pp = p;
     return true;
@@ -82,7 +85,7 @@ bool hak_parse_fault(const char *text, hak_fault_spec *out) {
             if (!parse_u64(&p, &spec.seed)) return false;
         }
         spec.mode = HAK_FAULT_PROB;
-    } else if (strcmp(p, "off") == 0 || strcmp(p, "0") == 0 || *p == '\0') {
+    } else if (strcmp(p, "off") == 0 || strcmp(p, "0") == 0) {
         *out = spec;
         return true;
     } else {
@@ -125,22 +128,55 @@ bool hak_fault_fires(const hak_fault_spec *spec, _Atomic uint64_t *calls, unsign
     return splitmix64(spec->seed ^ splitmix64(n)) < spec->threshold;
 }
 
-static bool parse_bool(const char *text, bool *out) {
+bool hak_parse_bool(const char *text, bool *out) {
+    if (!text) return false;
     if (strcmp(text, "1") == 0 || strcmp(text, "on") == 0 || strcmp(text, "yes") == 0 ||
         strcmp(text, "true") == 0) {
         *out = true;
         return true;
     }
     if (strcmp(text, "0") == 0 || strcmp(text, "off") == 0 || strcmp(text, "no") == 0 ||
-        strcmp(text, "false") == 0 || text[0] == '\0') {
+        strcmp(text, "false") == 0) {
         *out = false;
         return true;
     }
     return false;
 }
 
+/* The value as one line can show it: in quotes (an empty value or a trailing blank is visible), control
+ * characters, quotes and backslashes escaped, cut after VALUE_SHOWN bytes. */
+#define VALUE_SHOWN 64
+static void quote_value(char *buf, size_t cap, const char *v) {
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0, i = 0;
+    buf[n++] = '"';
+    for (; v[i] && i < VALUE_SHOWN && n + 8 < cap; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
+            buf[n++] = '\\';
+            if (c == '"' || c == '\\') {
+                buf[n++] = (char)c;
+            } else {
+                buf[n++] = 'x';
+                buf[n++] = hex[c >> 4];
+                buf[n++] = hex[c & 15];
+            }
+        } else {
+            buf[n++] = (char)c;
+        }
+    }
+    buf[n++] = '"';
+    if (v[i]) {
+        memcpy(buf + n, "...", 3);
+        n += 3;
+    }
+    buf[n] = '\0';
+}
+
 static void warn_bad(const char *name, const char *value, const char *dflt) {
-    hak_diag("hakmem: warning: %s=%.64s is not valid; using the default (%s)\n", name, value, dflt);
+    char shown[VALUE_SHOWN * 4 + 16];
+    quote_value(shown, sizeof shown, value);
+    hak_diag("hakmem: warning: %s=%s is not valid; using the default: %s\n", name, shown, dflt);
 }
 
 #define OPT_FIELD_MID_REFILL_SIMPLE mid_refill_simple
@@ -148,11 +184,13 @@ static void warn_bad(const char *name, const char *value, const char *dflt) {
 #define OPT_FIELD_FAULT_SUPERSLAB fault_superslab
 #define OPT_FIELD_FAULT_OS fault_os
 #define OPT_FIELD_STATS stats
-#define PARSE_bool(text, field) parse_bool(text, field)
+#define PARSE_bool(text, field) hak_parse_bool(text, field)
 #define PARSE_size(text, field) hak_parse_size(text, field)
 #define PARSE_fault(text, field) hak_parse_fault(text, field)
 #define PARSE_fault_os(text, field) hak_parse_fault_os(text, field)
 
+/* An empty value is malformed too (every parser refuses it): HAKMEM_MAX_MEMORY=$CAP with CAP unset meant a cap,
+ * and HAKMEM_FAULT_SUPERSLAB=$SPEC faults, so neither should quietly mean the default. */
 void hak_options_init(void) {
     hak_options o = {0};
 #define X(id, env, kind, dflt, desc)                                                 \

@@ -42,9 +42,19 @@ def main(argv=None):
     p.set_defaults(func=summary)
     timeline.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.subcommand == "record":
+        return _run(args)
+    # Every other subcommand reads a trace: Babeltrace2 may abort on a damaged one (see guard).
+    from . import guard
+    return guard.run_isolated(lambda: _run(args), args.trace)
+
+
+def _run(args):
     from .paths import TraceError
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # here, where a reader that left is expected (below), not at exit
+        return status
     except (record.RecordError, TraceError) as e:
         print(f"hakmem-trace: {e}", file=sys.stderr)
         return 2

@@ -1,9 +1,11 @@
 """`hakmem-trace record`: run a command on libhakmem-trace.so under an LTTng session and keep the trace."""
 
+import errno
 import fcntl
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -23,7 +25,9 @@ class RecordError(Exception):
 
 
 def _lttng(*args, check=True, env=None):
-    proc = subprocess.run(["lttng", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    # In a session of its own: a Ctrl-C at the terminal must not kill `lttng stop` or `lttng destroy` halfway.
+    proc = subprocess.run(["lttng", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                          start_new_session=True)
     if check and proc.returncode != 0:
         raise RecordError(f"lttng {' '.join(args)} failed: {proc.stdout.strip()}")
     return proc
@@ -57,21 +61,55 @@ def lock_path():
     return Path("/tmp") / f"hakmem-trace-lttng-{os.geteuid()}.lock"
 
 
+def open_lock_file():
+    """lock_path() opened for flock, safely in a world-writable /tmp: never through a symbolic link (O_NOFOLLOW),
+    created 0600, and only if it is a regular file of this user with one link (someone else's file, a link to
+    another file or a FIFO put there first is refused, not used). A lock file of ours that others may read or
+    write (an older hakmem-trace, a loose umask) is made 0600."""
+    path = lock_path()
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise RecordError(f"{path} is a symbolic link: refusing to use it as the recording lock "
+                              "(someone may be trying to make this user write elsewhere; remove it)") from None
+        raise RecordError(f"cannot open the recording lock {path}: {e.strerror}") from None
+    st = os.fstat(fd)
+    problem = None
+    if not stat.S_ISREG(st.st_mode):
+        problem = "not a regular file"
+    elif st.st_uid != os.geteuid():
+        problem = f"owned by uid {st.st_uid}, not by this user ({os.geteuid()})"
+    elif st.st_nlink != 1:
+        problem = f"a file with {st.st_nlink} names (a hard link)"
+    if problem:
+        os.close(fd)
+        raise RecordError(f"{path} is {problem}: refusing to use it as the recording lock (remove it)")
+    if stat.S_IMODE(st.st_mode) != 0o600:
+        os.fchmod(fd, 0o600)
+    return fd
+
+
 class RecordingLock:
     """Holds lock_path() exclusively. A parent that already holds it (a benchmark timing runs with no daemon
-    in between) passes its descriptor in HAKMEM_TRACE_LOCK_FD: locking the same open file again succeeds."""
+    in between, a test watching the daemons) passes its descriptor in HAKMEM_TRACE_LOCK_FD: locking the same
+    open file again succeeds."""
 
     def __enter__(self):
         inherited = os.environ.get("HAKMEM_TRACE_LOCK_FD")
         self.fd = int(inherited) if inherited and inherited.isdigit() else None
         self.owned = self.fd is None
         if self.owned:
-            self.fd = os.open(lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
+            self.fd = open_lock_file()
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             print(f"hakmem-trace: waiting for another recording to finish (lock {lock_path()})", file=sys.stderr)
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX)
+            except BaseException:
+                self.__exit__()
+                raise
         return self
 
     def __exit__(self, *exc):
@@ -81,49 +119,133 @@ class RecordingLock:
 
 
 class SessionDaemon:
-    """Uses a reachable lttng-sessiond, or starts a private one and stops it (by its pid) afterwards."""
+    """Uses a reachable lttng-sessiond, or starts a private one and stops it afterwards, with every process it
+    started (its lttng-consumerd and run-as helpers), on every path out — an error, a signal — not only success.
+
+    The private daemon runs in the foreground as our own child (so its pid is known without a pid file, and it
+    is reaped), in a session of its own (a Ctrl-C meant for the recording must not stop it before the trace is
+    flushed; we stop it). Its helpers are noted before it is stopped and stopped in turn if they outlive it.
+    (A umask would not make the trace private: lttng 2.13 creates trace folders 0770 and files 0660 whatever
+    the daemon's umask; make_private() does, after the recording.)"""
+
+    START_TIMEOUT = 10
+    STOP_TIMEOUT = 10
 
     def __init__(self):
-        self.pid = None
+        self.proc = None
         self.home = None
+        self.log = None
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
 
     def __enter__(self):
         if shutil.which("lttng") is None or shutil.which("lttng-sessiond") is None:
             raise RecordError("lttng / lttng-sessiond not found: install lttng-tools (Debian)")
         if _lttng("list", check=False).returncode == 0:
             return self
+        try:
+            self._start()
+        except BaseException:
+            self._stop()
+            raise
+        return self
+
+    def _start(self):
         if os.geteuid() != 0:
             # A user's daemon lives under $LTTNG_HOME: a private one gets a private home.
             self.home = tempfile.mkdtemp(prefix="hakmem-lttng-home-")
             os.environ["LTTNG_HOME"] = self.home
-        proc = subprocess.run(["lttng-sessiond", "--daemonize"], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-        if proc.returncode != 0:
-            raise RecordError(f"could not start lttng-sessiond: {proc.stdout.strip()}")
-        pidfile = (Path("/var/run/lttng") if os.geteuid() == 0 else Path(self.home) / ".lttng") / "lttng-sessiond.pid"
-        for _ in range(100):
-            if pidfile.exists() and pidfile.read_text().strip():
-                self.pid = int(pidfile.read_text().strip())
-                break
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(["lttng-sessiond"], stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + self.START_TIMEOUT
+        while _lttng("list", check=False).returncode != 0:
+            if self.proc.poll() is not None:
+                raise RecordError(f"lttng-sessiond exited with status {self.proc.returncode} at start: "
+                                  f"{self._log_tail()}")
+            if time.monotonic() > deadline:
+                raise RecordError(f"lttng-sessiond started but did not answer within {self.START_TIMEOUT} s: "
+                                  f"{self._log_tail()}")
             time.sleep(0.05)
-        if self.pid is None:
-            raise RecordError(f"lttng-sessiond started but wrote no {pidfile}")
-        return self
+
+    def _log_tail(self):
+        self.log.seek(0)
+        lines = [line.strip() for line in self.log.read().decode(errors="replace").splitlines() if line.strip()]
+        return lines[-1] if lines else "(nothing on its output)"
 
     def __exit__(self, *exc):
-        if self.pid is not None:
-            try:
-                os.kill(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            for _ in range(200):
-                if not Path(f"/proc/{self.pid}").exists() or _zombie(self.pid):
-                    break
-                time.sleep(0.05)
+        self._stop()
+        return False
+
+    def _stop(self):
+        if self.proc is not None:
+            helpers = descendants(self.proc.pid)
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=self.STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            stop_processes(helpers, self.STOP_TIMEOUT)
+            self.proc = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
         if self.home:
             shutil.rmtree(self.home, ignore_errors=True)
             os.environ.pop("LTTNG_HOME", None)
-        return False
+            self.home = None
+
+
+def _stat_fields(pid):
+    """(comm, state, ppid, start time) of a process from /proc, or None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    rest = text[text.rindex(")") + 2:].split()
+    return text[text.index("(") + 1:text.rindex(")")], rest[0], int(rest[1]), int(rest[19])
+
+
+def descendants(pid):
+    """[(pid, start time)] of the live processes descending from pid."""
+    children = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            f = _stat_fields(d.name)
+            if f is not None and f[1] != "Z":
+                children.setdefault(f[2], []).append((int(d.name), f[3]))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child[0])
+    return out
+
+
+def _alive(pid, start):
+    f = _stat_fields(pid)
+    return f is not None and f[1] != "Z" and f[3] == start  # the same process, not a reused pid
+
+
+def stop_processes(procs, timeout):
+    """SIGTERM, then after timeout SIGKILL, to each (pid, start time) still alive; wait until they are gone."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
+        left = [p for p in procs if _alive(*p)]
+        for pid, _ in left:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        while left and time.monotonic() < deadline:
+            time.sleep(0.02)
+            left = [p for p in left if _alive(*p)]
+        if not left:
+            return
 
 
 def lttng_daemons():
@@ -141,13 +263,6 @@ def lttng_daemons():
         if comm.startswith("lttng-") and state != "Z":
             out.append((int(d.name), comm))
     return sorted(out)
-
-
-def _zombie(pid):
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 def _event_names(spec):
@@ -169,6 +284,119 @@ def _exit_status(returncode):
     return 128 - returncode if returncode < 0 else returncode
 
 
+class Interrupted(BaseException):
+    """A signal ended the recording early (the command is stopped, the trace of what ran is kept)."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class Signals:
+    """SIGINT, SIGTERM and SIGHUP while a recording is set up or torn down: noted, never cutting the teardown short
+    (the session must be destroyed and a private daemon stopped, whatever happens); while the command runs they
+    end it (raised as Interrupted). A signal the caller ignores (nohup) stays ignored."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __enter__(self):
+        self.pending = None
+        self.raising = False
+        self.saved = {}
+        for sig in self.SIGNALS:
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                self.saved[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        if self.pending is None:
+            self.pending = signum
+        if self.raising:
+            self.raising = False
+            raise Interrupted(signum)
+
+    def __exit__(self, *exc):
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def _run_command(command, env, signals):
+    """The command's exit status (128+N for signal N); on a signal to us, the command is ended first."""
+    if signals.pending:
+        return None
+    try:
+        proc = subprocess.Popen(command, env=env)
+    except FileNotFoundError:
+        print(f"hakmem-trace: {command[0]}: command not found", file=sys.stderr)
+        return 127
+    except PermissionError:
+        print(f"hakmem-trace: {command[0]}: permission denied", file=sys.stderr)
+        return 126
+    try:
+        signals.raising = True
+        if signals.pending:
+            raise Interrupted(signals.pending)
+        proc.wait()
+    except Interrupted as e:
+        _end_command(proc, e.signum)
+    finally:
+        signals.raising = False
+    return _exit_status(proc.returncode)
+
+
+def _end_command(proc, signum):
+    """A Ctrl-C or a hangup reaches the command with us (one process group): it gets a second to end on its own;
+    a signal sent to us alone is passed on. SIGKILL if it still runs after that."""
+    steps = ((None, 1.0), (signum, 5.0)) if signum in (signal.SIGINT, signal.SIGHUP) else ((signum, 5.0),)
+    for sig, wait in steps + ((signal.SIGKILL, 5.0),):
+        if sig is not None and proc.poll() is None:
+            proc.send_signal(sig)
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    proc.wait()
+
+
+def _output_folder(args):
+    """(folder, whether this run created it, its entries before the run). A folder made here is 0700."""
+    if args.set_url:
+        return None, False, set()  # streamed: nothing is written here
+    if not args.output:
+        return Path(tempfile.mkdtemp(prefix="hakmem-trace-")), True, set()  # mkdtemp: 0700
+    out = Path(args.output).resolve()
+    try:
+        out.mkdir(parents=True, mode=0o700)
+        created = True
+    except FileExistsError:
+        created = False
+    except OSError as e:
+        raise RecordError(f"cannot create {out}: {e.strerror}") from None
+    if created:
+        os.chmod(out, 0o700)  # whatever the umask left
+    elif not out.is_dir():
+        raise RecordError(f"{out} exists and is not a folder")
+    return out, created, ({e.name for e in out.iterdir()} if not created else set())
+
+
+def make_private(out, before):
+    """What the recording wrote under out (entries not in before) loses group and world write permission: lttng
+    creates trace folders 0770 and files 0660. (Inside a folder of mode 0700 nobody else could reach them; a
+    folder given with -o may be more open, and a trace is often copied or moved on.)"""
+    for entry in out.iterdir():
+        if entry.name in before:
+            continue
+        for path in [entry, *(entry.rglob("*") if entry.is_dir() and not entry.is_symlink() else [])]:
+            try:
+                st = path.lstat()
+                if not stat.S_ISLNK(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o022:
+                    os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o022)
+            except OSError:
+                pass  # gone meanwhile, or not ours to change
+
+
 def record(args):
     if not args.command:
         raise RecordError("nothing to run: hakmem-trace record [options] -- CMD ARGS...")
@@ -176,55 +404,28 @@ def record(args):
     lib = None if args.no_preload else find_trace_library(args.lib)
     fork_lib = None if args.no_preload else find_fork_library()
     events = _event_names(args.events)
-    if args.output:
-        out = Path(args.output).resolve()
-        out.mkdir(parents=True, exist_ok=True, mode=0o700)
-    else:
-        out = Path(tempfile.mkdtemp(prefix="hakmem-trace-"))  # mode 0700
+    out, created, before = _output_folder(args)
     name = f"hakmem-{os.getpid()}-{int(time.time())}"
     trigger = f"{name}-oom"
-    with RecordingLock(), SessionDaemon():
-        if args.set_url:
-            _lttng("create", name, f"--set-url={args.set_url}")
-        elif args.flight_recorder:
-            _lttng("create", name, "--snapshot", f"--output={out}")
-        else:
-            _lttng("create", name, f"--output={out}")
+    status = None
+    with RecordingLock(), Signals() as signals:
         try:
-            channel = ["enable-channel", "-u", "-s", name, CHANNEL, f"--subbuf-size={args.subbuf_size}",
-                       f"--num-subbuf={args.num_subbuf}"]
-            if not args.flight_recorder and not args.discard:
-                # Blocking: the traced threads wait for buffer space instead of losing events.
-                channel.append("--blocking-timeout=inf")
-            _lttng(*channel)
-            for ev in events:
-                cmd = ["enable-event", "-u", "-s", name, "-c", CHANNEL, ev]
-                if args.loglevel:
-                    cmd.append(f"--loglevel={args.loglevel}")
-                _lttng(*cmd)
-            _lttng("add-context", "-u", "-s", name, "-c", CHANNEL, "-t", "vpid", "-t", "vtid", "-t", "procname")
-            _lttng("start", name)
-            if args.flight_recorder:
-                _lttng("add-trigger", f"--name={trigger}", "--condition=event-rule-matches", "--type=user",
-                       f"--name={catalogue.full_name('oom')}", "--action=snapshot-session", name,
-                       "--rate-policy=once-after:1")
-            env = dict(os.environ)
-            if not args.no_preload:
-                preload = [lib, fork_lib] + [p for p in env.get("LD_PRELOAD", "").split(":") if p]
-                env["LD_PRELOAD"] = ":".join(preload)
-            if not args.discard:
-                env["LTTNG_UST_ALLOW_BLOCKING"] = "1"
-            try:
-                proc = subprocess.run(args.command, env=env)
-                status = _exit_status(proc.returncode)
-            except FileNotFoundError:
-                print(f"hakmem-trace: {args.command[0]}: command not found", file=sys.stderr)
-                status = 127
-            _lttng("stop", name)
+            with SessionDaemon():
+                status = _record_session(args, name, trigger, out, events, lib, fork_lib, signals)
+        except RecordError:
+            if signals.pending is None:
+                if created and not any(out.iterdir()):
+                    out.rmdir()  # nothing recorded: leave nothing behind
+                raise
+            # an lttng command failed because the recording was interrupted: the interruption is the news
         finally:
-            if args.flight_recorder:
-                _lttng("remove-trigger", trigger, check=False)
-            _lttng("destroy", name, check=False)
+            if out is not None and out.is_dir():
+                make_private(out, before)
+        interrupted = signals.pending
+    if interrupted is not None:
+        where = "" if out is None else f"; what was recorded is in {out}"
+        print(f"hakmem-trace: interrupted by {signal.Signals(interrupted).name}{where}", file=sys.stderr)
+        return 128 + interrupted
     if args.set_url:
         print(f"hakmem-trace: trace streamed to {args.set_url}", file=sys.stderr)
     elif args.flight_recorder:
@@ -234,6 +435,48 @@ def record(args):
     else:
         print(f"hakmem-trace: trace in {out}", file=sys.stderr)
     return status
+
+
+def _record_session(args, name, trigger, out, events, lib, fork_lib, signals):
+    """Creates the session, runs the command in it, stops and destroys it; the command's status (None when a
+    signal came before it could start)."""
+    if args.set_url:
+        _lttng("create", name, f"--set-url={args.set_url}")
+    elif args.flight_recorder:
+        _lttng("create", name, "--snapshot", f"--output={out}")
+    else:
+        _lttng("create", name, f"--output={out}")
+    try:
+        channel = ["enable-channel", "-u", "-s", name, CHANNEL, f"--subbuf-size={args.subbuf_size}",
+                   f"--num-subbuf={args.num_subbuf}"]
+        if not args.flight_recorder and not args.discard:
+            # Blocking: the traced threads wait for buffer space instead of losing events.
+            channel.append("--blocking-timeout=inf")
+        _lttng(*channel)
+        for ev in events:
+            cmd = ["enable-event", "-u", "-s", name, "-c", CHANNEL, ev]
+            if args.loglevel:
+                cmd.append(f"--loglevel={args.loglevel}")
+            _lttng(*cmd)
+        _lttng("add-context", "-u", "-s", name, "-c", CHANNEL, "-t", "vpid", "-t", "vtid", "-t", "procname")
+        _lttng("start", name)
+        if args.flight_recorder:
+            _lttng("add-trigger", f"--name={trigger}", "--condition=event-rule-matches", "--type=user",
+                   f"--name={catalogue.full_name('oom')}", "--action=snapshot-session", name,
+                   "--rate-policy=once-after:1")
+        env = dict(os.environ)
+        if not args.no_preload:
+            preload = [lib, fork_lib] + [p for p in env.get("LD_PRELOAD", "").split(":") if p]
+            env["LD_PRELOAD"] = ":".join(preload)
+        if not args.discard:
+            env["LTTNG_UST_ALLOW_BLOCKING"] = "1"
+        status = _run_command(args.command, env, signals)
+        _lttng("stop", name)
+        return status
+    finally:
+        if args.flight_recorder:
+            _lttng("remove-trigger", trigger, check=False)
+        _lttng("destroy", name, check=False)
 
 
 def add_parser(sub):
