@@ -7,24 +7,38 @@
 
 _Atomic uint64_t hak_class_counters[HAK_NUM_CLASSES + 1][HAK_CTR_COUNT];
 
-/* Exited heaps' counts, and frees/allocs by threads without a heap. */
-static _Atomic uint64_t retired_allocs, retired_frees;
+/* Exited heaps' counts, and frees/allocs by threads without a heap (a thread
+ * that only frees what others allocated has none). Sharded by thread, one
+ * cache line each: consumer threads freeing all the time would otherwise all
+ * hit one counter. */
+#define SHARDS 16
+static struct {
+    _Atomic uint64_t allocs, frees;
+    uint8_t pad[48];
+} shard[SHARDS];
+
+static unsigned my_shard(void) {
+    /* Every thread's static TLS lives in its own block: its address tells threads apart. */
+    uint64_t a = (uint64_t)(uintptr_t)&hak_tls_heap;
+    return (unsigned)(((a >> 12) * 0x9e3779b97f4a7c15ull) >> 60) % SHARDS;
+}
 
 _Static_assert(HAK_STATS_CLASSES == HAK_NUM_CLASSES, "public stats cover every class");
 
 void hak_stats_retire_heap(const hak_heap *heap) {
-    atomic_fetch_add_explicit(&retired_allocs, atomic_load_explicit(&heap->counters.allocs, memory_order_relaxed),
+    unsigned s = my_shard();
+    atomic_fetch_add_explicit(&shard[s].allocs, atomic_load_explicit(&heap->counters.allocs, memory_order_relaxed),
                               memory_order_relaxed);
-    atomic_fetch_add_explicit(&retired_frees, atomic_load_explicit(&heap->counters.frees, memory_order_relaxed),
+    atomic_fetch_add_explicit(&shard[s].frees, atomic_load_explicit(&heap->counters.frees, memory_order_relaxed),
                               memory_order_relaxed);
 }
 
 void hak_stats_count_foreign_free(void) {
-    atomic_fetch_add_explicit(&retired_frees, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&shard[my_shard()].frees, 1, memory_order_relaxed);
 }
 
 void hak_stats_count_foreign_alloc(void) {
-    atomic_fetch_add_explicit(&retired_allocs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&shard[my_shard()].allocs, 1, memory_order_relaxed);
 }
 
 /* Visited under the registry lock; heap == NULL closes the visit, still
@@ -32,8 +46,10 @@ void hak_stats_count_foreign_alloc(void) {
 static void add_heap(const hak_heap *heap, void *arg) {
     hak_stats *out = arg;
     if (!heap) {
-        out->allocs += atomic_load_explicit(&retired_allocs, memory_order_relaxed);
-        out->frees += atomic_load_explicit(&retired_frees, memory_order_relaxed);
+        for (unsigned s = 0; s < SHARDS; s++) {
+            out->allocs += atomic_load_explicit(&shard[s].allocs, memory_order_relaxed);
+            out->frees += atomic_load_explicit(&shard[s].frees, memory_order_relaxed);
+        }
         return;
     }
     out->allocs += atomic_load_explicit(&heap->counters.allocs, memory_order_relaxed);
