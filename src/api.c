@@ -69,7 +69,7 @@ static HAK_NOINLINE void free_remote(hak_slab *s, void *p) {
 
 static HAK_NOINLINE void free_not_small(void *p, unsigned kind) {
     if (kind != HAK_REGION_LARGE) hak_fatal_invalid_pointer("free", p);
-    large_free(p);
+    large_free(p, true);
     hak_stats_count_foreign_free();
 }
 
@@ -170,7 +170,14 @@ void *hak_realloc(void *p, size_t size) {
     void *q = hak_malloc(size);
     if (!q) return NULL; /* errno = ENOMEM, and p is untouched */
     memcpy(q, p, size < old_usable ? size : old_usable);
-    hak_free(p);
+    if (kind == HAK_REGION_LARGE) {
+        /* A large block realloc moved is usually a growing array: its old
+         * mapping would not fit the next growth, so it is not worth keeping. */
+        large_free(p, false);
+        hak_stats_count_foreign_free();
+    } else {
+        hak_free(p);
+    }
     return q;
 }
 

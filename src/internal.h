@@ -210,8 +210,11 @@ hak_slab *superslab_refill(struct hak_heap *heap, unsigned class_idx);
 void remote_free_push(hak_slab *s, hak_block *b);
 /* Moves the slab's remote frees to its free list; returns how many. Holder only. */
 uint32_t remote_free_collect(hak_slab *s);
-/* The owner sets an exhausted slab aside; false if it went back to its chunk. */
-bool slab_park(struct hak_heap *heap, hak_slab *s);
+/* The owner sets an exhausted slab aside: PARKED, or RELEASED (nothing was out:
+ * back to its chunk), or HAS_BLOCKS (remote frees came in: still OWNED, the
+ * caller keeps it on its ring). */
+typedef enum hak_park_result { HAK_PARK_PARKED, HAK_PARK_RELEASED, HAK_PARK_HAS_BLOCKS } hak_park_result;
+hak_park_result slab_park(struct hak_heap *heap, hak_slab *s);
 /* The owner takes a parked slab back (a local free landed in it). */
 void slab_unpark(struct hak_heap *heap, hak_slab *s);
 /* The owner takes back every parked slab with remote frees; list via ->next. */
@@ -246,7 +249,8 @@ void *large_alloc(size_t size, size_t align, bool zeroed);
 /* Unmaps every cached freed mapping; how many. */
 size_t large_cache_flush(void);
 size_t large_cache_bytes(void); /* freed mappings kept for reuse (part of mapped bytes) */
-void large_free(void *p);
+/* keep_mapping: the mapping may go to the cache of freed mappings. */
+void large_free(void *p, bool keep_mapping);
 size_t large_usable_size(const void *p);
 void *large_realloc_in_place(void *p, size_t size);
 bool large_owns(const void *p);

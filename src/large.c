@@ -243,7 +243,7 @@ bool large_owns(const void *p) {
     return h->magic == LARGE_MAGIC && h->user == p;
 }
 
-void large_free(void *p) {
+void large_free(void *p, bool keep_mapping) {
     hak_large_header *h = checked_header(p, "free");
 #if HAKMEM_CHECKED
     canary_check(h, "free");
@@ -253,7 +253,7 @@ void large_free(void *p) {
     size_t size = h->map_size;
     h->magic = 0;
     hak_region_set((uintptr_t)h, HAK_REGION_NONE);
-    if (!cache_put(base, size)) hak_os_unmap(base, size);
+    if (!keep_mapping || !cache_put(base, size)) hak_os_unmap(base, size);
 }
 
 size_t large_usable_size(const void *p) {

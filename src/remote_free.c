@@ -140,9 +140,14 @@ uint32_t remote_free_collect(hak_slab *s) {
 /*
  * OWNED -> `to` (PARKED or UNOWNED): the stack is collected and the bit set
  * in one exchange, the count starts at the blocks still out; if none is, the
- * slab goes back to its chunk instead (returns false). Head lock held.
+ * slab goes back to its chunk instead (HAK_PARK_RELEASED). A slab about to be
+ * parked that has blocks to hand out after the collection stays OWNED
+ * (HAK_PARK_HAS_BLOCKS): parked, they would wait for a free that may never
+ * come. Clearing the bit again is safe: a pusher that saw it is waiting for
+ * the head lock, which we hold. (To UNOWNED, HAK_PARK_PARKED reads "handed
+ * over".) Head lock held.
  */
-static bool hand_over_locked(hak_slab *s, unsigned to) {
+static hak_park_result hand_over_locked(hak_slab *s, unsigned to) {
     HAK_CHECK(hak_state_tag(atomic_load_explicit(&s->state, memory_order_relaxed)) == HAK_SLAB_OWNED,
               "only an owned slab is parked or abandoned");
     HAK_CHECK(s->used <= s->capacity, "a slab has no more blocks out than it holds");
@@ -152,10 +157,14 @@ static bool hand_over_locked(hak_slab *s, unsigned to) {
     if (s->used == 0) {
         atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
         atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_RELEASING, gen, 0), memory_order_relaxed);
-        return false;
+        return HAK_PARK_RELEASED;
+    }
+    if (to == HAK_SLAB_PARKED && (s->free || s->carved < s->capacity)) {
+        atomic_fetch_and_explicit(&s->remote_free, ~HAK_REMOTE_COUNTED, memory_order_relaxed);
+        return HAK_PARK_HAS_BLOCKS;
     }
     atomic_store_explicit(&s->state, hak_state_make(to, gen, s->used), memory_order_relaxed);
-    return true;
+    return HAK_PARK_PARKED;
 }
 
 /* PARKED/UNOWNED -> OWNED: the count is dropped, the bit cleared, the stack
@@ -171,20 +180,20 @@ static void take_back_locked(hak_slab *s) {
     atomic_fetch_and_explicit(&s->remote_free, ~HAK_REMOTE_COUNTED, memory_order_acquire);
 }
 
-bool slab_park(hak_heap *heap, hak_slab *s) {
+hak_park_result slab_park(hak_heap *heap, hak_slab *s) {
     hak_superslab_head *head = &hak_heads[s->class_idx];
     hak_class_cache *cc = &heap->cls[s->class_idx];
     HAK_CHECK(atomic_load_explicit(&s->owner, memory_order_relaxed) == heap && s->aside == HAK_ASIDE_NONE,
               "a slab is parked by its owner, once");
     pthread_mutex_lock(&head->lock);
-    bool parked = hand_over_locked(s, HAK_SLAB_PARKED);
-    if (parked) {
+    hak_park_result r = hand_over_locked(s, HAK_SLAB_PARKED);
+    if (r == HAK_PARK_PARKED) {
         s->aside = HAK_ASIDE_PARKED;
         list_push(&cc->parked, s);
     }
     pthread_mutex_unlock(&head->lock);
-    if (!parked) slab_release(s);
-    return parked;
+    if (r == HAK_PARK_RELEASED) slab_release(s);
+    return r;
 }
 
 void slab_unpark(hak_heap *heap, hak_slab *s) {
@@ -231,7 +240,7 @@ void slab_abandon(hak_heap *heap, hak_slab *s) {
     bool keep = false;
     if (s->used != 0) {
         pthread_mutex_lock(&head->lock);
-        keep = hand_over_locked(s, HAK_SLAB_UNOWNED);
+        keep = hand_over_locked(s, HAK_SLAB_UNOWNED) == HAK_PARK_PARKED;
         if (keep) {
             atomic_store_explicit(&s->owner, HAK_OWNER_NONE, memory_order_relaxed);
             list_push(&head->abandoned, s);

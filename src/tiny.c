@@ -54,7 +54,7 @@ static void full_add(hak_heap *heap, hak_class_cache *cc, hak_slab *s) {
     if (cc->full_count >= HAK_FULL_SLABS_MAX) {
         hak_slab *oldest = cc->full->next;
         full_remove(cc, oldest);
-        slab_park(heap, oldest);
+        if (slab_park(heap, oldest) == HAK_PARK_HAS_BLOCKS) ring_insert(cc, oldest);
     }
     cycle_link(&cc->full, NULL, s);
     cc->full = s;
@@ -194,7 +194,7 @@ void tiny_heap_collect(hak_heap *heap) {
         while (cc->full) {
             hak_slab *s = cc->full;
             full_remove(cc, s);
-            slab_park(heap, s);
+            if (slab_park(heap, s) == HAK_PARK_HAS_BLOCKS) ring_insert(cc, s);
         }
         hak_slab *ring = NULL;
         while (cc->current != &hak_empty_slab) {
