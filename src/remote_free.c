@@ -65,8 +65,9 @@ static hak_slab **home_list(hak_slab *s, unsigned tag) {
 static uintptr_t push(hak_slab *s, hak_block *b) {
     uintptr_t w = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
     do {
-        b->next = (hak_block *)(w & ~HAK_REMOTE_COUNTED);
-    } while (!atomic_compare_exchange_weak_explicit(&s->remote_free, &w, (uintptr_t)b | (w & HAK_REMOTE_COUNTED),
+        b->next = (hak_block *)(w & HAK_REMOTE_PTR_MASK);
+    } while (!atomic_compare_exchange_weak_explicit(&s->remote_free, &w,
+                                                    (uintptr_t)b | ((w & ~HAK_REMOTE_PTR_MASK) + HAK_REMOTE_LEN_ONE),
                                                     memory_order_release, memory_order_relaxed));
     return w;
 }
@@ -106,24 +107,31 @@ static HAK_NOINLINE void remote_free_counted(hak_slab *s, hak_block *b) {
 void remote_free_push(hak_slab *s, hak_block *b) {
     uintptr_t w = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
     while (!(w & HAK_REMOTE_COUNTED)) {
-        b->next = (hak_block *)w;
-        if (atomic_compare_exchange_weak_explicit(&s->remote_free, &w, (uintptr_t)b, memory_order_release,
-                                                  memory_order_relaxed))
+        b->next = (hak_block *)(w & HAK_REMOTE_PTR_MASK);
+        if (atomic_compare_exchange_weak_explicit(&s->remote_free, &w,
+                                                  (uintptr_t)b | ((w & ~HAK_REMOTE_PTR_MASK) + HAK_REMOTE_LEN_ONE),
+                                                  memory_order_release, memory_order_relaxed))
             return;
     }
     remote_free_counted(s, b);
 }
 
-/* Moves a stack of blocks to the free list; how many. Holder only. */
-static uint32_t collect_list(hak_slab *s, hak_block *list) {
+/* Moves a stack (a remote_free word's value) to the free list; how many
+ * blocks. Walks the stack only to append it to a non-empty free list. Holder only. */
+static uint32_t collect_list(hak_slab *s, uintptr_t w) {
+    hak_block *list = (hak_block *)(w & HAK_REMOTE_PTR_MASK);
     if (!list) return 0;
-    uint32_t n = 1;
-    hak_block *tail = list;
-    while (tail->next) {
-        tail = tail->next;
-        n++;
+    uint32_t n = (uint32_t)(w >> HAK_REMOTE_LEN_SHIFT);
+#if HAKMEM_CHECKED
+    uint32_t walked = 0;
+    for (const hak_block *b = list; b; b = b->next) walked++;
+    HAK_CHECK(walked == n, "a remote stack's length is its number of blocks");
+#endif
+    if (s->free) {
+        hak_block *tail = list;
+        while (tail->next) tail = tail->next;
+        tail->next = s->free;
     }
-    tail->next = s->free;
     s->free = list;
     HAK_CHECK(n <= s->used, "no more remote frees are collected than blocks are out");
     s->used -= n;
@@ -134,7 +142,7 @@ uint32_t remote_free_collect(hak_slab *s) {
     if (!atomic_load_explicit(&s->remote_free, memory_order_relaxed)) return 0;
     /* OWNED: the bit is clear, so exchanging in 0 keeps it clear. */
     uintptr_t w = atomic_exchange_explicit(&s->remote_free, 0, memory_order_acquire);
-    return collect_list(s, (hak_block *)w);
+    return collect_list(s, w);
 }
 
 /*
@@ -152,7 +160,7 @@ static hak_park_result hand_over_locked(hak_slab *s, unsigned to) {
               "only an owned slab is parked or abandoned");
     HAK_CHECK(s->used <= s->capacity, "a slab has no more blocks out than it holds");
     uintptr_t w = atomic_exchange_explicit(&s->remote_free, HAK_REMOTE_COUNTED, memory_order_acquire);
-    collect_list(s, (hak_block *)(w & ~HAK_REMOTE_COUNTED));
+    collect_list(s, w);
     uint32_t gen = hak_state_gen(atomic_load_explicit(&s->state, memory_order_relaxed));
     if (s->used == 0) {
         atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);

@@ -98,6 +98,11 @@ struct hak_heap;
 
 /* remote_free bit: frees must count themselves in `state` (remote_free.c). */
 #define HAK_REMOTE_COUNTED ((uintptr_t)1)
+/* The stack's length rides in the word's top 16 bits (a slab holds at most
+ * 8192 blocks, user addresses fit 47 bits), so collecting it needs no walk. */
+#define HAK_REMOTE_LEN_SHIFT 48
+#define HAK_REMOTE_LEN_ONE ((uintptr_t)1 << HAK_REMOTE_LEN_SHIFT)
+#define HAK_REMOTE_PTR_MASK ((HAK_REMOTE_LEN_ONE - 1) & ~(uintptr_t)7)
 
 /*
  * Slab life cycle (slab->state, see remote_free.c for the protocol):
@@ -145,8 +150,9 @@ typedef struct hak_slab {
     /* -- shared with other threads -- */
     struct hak_slab *prev;  /* (lists only; kept here for the 64-byte split) */
     _Atomic(struct hak_heap *) owner;   /* the heap whose thread frees locally, or NONE */
-    _Atomic uintptr_t remote_free;      /* MPSC stack of remote frees (hak_block *)
-                                         * | HAK_REMOTE_COUNTED while PARKED or UNOWNED */
+    _Atomic uintptr_t remote_free;      /* MPSC stack of remote frees: top block (bits 3..47)
+                                         * | its length (bits 48..63) | HAK_REMOTE_COUNTED
+                                         * while PARKED or UNOWNED */
     _Atomic uint64_t state;             /* tag | gen | count, see above */
     uint8_t pad2[40];
 } hak_slab;
