@@ -210,11 +210,11 @@ hak_slab *superslab_refill(struct hak_heap *heap, unsigned class_idx);
 void remote_free_push(hak_slab *s, hak_block *b);
 /* Moves the slab's remote frees to its free list; returns how many. Holder only. */
 uint32_t remote_free_collect(hak_slab *s);
-/* The owner sets an exhausted slab aside: PARKED, or RELEASED (nothing was out:
- * back to its chunk), or HAS_BLOCKS (remote frees came in: still OWNED, the
- * caller keeps it on its ring). */
-typedef enum hak_park_result { HAK_PARK_PARKED, HAK_PARK_RELEASED, HAK_PARK_HAS_BLOCKS } hak_park_result;
-hak_park_result slab_park(struct hak_heap *heap, hak_slab *s);
+/* The owner sets an exhausted slab aside: HANDED_OVER (parked), RELEASED
+ * (nothing was out: back to its chunk) or KEPT (frees came in: still OWNED,
+ * the caller puts it back on its ring). */
+typedef enum hak_handover { HAK_HANDED_OVER, HAK_HANDED_RELEASED, HAK_HANDED_KEPT } hak_handover;
+hak_handover slab_park(struct hak_heap *heap, hak_slab *s);
 /* The owner takes a parked slab back (a local free landed in it). */
 void slab_unpark(struct hak_heap *heap, hak_slab *s);
 /* The owner takes back every parked slab with remote frees; list via ->next. */

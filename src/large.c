@@ -82,8 +82,8 @@ bool large_ck_lookup(const void *p, const uint8_t **user, size_t *requested) {
  * bigger than asked for gives its tail back. The checked build has no cache,
  * so that a large block's address means one life only.
  */
-/* 32 MiB: bench/large at one thread peaked at 1.6x mimalloc's RSS with 64 MiB
- * and 1.06x with 32, still 5x glibc's throughput. */
+/* 32 MiB: with 64, bench/large at one thread peaked at 1.60x mimalloc's RSS;
+ * with 32, 1.35x, at 2.5x glibc's throughput (bench/run, 2026-11-29). */
 #define LARGE_CACHE_ENTRIES 8
 #define LARGE_CACHE_BYTES ((size_t)32 << 20)
 

@@ -61,14 +61,18 @@ static hak_slab **home_list(hak_slab *s, unsigned tag) {
     return &owner->cls[s->class_idx].parked;
 }
 
-/* Pushes b keeping the word's bit; returns the word it pushed onto. */
+/* Links b on top of the stack in word w; the word with b pushed (bit kept, length + 1). */
+static inline uintptr_t stacked_on(hak_block *b, uintptr_t w) {
+    b->next = (hak_block *)(w & HAK_REMOTE_PTR_MASK);
+    return (uintptr_t)b | ((w & ~HAK_REMOTE_PTR_MASK) + HAK_REMOTE_LEN_ONE);
+}
+
+/* Pushes b whatever the bit; returns the word it pushed onto. */
 static uintptr_t push(hak_slab *s, hak_block *b) {
     uintptr_t w = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
-    do {
-        b->next = (hak_block *)(w & HAK_REMOTE_PTR_MASK);
-    } while (!atomic_compare_exchange_weak_explicit(&s->remote_free, &w,
-                                                    (uintptr_t)b | ((w & ~HAK_REMOTE_PTR_MASK) + HAK_REMOTE_LEN_ONE),
-                                                    memory_order_release, memory_order_relaxed));
+    while (!atomic_compare_exchange_weak_explicit(&s->remote_free, &w, stacked_on(b, w), memory_order_release,
+                                                  memory_order_relaxed)) {
+    }
     return w;
 }
 
@@ -107,10 +111,8 @@ static HAK_NOINLINE void remote_free_counted(hak_slab *s, hak_block *b) {
 void remote_free_push(hak_slab *s, hak_block *b) {
     uintptr_t w = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
     while (!(w & HAK_REMOTE_COUNTED)) {
-        b->next = (hak_block *)(w & HAK_REMOTE_PTR_MASK);
-        if (atomic_compare_exchange_weak_explicit(&s->remote_free, &w,
-                                                  (uintptr_t)b | ((w & ~HAK_REMOTE_PTR_MASK) + HAK_REMOTE_LEN_ONE),
-                                                  memory_order_release, memory_order_relaxed))
+        if (atomic_compare_exchange_weak_explicit(&s->remote_free, &w, stacked_on(b, w), memory_order_release,
+                                                  memory_order_relaxed))
             return;
     }
     remote_free_counted(s, b);
@@ -148,14 +150,13 @@ uint32_t remote_free_collect(hak_slab *s) {
 /*
  * OWNED -> `to` (PARKED or UNOWNED): the stack is collected and the bit set
  * in one exchange, the count starts at the blocks still out; if none is, the
- * slab goes back to its chunk instead (HAK_PARK_RELEASED). A slab about to be
+ * slab goes back to its chunk instead (HAK_HANDED_RELEASED). A slab about to be
  * parked that has blocks to hand out after the collection stays OWNED
- * (HAK_PARK_HAS_BLOCKS): parked, they would wait for a free that may never
+ * (HAK_HANDED_KEPT): parked, they would wait for a free that may never
  * come. Clearing the bit again is safe: a pusher that saw it is waiting for
- * the head lock, which we hold. (To UNOWNED, HAK_PARK_PARKED reads "handed
- * over".) Head lock held.
+ * the head lock, which we hold. Head lock held.
  */
-static hak_park_result hand_over_locked(hak_slab *s, unsigned to) {
+static hak_handover hand_over_locked(hak_slab *s, unsigned to) {
     HAK_CHECK(hak_state_tag(atomic_load_explicit(&s->state, memory_order_relaxed)) == HAK_SLAB_OWNED,
               "only an owned slab is parked or abandoned");
     HAK_CHECK(s->used <= s->capacity, "a slab has no more blocks out than it holds");
@@ -165,14 +166,14 @@ static hak_park_result hand_over_locked(hak_slab *s, unsigned to) {
     if (s->used == 0) {
         atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
         atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_RELEASING, gen, 0), memory_order_relaxed);
-        return HAK_PARK_RELEASED;
+        return HAK_HANDED_RELEASED;
     }
     if (to == HAK_SLAB_PARKED && (s->free || s->carved < s->capacity)) {
         atomic_fetch_and_explicit(&s->remote_free, ~HAK_REMOTE_COUNTED, memory_order_relaxed);
-        return HAK_PARK_HAS_BLOCKS;
+        return HAK_HANDED_KEPT;
     }
     atomic_store_explicit(&s->state, hak_state_make(to, gen, s->used), memory_order_relaxed);
-    return HAK_PARK_PARKED;
+    return HAK_HANDED_OVER;
 }
 
 /* PARKED/UNOWNED -> OWNED: the count is dropped, the bit cleared, the stack
@@ -188,19 +189,19 @@ static void take_back_locked(hak_slab *s) {
     atomic_fetch_and_explicit(&s->remote_free, ~HAK_REMOTE_COUNTED, memory_order_acquire);
 }
 
-hak_park_result slab_park(hak_heap *heap, hak_slab *s) {
+hak_handover slab_park(hak_heap *heap, hak_slab *s) {
     hak_superslab_head *head = &hak_heads[s->class_idx];
     hak_class_cache *cc = &heap->cls[s->class_idx];
     HAK_CHECK(atomic_load_explicit(&s->owner, memory_order_relaxed) == heap && s->aside == HAK_ASIDE_NONE,
               "a slab is parked by its owner, once");
     pthread_mutex_lock(&head->lock);
-    hak_park_result r = hand_over_locked(s, HAK_SLAB_PARKED);
-    if (r == HAK_PARK_PARKED) {
+    hak_handover r = hand_over_locked(s, HAK_SLAB_PARKED);
+    if (r == HAK_HANDED_OVER) {
         s->aside = HAK_ASIDE_PARKED;
         list_push(&cc->parked, s);
     }
     pthread_mutex_unlock(&head->lock);
-    if (r == HAK_PARK_RELEASED) slab_release(s);
+    if (r == HAK_HANDED_RELEASED) slab_release(s);
     return r;
 }
 
@@ -248,7 +249,7 @@ void slab_abandon(hak_heap *heap, hak_slab *s) {
     bool keep = false;
     if (s->used != 0) {
         pthread_mutex_lock(&head->lock);
-        keep = hand_over_locked(s, HAK_SLAB_UNOWNED) == HAK_PARK_PARKED;
+        keep = hand_over_locked(s, HAK_SLAB_UNOWNED) == HAK_HANDED_OVER;
         if (keep) {
             atomic_store_explicit(&s->owner, HAK_OWNER_NONE, memory_order_relaxed);
             list_push(&head->abandoned, s);

@@ -54,7 +54,7 @@ static void full_add(hak_heap *heap, hak_class_cache *cc, hak_slab *s) {
     if (cc->full_count >= HAK_FULL_SLABS_MAX) {
         hak_slab *oldest = cc->full->next;
         full_remove(cc, oldest);
-        if (slab_park(heap, oldest) == HAK_PARK_HAS_BLOCKS) ring_insert(cc, oldest);
+        if (slab_park(heap, oldest) == HAK_HANDED_KEPT) ring_insert(cc, oldest);
     }
     cycle_link(&cc->full, NULL, s);
     cc->full = s;
@@ -106,9 +106,8 @@ static bool take_back_full(hak_class_cache *cc) {
     return any;
 }
 
-/* Parked slabs that remote frees landed in (the hint said some did). */
+/* Parked slabs that remote frees landed in; whether any came back. */
 static bool take_back_parked(hak_heap *heap, hak_class_cache *cc, unsigned class_idx) {
-    if (!atomic_load_explicit(&cc->remote_hint, memory_order_relaxed)) return false;
     hak_slab *s = slab_unpark_freed(heap, class_idx);
     bool any = s != NULL;
     while (s) {
@@ -133,7 +132,9 @@ void *tiny_alloc_slow(hak_heap *heap, unsigned class_idx) {
             full_add(heap, cc, s);
         }
         bool full_back = take_back_full(cc);
-        bool parked_back = take_back_parked(heap, cc, class_idx);
+        /* Only when a free into a parked slab said so: the scan takes the lock. */
+        bool parked_back =
+            atomic_load_explicit(&cc->remote_hint, memory_order_relaxed) && take_back_parked(heap, cc, class_idx);
         if (!full_back && !parked_back) break;
     }
     for (;;) {
@@ -188,13 +189,12 @@ void tiny_heap_abandon_all(hak_heap *heap) {
 void tiny_heap_collect(hak_heap *heap) {
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         hak_class_cache *cc = &heap->cls[c];
-        atomic_store_explicit(&cc->remote_hint, 1, memory_order_relaxed);
         take_back_parked(heap, cc, c);
         take_back_full(cc);
         while (cc->full) {
             hak_slab *s = cc->full;
             full_remove(cc, s);
-            if (slab_park(heap, s) == HAK_PARK_HAS_BLOCKS) ring_insert(cc, s);
+            if (slab_park(heap, s) == HAK_HANDED_KEPT) ring_insert(cc, s);
         }
         hak_slab *ring = NULL;
         while (cc->current != &hak_empty_slab) {
