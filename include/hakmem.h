@@ -36,16 +36,23 @@ HAK_API void hak_collect(void);
 
 /* Counters since the process started (threads that exited included). */
 #define HAK_STATS_CLASSES 28
+/* The per-class counters, one list for the struct below, the library's own
+ * counting and the columns HAKMEM_STATS=1 prints: X(field, column, width, meaning). */
+#define HAK_CLASS_COUNTERS(X)                                                                  \
+    X(refills, "refills", 9, "superslab_refill calls")                                        \
+    X(expansions, "expansions", 10, "expand_superslab_head calls that made a chunk current")  \
+    X(chunks_new, "chunks", 7, "SuperSlabs superslab_allocate handed out")                    \
+    X(chunks_freed, "freed", 7, "SuperSlabs given back to the reserve or the OS")             \
+    X(adopted, "adopted", 7, "abandoned slabs adopted by a refill")                           \
+    X(failures, "failures", 8, "superslab_allocate failures")                                 \
+    X(ooms, "ooms", 6, "NULLs returned to the caller")
+
+#define HAK_CLASS_COUNTER_FIELD(field, column, width, meaning) uint64_t field;
 typedef struct hak_class_stats {
     uint32_t block_size;
-    uint64_t refills;      /* superslab_refill calls */
-    uint64_t expansions;   /* expand_superslab_head calls that made a chunk current */
-    uint64_t chunks_new;   /* SuperSlabs superslab_allocate handed out */
-    uint64_t chunks_freed; /* SuperSlabs given back to the reserve or the OS */
-    uint64_t adopted;      /* abandoned slabs adopted by a refill */
-    uint64_t failures;     /* superslab_allocate failures */
-    uint64_t ooms;         /* NULLs returned to the caller */
+    HAK_CLASS_COUNTERS(HAK_CLASS_COUNTER_FIELD)
 } hak_class_stats;
+#undef HAK_CLASS_COUNTER_FIELD
 
 typedef struct hak_stats {
     uint64_t allocs;        /* blocks handed out, small and large */

@@ -179,11 +179,31 @@ static _Noreturn void diagnose_small(const char *op, const void *p) {
     hak_check_failed("a live block was taken for an invalid pointer", __FILE_NAME__, __LINE__);
 }
 
+/* How far back from a pointer's region a large block's header is looked for. */
+#define LARGE_LOOKBACK_REGIONS 1024u
+
+/* Only the header's region is marked in the region map, so a pointer far
+ * into a big block finds it by walking back region by region. */
+static bool large_lookup(const void *p, const uint8_t **user, size_t *requested) {
+    uintptr_t region = ((uintptr_t)p - 1) & ~(uintptr_t)HAK_CHUNK_MASK;
+    for (unsigned i = 0; i < LARGE_LOOKBACK_REGIONS && region != 0; i++, region -= HAK_CHUNK_SIZE) {
+        unsigned kind = hak_region_kind(region);
+        if (kind == HAK_REGION_SUPERSLAB) return false;
+        if (kind != HAK_REGION_LARGE) continue;
+        const hak_large_header *h = (const hak_large_header *)region;
+        if (h->magic != HAK_LARGE_MAGIC || (const uint8_t *)p >= h->map_base + h->map_size) return false;
+        *user = h->user;
+        *requested = h->requested;
+        return true;
+    }
+    return false;
+}
+
 static _Noreturn void diagnose_large(const char *op, const void *p) {
     size_t requested;
     const uint8_t *user;
     if (large_was_freed(p, &requested)) hak_ck_report(HAK_CK_DOUBLE_FREE, op, p, NULL, HAK_CK_LARGE_CLASS, requested);
-    if (large_ck_lookup(p, &user, &requested) && (const uint8_t *)p > user) {
+    if (large_lookup(p, &user, &requested) && (const uint8_t *)p > user) {
         char detail[80];
         hak_format(detail, sizeof detail, "block %p + %zu", (const void *)user, (size_t)((const uint8_t *)p - user));
         hak_ck_report(HAK_CK_INTERIOR, op, p, detail, HAK_CK_LARGE_CLASS, requested);
@@ -234,7 +254,8 @@ static ck_trailer *live_block(const char *op, const void *p, ck_block *b) {
     return t;
 }
 
-void hak_ck_block_alloc(void *p, size_t size) {
+void *hak_ck_block_alloc(void *p, size_t size) {
+    if (!p) return NULL;
     ck_block b;
     bool found = locate(p, &b);
     HAK_CHECK(found && b.offset == 0 && b.live, "a block handed out is a block start of a slab in use");
@@ -256,6 +277,7 @@ void hak_ck_block_alloc(void *p, size_t size) {
     t->requested = (uint32_t)size;
     memset((uint8_t *)p + size, CK_CANARY, room - size);
     __atomic_store_n(&t->state, CK_LIVE, __ATOMIC_RELEASE);
+    return p;
 }
 
 void hak_ck_block_free(void *p) {
@@ -270,18 +292,20 @@ void hak_ck_block_free(void *p) {
     memset((uint8_t *)p + CK_LINK, CK_POISON, room - CK_LINK);
 }
 
-size_t hak_ck_block_usable(const void *p, const char *op) {
+size_t hak_ck_block_usable(const void *p, size_t usable, const char *op) {
+    (void)usable;
     ck_block b;
     return live_block(op, p, &b)->requested;
 }
 
-size_t hak_ck_block_room(const void *p) {
+size_t hak_ck_block_room(const void *p, size_t usable) {
+    (void)usable;
     ck_block b;
     live_block("realloc", p, &b);
     return b.block_size - HAK_BLOCK_OVERHEAD;
 }
 
-void hak_ck_block_resize(void *p, size_t size) {
+void *hak_ck_block_resize(void *p, size_t size) {
     ck_block b;
     ck_trailer *t = live_block("realloc", p, &b);
     check_canary("realloc", p, &b, t);
@@ -289,6 +313,7 @@ void hak_ck_block_resize(void *p, size_t size) {
     HAK_CHECK(size <= room, "an in-place realloc fits the block's room");
     t->requested = (uint32_t)size;
     memset((uint8_t *)p + size, CK_CANARY, room - size);
+    return p;
 }
 
 /* ---- chunks ---- */

@@ -42,10 +42,7 @@ void hak_diag(const char *fmt, ...) {
     hak_write_all(2, buf, (size_t)n);
 }
 
-void hak_fatal_invalid_pointer(const char *op, const void *p) {
-#if HAKMEM_CHECKED
-    hak_ck_invalid_pointer(op, p); /* names what the pointer is: freed, interior, foreign, ... */
-#endif
+void hak_die_invalid_pointer(const char *op, const void *p) {
     hak_diag("hakmem: %s(): invalid pointer %p\n", op, p);
     abort();
 }

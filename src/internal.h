@@ -5,8 +5,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+#include <unistd.h>
 
+#include "hakmem.h"
 #include "options.h"
 #include "types.h"
 /* The outcome codes below are the trace catalogue's, so events carry them as is. */
@@ -19,59 +22,14 @@
 #define HAK_HIDDEN __attribute__((visibility("hidden")))
 #define HAK_NOINLINE __attribute__((noinline))
 /* Thread-locals the allocator reads on every call: static TLS, never a call
- * into the dynamic loader (which could allocate, see LTTNG-NOTES.md). */
+ * into the dynamic loader (its dynamic TLS allocates, through this malloc). */
 #define HAK_TLS __thread __attribute__((tls_model("initial-exec")))
 
-/* ---- the checked build (HAKMEM_CHECKED=1, src/checked.c) ----
- * Release builds compile none of it: HAK_CHECK is empty and every other hook
- * sits inside #if HAKMEM_CHECKED. */
-#ifndef HAKMEM_CHECKED
-#define HAKMEM_CHECKED 0
-#endif
-#if HAKMEM_CHECKED
-/* An invariant of the slab and chunk life cycle: one line naming it, then abort. */
-#define HAK_CHECK(cond, what)                                                  \
-    do {                                                                       \
-        if (HAK_UNLIKELY(!(cond))) hak_check_failed(what, __FILE_NAME__, __LINE__); \
-    } while (0)
-/* Each small block ends with a trailer (requested size, state), so a request
- * takes the class of size + HAK_BLOCK_OVERHEAD, and at least 8 bytes stay in
- * front of the trailer for the free-list link. */
-#define HAK_BLOCK_OVERHEAD 8u
-#define HAK_CK_SMALL_MAX (HAK_SMALL_MAX - HAK_BLOCK_OVERHEAD)
-static inline size_t hak_ck_block_need(size_t size) {
-    return (size < 8 ? 8 : size) + HAK_BLOCK_OVERHEAD;
+#include "checked.h"
+
+static inline size_t hak_pow2_ceil(size_t n) { /* n >= 2 */
+    return (size_t)1 << (64 - __builtin_clzl(n - 1));
 }
-/* Misuse reports (checked.c): what the pointer is to the allocator. */
-typedef enum hak_ck_kind {
-    HAK_CK_DOUBLE_FREE,  /* the block is already free */
-    HAK_CK_UNALLOCATED,  /* a block start hakmem never handed out */
-    HAK_CK_FOREIGN,      /* not in any hakmem block */
-    HAK_CK_INTERIOR,     /* inside a block, not at its start */
-    HAK_CK_OVERFLOW,     /* bytes past the requested size were written */
-    HAK_CK_USE_AFTER_FREE, /* a free block was written before it was handed out again */
-} hak_ck_kind;
-#define HAK_CK_NO_CLASS (-1)
-#define HAK_CK_LARGE_CLASS HAK_NUM_CLASSES
-/* One line on fd 2 — "hakmem: <what> <p>[ (<detail>)][, class <c> (<size> B)], thread <tid>" — then abort(). */
-_Noreturn void hak_ck_report(hak_ck_kind kind, const char *op, const void *p, const char *detail, int class_idx,
-                             size_t size);
-_Noreturn void hak_check_failed(const char *what, const char *file, int line);
-/* Finds out what is wrong with a pointer `op` (free, realloc, ...) was given, and reports it. */
-_Noreturn void hak_ck_invalid_pointer(const char *op, const void *p);
-void hak_ck_carved(uint8_t *first, uint32_t count, uint32_t block_size);
-void hak_ck_block_alloc(void *p, size_t size);
-void hak_ck_block_free(void *p);
-size_t hak_ck_block_usable(const void *p, const char *op);
-/* Room before the trailer of a live block; hak_ck_block_resize moves its end within it. */
-size_t hak_ck_block_room(const void *p);
-void hak_ck_block_resize(void *p, size_t size);
-void hak_ck_chunk_idle(const hak_superslab *c);
-void hak_ck_large_freed(const void *user, size_t requested);
-#else
-#define HAK_CHECK(cond, what) ((void)0)
-#define HAK_BLOCK_OVERHEAD 0u
-#endif
 
 /* ---- size_class.c ---- */
 extern const uint32_t hak_class_size[HAK_NUM_CLASSES];
@@ -88,7 +46,10 @@ static inline unsigned hak_size_to_class(size_t size) {
 }
 
 /* ---- options.c ---- */
-void hak_options_init(void);
+/* Reads the options once; lock-free and allocation-free, so it is safe on the
+ * very first malloc of the process, before any constructor. */
+void hak_ensure_init(void);
+void hak_options_init(void); /* reads the environment again (unit tests) */
 /* Parsers, exposed for unit tests; return false on malformed (or empty) input and leave *out alone. */
 bool hak_parse_size(const char *text, uint64_t *out);
 bool hak_parse_bool(const char *text, bool *out);
@@ -100,7 +61,16 @@ bool hak_fault_fires(const hak_fault_spec *spec, _Atomic uint64_t *calls, unsign
 void hak_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int hak_format(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void hak_write_all(int fd, const char *buf, size_t len);
-_Noreturn void hak_fatal_invalid_pointer(const char *op, const void *p);
+/* "hakmem: <op>(): invalid pointer <p>", then abort(). */
+_Noreturn void hak_die_invalid_pointer(const char *op, const void *p);
+/* A pointer hakmem never handed out: the checked build names what it is. */
+static inline _Noreturn void hak_fatal_invalid_pointer(const char *op, const void *p) {
+    hak_ck_invalid_pointer(op, p); /* freed, interior, foreign, ... (checked build) */
+    hak_die_invalid_pointer(op, p);
+}
+static inline int32_t hak_gettid(void) {
+    return (int32_t)syscall(SYS_gettid);
+}
 
 /* ---- os.c ---- every mmap, munmap and mremap; the memory cap; the region map */
 /* none; os: mmap refused (by the OS or HAKMEM_FAULT_OS); cap: HAKMEM_MAX_MEMORY reached;
@@ -141,8 +111,15 @@ size_t hak_os_page_size(void);
 /* Calls HAKMEM_FAULT_OS has counted; unit tests set it to place an every:N failure. */
 extern _Atomic uint64_t hak_os_fault_calls;
 
-/* ---- superslab.c ---- chunks and the slabs inside them */
-extern hak_superslab_head hak_heads[HAK_NUM_CLASSES];
+/* ---- superslab.c ---- chunks: mapped, kept in the reserve, given back */
+hak_superslab *superslab_allocate(unsigned class_idx, hak_os_failure *why);
+void superslab_free(hak_superslab *chunk);
+size_t superslab_reserve_flush(void); /* unmaps the reserve; returns chunks freed */
+size_t superslab_reserve_count(void);
+void superslab_reserve_lock(void);   /* fork handlers: lock order registry, heads, reserve */
+void superslab_reserve_unlock(void);
+
+/* ---- slab.c ---- slabs inside a chunk: the bitmap claim, a slab's life, carving */
 static inline hak_superslab *hak_chunk_of(const void *p) {
     return (hak_superslab *)(((uintptr_t)p - 1) & ~(uintptr_t)HAK_CHUNK_MASK);
 }
@@ -159,11 +136,6 @@ static inline bool hak_slab_block_start(const hak_slab *s, const void *p) {
 static inline hak_superslab *hak_slab_chunk(const hak_slab *s) {
     return (hak_superslab *)((uintptr_t)s & ~(uintptr_t)HAK_CHUNK_MASK);
 }
-hak_superslab *superslab_allocate(unsigned class_idx, hak_os_failure *why);
-void superslab_free(hak_superslab *chunk);
-size_t superslab_reserve_flush(void); /* unmaps the reserve; returns chunks freed */
-void superslab_reserve_lock(void);   /* fork handlers: lock order registry, heads, reserve */
-void superslab_reserve_unlock(void);
 #define HAK_CLAIM_ITEM(id, label, value) HAK_CLAIM_##id = value,
 typedef enum hak_claim_outcome { HAKMEM_TP_CLAIM_OUTCOME(HAK_CLAIM_ITEM) } hak_claim_outcome;
 typedef struct hak_bitmap_check {
@@ -183,6 +155,7 @@ void slab_release(hak_slab *s);
 bool slab_carve(hak_slab *s);
 
 /* ---- superslab_head.c ---- chains, expansion, retirement, abandoned slabs */
+extern hak_superslab_head hak_heads[HAK_NUM_CLASSES];
 /* reused: a chained chunk with a free slab became current; new: superslab_allocate
  * gave a chunk; lost_race: another thread expanded first, retry on its chunk;
  * failed: superslab_allocate failed (see failure). */
@@ -199,9 +172,13 @@ void expand_superslab_head(hak_superslab_head *head, hak_superslab *observed, ha
 void superslab_head_chunk_emptied(hak_superslab_head *head, hak_superslab *chunk);
 void superslab_heads_lock_all(void);
 void superslab_heads_unlock_all(void);
-size_t superslab_reserve_count(void);
-/* Under refusal: returns unused chunks (and refused releases) to the OS; how many went. */
-size_t superslab_reclaim_empty(void);
+/* Retires every head's current chunk that no slab uses; how many. */
+size_t superslab_heads_retire_idle(void);
+
+/* ---- reclaim.c ---- memory that remains, given back when the OS or the cap refuses */
+/* Returns what no one uses (refused releases, the large cache, the reserve, idle
+ * chunks) to the OS; how many pieces went. The caller then tries once more. */
+size_t hak_reclaim_unused(void);
 
 /* ---- refill.c ---- */
 hak_slab *superslab_refill(struct hak_heap *heap, unsigned class_idx);
@@ -228,6 +205,7 @@ hak_slab *slab_adopt(struct hak_heap *heap, unsigned class_idx);
 
 /* ---- tiny.c ---- per-thread caches of slabs */
 extern hak_slab hak_empty_slab;
+/* A block of the class for a thread that has a heap, or NULL when no memory remains. */
 void *tiny_alloc_slow(struct hak_heap *heap, unsigned class_idx);
 void tiny_free_slow(struct hak_heap *heap, hak_slab *s);
 void tiny_heap_abandon_all(struct hak_heap *heap);
@@ -236,40 +214,49 @@ void tiny_heap_collect(struct hak_heap *heap);
 /* ---- thread.c ---- thread heaps: TLS, registry, exit, fork */
 extern hak_heap hak_empty_heap;
 extern HAK_TLS hak_heap *hak_tls_heap;
+/* Gives the calling thread its heap; NULL (errno = ENOMEM) when no metadata page could be mapped. */
 hak_heap *hak_thread_heap_init(void);
-void hak_ensure_init(void);
-int32_t hak_gettid(void);
 /* Calls fn for every live heap, then fn(NULL, arg), all under the registry lock. */
 typedef void (*hak_heap_visitor)(const hak_heap *heap, void *arg);
 void hak_heaps_visit(hak_heap_visitor fn, void *arg);
 
+/* ---- large_cache.c ---- freed large mappings kept for reuse */
+/* A cached mapping of at least `need` bytes (its size in *size), or NULL. */
+uint8_t *large_cache_take(size_t need, size_t *size);
+/* Keeps a freed mapping; false if it does not belong in the cache. */
+bool large_cache_put(uint8_t *base, size_t size);
+size_t large_cache_flush(void); /* unmaps every cached mapping; how many */
+size_t large_cache_bytes(void); /* part of the mapped bytes */
+
 /* ---- large.c ---- blocks above HAK_SMALL_MAX, one mapping each */
+#define HAK_LARGE_MAGIC 0x48414b4d4c415247ull /* "HAKMLARG" */
+#define HAK_LARGE_HEADER 64u
+/* At the 2 MiB boundary at or below user - 1, which is what free() computes
+ * from the pointer alone. */
+typedef struct hak_large_header {
+    uint64_t magic;
+    uint8_t *map_base;
+    size_t map_size;
+    uint8_t *user;
+    size_t requested; /* checked build: the usable size; canary bytes from there to the mapping's end */
+} hak_large_header;
+static inline hak_large_header *hak_large_header_of(const void *p) {
+    return (hak_large_header *)(((uintptr_t)p - 1) & ~(uintptr_t)HAK_CHUNK_MASK);
+}
 /* zeroed: the caller needs zero bytes (calloc); fresh mappings are, cached ones get cleared. */
 void *large_alloc(size_t size, size_t align, bool zeroed);
-/* Unmaps every cached freed mapping; how many. */
-size_t large_cache_flush(void);
-size_t large_cache_bytes(void); /* freed mappings kept for reuse (part of mapped bytes) */
+/* The block's header, or NULL when p is not a large block hakmem handed out. */
+hak_large_header *large_block(const void *p);
 /* keep_mapping: the mapping may go to the cache of freed mappings. */
-void large_free(void *p, bool keep_mapping);
-size_t large_usable_size(const void *p);
-void *large_realloc_in_place(void *p, size_t size);
-bool large_owns(const void *p);
-#if HAKMEM_CHECKED
-/* The large block whose mapping holds p (found through the region map). */
-bool large_ck_lookup(const void *p, const uint8_t **user, size_t *requested);
-#endif
+void large_free(hak_large_header *h, bool keep_mapping);
+size_t large_usable_size(const hak_large_header *h);
+/* Whether the block now holds `size` bytes without moving. */
+bool large_resize_in_place(hak_large_header *h, size_t size);
 
-/* ---- stats.c ---- */
-typedef enum hak_class_counter {
-    HAK_CTR_REFILLS,
-    HAK_CTR_EXPANSIONS,
-    HAK_CTR_CHUNKS_NEW,
-    HAK_CTR_CHUNKS_FREED,
-    HAK_CTR_ADOPTED,
-    HAK_CTR_FAILURES,
-    HAK_CTR_OOMS,
-    HAK_CTR_COUNT
-} hak_class_counter;
+/* ---- stats.c ---- counters: per class in the slow paths, per thread heap on the fast paths */
+#define HAK_CTR_ITEM(field, column, width, meaning) HAK_CTR_##field,
+typedef enum hak_class_counter { HAK_CLASS_COUNTERS(HAK_CTR_ITEM) HAK_CTR_COUNT } hak_class_counter;
+#undef HAK_CTR_ITEM
 /* Per class; index HAK_NUM_CLASSES is the large path. */
 extern _Atomic uint64_t hak_class_counters[HAK_NUM_CLASSES + 1][HAK_CTR_COUNT];
 static inline void hak_count(unsigned class_idx, hak_class_counter c) {
@@ -279,8 +266,11 @@ static inline void hak_heap_count(_Atomic uint64_t *ctr) {
     /* Only the owning thread writes: a plain increment, race-free for readers. */
     atomic_store_explicit(ctr, atomic_load_explicit(ctr, memory_order_relaxed) + 1, memory_order_relaxed);
 }
+/* Counts that belong to no heap: large blocks, frees by threads without one, and exited heaps' totals. */
+void hak_stats_shared_alloc(void);
+void hak_stats_shared_free(void);
 void hak_stats_retire_heap(const hak_heap *heap);
-void hak_stats_count_foreign_free(void);
-void hak_stats_count_foreign_alloc(void);
+/* The shared counts so far, added to *allocs and *frees. */
+void hak_stats_add_shared(uint64_t *allocs, uint64_t *frees);
 
 #endif

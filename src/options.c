@@ -1,34 +1,11 @@
 /* options.c — parsing the HAKMEM_* table from the environment, once, without allocating. */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
 hak_options hak_opt; /* zero = every default */
-
-bool hak_parse_size(const char *text, uint64_t *out) {
-    const char *p = text;
-    if (!p || *p < '0' || *p > '9') return false;
-    uint64_t v = 0;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        unsigned d = (unsigned)(*p - '0');
-        if (v > (UINT64_MAX - d) / 10) return false;
-        v = v * 10 + d;
-    }
-    unsigned shift = 0;
-    switch (*p) {
-    case 'k': case 'K': shift = 10; p++; break;
-    case 'm': case 'M': shift = 20; p++; break;
-    case 'g': case 'G': shift = 30; p++; break;
-    case 't': case 'T': shift = 40; p++; break;
-    default: break;
-    }
-    if (*p == 'B' || *p == 'b') p++;
-    if (*p != '\0') return false;
-    if (shift && v > (UINT64_MAX >> shift)) return false;
-    *out = v << shift;
-    return true;
-}
 
 static bool parse_u64(const char **pp, uint64_t *out) {
     const char *p = *pp;
@@ -41,6 +18,25 @@ static bool parse_u64(const char **pp, uint64_t *out) {
     }
     *pp = p;
     *out = v;
+    return true;
+}
+
+/* Digits, then at most one of K, M, G, T (either case, powers of 1024): what the README documents, nothing more. */
+bool hak_parse_size(const char *text, uint64_t *out) {
+    const char *p = text;
+    uint64_t v;
+    if (!p || !parse_u64(&p, &v)) return false;
+    static const char units[] = "kmgt";
+    unsigned shift = 0;
+    if (*p) {
+        const char *u = strchr(units, *p | 0x20);
+        if (!u || !*u) return false;
+        shift = 10u * (unsigned)(u - units + 1);
+        p++;
+    }
+    if (*p != '\0') return false;
+    if (shift && v > (UINT64_MAX >> shift)) return false;
+    *out = v << shift;
     return true;
 }
 
@@ -173,32 +169,60 @@ static void quote_value(char *buf, size_t cap, const char *v) {
     buf[n] = '\0';
 }
 
-static void warn_bad(const char *name, const char *value, const char *dflt) {
+static void warn_bad(const char *name, const char *value, const char *why, const char *dflt) {
     char shown[VALUE_SHOWN * 4 + 16];
     quote_value(shown, sizeof shown, value);
-    hak_diag("hakmem: warning: %s=%s is not valid; using the default: %s\n", name, shown, dflt);
+    hak_diag("hakmem: warning: %s=%s %s; using the default: %s\n", name, shown, why, dflt);
 }
 
-#define OPT_FIELD_MID_REFILL_SIMPLE mid_refill_simple
-#define OPT_FIELD_MAX_MEMORY max_memory
-#define OPT_FIELD_FAULT_SUPERSLAB fault_superslab
-#define OPT_FIELD_FAULT_OS fault_os
-#define OPT_FIELD_STATS stats
-#define PARSE_bool(text, field) hak_parse_bool(text, field)
-#define PARSE_size(text, field) hak_parse_size(text, field)
-#define PARSE_fault(text, field) hak_parse_fault(text, field)
-#define PARSE_fault_os(text, field) hak_parse_fault_os(text, field)
+/* One parser per kind of the table: NULL when the value was read into *out, else what is wrong with it. */
+#define NOT_VALID "is not valid"
+static const char *parse_bool(const char *text, bool *out) {
+    return hak_parse_bool(text, out) ? NULL : NOT_VALID;
+}
+
+static const char *parse_cap(const char *text, uint64_t *out) {
+    uint64_t v;
+    if (!hak_parse_size(text, &v)) return NOT_VALID;
+    /* A cap too small for anything would make every allocation fail, which no one asks for on purpose. */
+    if (v != 0 && v < HAK_CAP_MIN) return "is below the smallest cap, 1M";
+    *out = v;
+    return NULL;
+}
+
+static const char *parse_fault(const char *text, hak_fault_spec *out) {
+    return hak_parse_fault(text, out) ? NULL : NOT_VALID;
+}
+
+static const char *parse_fault_os(const char *text, hak_fault_spec *out) {
+    return hak_parse_fault_os(text, out) ? NULL : NOT_VALID;
+}
 
 /* An empty value is malformed too (every parser refuses it): HAKMEM_MAX_MEMORY=$CAP with CAP unset meant a cap,
  * and HAKMEM_FAULT_SUPERSLAB=$SPEC faults, so neither should quietly mean the default. */
 void hak_options_init(void) {
     hak_options o = {0};
-#define X(id, env, kind, dflt, desc)                                                 \
-    {                                                                                \
-        const char *v = getenv(env);                                                 \
-        if (v && !PARSE_##kind(v, &o.OPT_FIELD_##id)) warn_bad(env, v, dflt);        \
+#define X(field, env, kind, dflt, desc)                                  \
+    {                                                                    \
+        const char *v = getenv(env);                                     \
+        const char *why = v ? parse_##kind(v, &o.field) : NULL;          \
+        if (why) warn_bad(env, v, why, dflt);                            \
     }
     HAK_OPTION_TABLE(X)
 #undef X
     hak_opt = o;
+}
+
+static _Atomic int init_state; /* 0 none, 1 running, 2 done */
+
+void hak_ensure_init(void) {
+    if (atomic_load_explicit(&init_state, memory_order_acquire) == 2) return;
+    int expected = 0;
+    if (atomic_compare_exchange_strong_explicit(&init_state, &expected, 1, memory_order_acq_rel,
+                                                memory_order_acquire)) {
+        hak_options_init();
+        atomic_store_explicit(&init_state, 2, memory_order_release);
+        return;
+    }
+    while (atomic_load_explicit(&init_state, memory_order_acquire) != 2) sched_yield();
 }

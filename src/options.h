@@ -1,24 +1,29 @@
-/* options.h — the one table of HAKMEM_* environment options (mirrored in README.md). */
+/* options.h — the one table of HAKMEM_* environment options (mirrored in README.md, checked by a test). */
 #ifndef HAKMEM_OPTIONS_H
 #define HAKMEM_OPTIONS_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-/* X(id, environment variable, kind, default text, description) */
-#define HAK_OPTION_TABLE(X)                                                                   \
-    X(MID_REFILL_SIMPLE, "HAKMEM_TINY_MID_REFILL_SIMPLE", bool, "0",                          \
-      "1: refills of classes >= 4 skip adopting abandoned slabs and go straight to the "      \
-      "bitmap claim and chunk expansion")                                                     \
-    X(MAX_MEMORY, "HAKMEM_MAX_MEMORY", size, "0 (no cap)",                                    \
-      "cap on bytes hakmem maps (K/M/G suffixes); beyond it allocation fails with ENOMEM")    \
-    X(FAULT_SUPERSLAB, "HAKMEM_FAULT_SUPERSLAB", fault, "off",                                \
-      "every:N or prob:P[:SEED], optionally /CLASS: make superslab_allocate fail as if the "  \
-      "OS refused (for that size class only)")                                                \
-    X(FAULT_OS, "HAKMEM_FAULT_OS", fault_os, "off",                                           \
-      "every:N or prob:P[:SEED]: each mmap, munmap and mremap hakmem makes fails as the OS "  \
-      "would (ENOMEM); refused maps are OOMs, refused releases are retried")                  \
-    X(STATS, "HAKMEM_STATS", bool, "0", "1: print counters to stderr at exit")
+/* X(field of hak_options, environment variable, kind, default text, description). The kind names the C
+ * type (HAK_OPT_TYPE_<kind>) and the parser (options.c). */
+#define HAK_OPTION_TABLE(X)                                                                      \
+    X(mid_refill_simple, "HAKMEM_TINY_MID_REFILL_SIMPLE", bool, "0",                             \
+      "1: refills of classes >= 4 skip adopting abandoned slabs and go straight to the "         \
+      "bitmap claim and chunk expansion")                                                        \
+    X(max_memory, "HAKMEM_MAX_MEMORY", cap, "0 (no cap)",                                        \
+      "cap on bytes hakmem maps: digits, optionally K, M, G or T (powers of 1024), at least 1M " \
+      "(0: no cap); beyond it allocation fails with ENOMEM")                                     \
+    X(fault_superslab, "HAKMEM_FAULT_SUPERSLAB", fault, "off",                                   \
+      "every:N or prob:P[:SEED], optionally /CLASS: make superslab_allocate fail as if the "     \
+      "OS refused (for that size class only)")                                                   \
+    X(fault_os, "HAKMEM_FAULT_OS", fault_os, "off",                                              \
+      "every:N or prob:P[:SEED]: each mmap, munmap and mremap hakmem makes fails as the OS "     \
+      "would (ENOMEM); refused maps are OOMs, refused releases are retried")                     \
+    X(stats, "HAKMEM_STATS", bool, "0", "1: print counters to stderr at exit")
+
+/* The smallest cap HAKMEM_MAX_MEMORY takes: below it not even the first slab and its metadata fit. */
+#define HAK_CAP_MIN ((uint64_t)1 << 20)
 
 typedef enum hak_fault_mode { HAK_FAULT_OFF, HAK_FAULT_EVERY, HAK_FAULT_PROB } hak_fault_mode;
 
@@ -31,12 +36,15 @@ typedef struct hak_fault_spec {
                           * (HAKMEM_FAULT_OS takes none: OS calls have no class) */
 } hak_fault_spec;
 
+#define HAK_OPT_TYPE_bool bool
+#define HAK_OPT_TYPE_cap uint64_t /* 0 = no cap */
+#define HAK_OPT_TYPE_fault hak_fault_spec
+#define HAK_OPT_TYPE_fault_os hak_fault_spec
+
 typedef struct hak_options {
-    bool mid_refill_simple;
-    uint64_t max_memory;   /* 0 = no cap */
-    hak_fault_spec fault_superslab;
-    hak_fault_spec fault_os;
-    bool stats;
+#define HAK_OPT_FIELD(field, env, kind, dflt, desc) HAK_OPT_TYPE_##kind field;
+    HAK_OPTION_TABLE(HAK_OPT_FIELD)
+#undef HAK_OPT_FIELD
 } hak_options;
 
 /* Parsed once, on first use, without allocating; defaults until then. */

@@ -7,7 +7,7 @@ static hak_slab *refill_adopted(hak_heap *heap, unsigned class_idx, uint64_t seq
     HAK_CHECK(atomic_load_explicit(&s->owner, memory_order_relaxed) == heap &&
                   hak_state_tag(atomic_load_explicit(&s->state, memory_order_relaxed)) == HAK_SLAB_OWNED,
               "an adopted slab is owned by the adopter");
-    hak_count(class_idx, HAK_CTR_ADOPTED);
+    hak_count(class_idx, HAK_CTR_adopted);
     heap->cls[class_idx].chunk = hak_slab_chunk(s);
     HAK_TRACE(refill_exit, (uint8_t)class_idx, hak_class_size[class_idx], seq, s, HAK_REFILL_ADOPTED);
     return s;
@@ -33,7 +33,7 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
     uint64_t seq = ++heap->refill_seq;
     uint8_t cls = (uint8_t)class_idx;
     uint32_t bs = hak_class_size[class_idx];
-    hak_count(class_idx, HAK_CTR_REFILLS);
+    hak_count(class_idx, HAK_CTR_refills);
     HAK_TRACE(refill_enter, cls, bs, seq, heap->cls[class_idx].chunk,
               atomic_load_explicit(&head->current_chunk, memory_order_relaxed));
 
@@ -78,7 +78,7 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
         HAK_TRACE(superslab_alloc_fail, cls, bs, seq, exp.failure.bytes, exp.failure.err, (int)exp.failure.reason);
         if (!reclaimed && exp.failure.reason != HAK_FAIL_INJECTED) {
             reclaimed = true;
-            if (superslab_reclaim_empty() > 0) continue;
+            if (hak_reclaim_unused() > 0) continue;
         }
         if (!adopt_tried) {
             /* The simple path skipped collecting on the way to expansion, not

@@ -124,11 +124,11 @@ static uint32_t collect_list(hak_slab *s, uintptr_t w) {
     hak_block *list = (hak_block *)(w & HAK_REMOTE_PTR_MASK);
     if (!list) return 0;
     uint32_t n = (uint32_t)(w >> HAK_REMOTE_LEN_SHIFT);
-#if HAKMEM_CHECKED
-    uint32_t walked = 0;
-    for (const hak_block *b = list; b; b = b->next) walked++;
-    HAK_CHECK(walked == n, "a remote stack's length is its number of blocks");
-#endif
+    if (HAKMEM_CHECKED) {
+        uint32_t walked = 0;
+        for (const hak_block *b = list; b; b = b->next) walked++;
+        HAK_CHECK(walked == n, "a remote stack's length is its number of blocks");
+    }
     if (s->free) {
         hak_block *tail = list;
         while (tail->next) tail = tail->next;

@@ -1,4 +1,4 @@
-/* superslab.c — SuperSlab chunks (allocation, reserve, bitmap claims) and the slabs inside them. */
+/* superslab.c — SuperSlab chunks: mapped for a class, kept in a reserve when empty, given back to the OS. */
 #include <errno.h>
 
 #include "internal.h"
@@ -52,7 +52,7 @@ hak_superslab *superslab_allocate(unsigned class_idx, hak_os_failure *why) {
         why->reason = HAK_FAIL_INJECTED;
         why->err = ENOMEM;
         why->bytes = HAK_CHUNK_SIZE;
-        hak_count(class_idx, HAK_CTR_FAILURES);
+        hak_count(class_idx, HAK_CTR_failures);
         return NULL;
     }
     pthread_mutex_lock(&reserve_lock);
@@ -62,13 +62,11 @@ hak_superslab *superslab_allocate(unsigned class_idx, hak_os_failure *why) {
         reserve_count--;
     }
     pthread_mutex_unlock(&reserve_lock);
-#if HAKMEM_CHECKED
     if (c) hak_ck_chunk_idle(c); /* a reserve chunk was freed idle and nobody touched it since */
-#endif
     if (!c) {
         c = hak_os_map(HAK_CHUNK_SIZE, HAK_CHUNK_SIZE, why);
         if (!c) {
-            hak_count(class_idx, HAK_CTR_FAILURES);
+            hak_count(class_idx, HAK_CTR_failures);
             return NULL;
         }
         hak_region_set((uintptr_t)c, HAK_REGION_SUPERSLAB);
@@ -77,7 +75,7 @@ hak_superslab *superslab_allocate(unsigned class_idx, hak_os_failure *why) {
     why->reason = HAK_FAIL_NONE;
     why->err = 0;
     why->bytes = HAK_CHUNK_SIZE;
-    hak_count(class_idx, HAK_CTR_CHUNKS_NEW);
+    hak_count(class_idx, HAK_CTR_chunks_new);
     return c;
 }
 
@@ -100,10 +98,8 @@ size_t superslab_reserve_flush(void) {
 
 /* The chunk is retired (unlinked, no claimer can reach it). */
 void superslab_free(hak_superslab *chunk) {
-#if HAKMEM_CHECKED
     hak_ck_chunk_idle(chunk);
-#endif
-    hak_count(chunk->class_idx, HAK_CTR_CHUNKS_FREED);
+    hak_count(chunk->class_idx, HAK_CTR_chunks_freed);
     pthread_mutex_lock(&reserve_lock);
     if (reserve_count < HAK_CHUNK_RESERVE) {
         chunk->next_chunk = reserve;
@@ -117,122 +113,4 @@ void superslab_free(hak_superslab *chunk) {
         chunk->magic = 0;
         hak_os_unmap(chunk, HAK_CHUNK_SIZE);
     }
-}
-
-/*
- * The bitmap check: one look at the head's current chunk and, if a slab is
- * free, one CAS to claim it. `claimers` brackets the time a pointer to the
- * chunk is held without the head lock, so that retirement never unmaps or
- * recycles a chunk under a claimer (see superslab_head.c).
- */
-void superslab_claim_slab(hak_superslab_head *head, hak_bitmap_check *out) {
-    atomic_fetch_add_explicit(&head->claimers, 1, memory_order_seq_cst);
-    hak_superslab *c = atomic_load_explicit(&head->current_chunk, memory_order_seq_cst);
-    out->chunk = c;
-    out->full_mask = HAK_FULL_BITMAP;
-    out->capacity = HAK_SLABS_PER_CHUNK;
-    out->slab = NULL;
-    if (!c) {
-        out->bitmap = HAK_FULL_BITMAP; /* no chunk yet: nothing to claim */
-        out->active_slabs = 0;
-        out->outcome = HAK_CLAIM_FULL;
-    } else {
-        uint32_t bm = atomic_load_explicit(&c->slab_bitmap, memory_order_acquire);
-        out->bitmap = bm;
-        out->active_slabs = (uint32_t)__builtin_popcount(bm);
-        if (bm == HAK_FULL_BITMAP) {
-            out->outcome = HAK_CLAIM_FULL;
-        } else {
-            unsigned idx = (unsigned)__builtin_ctz(~bm);
-            if (atomic_compare_exchange_strong_explicit(&c->slab_bitmap, &bm, bm | (1u << idx),
-                                                        memory_order_acq_rel, memory_order_acquire)) {
-                out->outcome = HAK_CLAIM_CLAIMED;
-                out->slab = &c->slabs[idx];
-                HAK_CHECK(c->magic == HAK_SUPERSLAB_MAGIC && c->class_idx == head->class_idx,
-                          "a slab is claimed from a chunk of its head's class");
-                HAK_CHECK(hak_state_tag(atomic_load_explicit(&out->slab->state, memory_order_acquire)) ==
-                              HAK_SLAB_FREE,
-                          "a slab whose bitmap bit was clear is free");
-            } else {
-                out->outcome = HAK_CLAIM_LOST_RACE;
-            }
-        }
-    }
-    atomic_fetch_sub_explicit(&head->claimers, 1, memory_order_seq_cst);
-}
-
-void slab_init(hak_slab *s, unsigned class_idx, hak_heap *owner) {
-    hak_superslab *c = hak_slab_chunk(s);
-    HAK_CHECK(c->class_idx == class_idx && s->class_idx == class_idx, "a slab is initialised for its chunk's class");
-    HAK_CHECK(atomic_load_explicit(&c->slab_bitmap, memory_order_acquire) & (1u << s->slab_idx),
-              "an initialised slab is claimed in its chunk's bitmap");
-    HAK_CHECK(hak_state_tag(atomic_load_explicit(&s->state, memory_order_relaxed)) == HAK_SLAB_FREE &&
-                  atomic_load_explicit(&s->owner, memory_order_relaxed) == HAK_OWNER_NONE,
-              "an initialised slab was free and unowned");
-    uint32_t offset = s->slab_idx == 0 ? HAK_SLAB0_DATA_OFFSET : 0;
-    s->data = (uint8_t *)c + ((size_t)s->slab_idx << HAK_SLAB_SHIFT) + offset;
-    s->block_size = hak_class_size[class_idx];
-    s->block_magic = (uint32_t)((((uint64_t)1 << 32) + s->block_size - 1) / s->block_size);
-    s->capacity = (uint32_t)((HAK_SLAB_SIZE - offset) / s->block_size);
-    /* class_idx was set with the chunk's (chunk_init_header) and never changes while the chunk
-     * lives: late remote freers read it without any ordering against this claim. */
-    s->carved = 0;
-    s->used = 0;
-    s->aside = HAK_ASIDE_NONE;
-    s->free = NULL;
-    s->next = s->prev = NULL;
-    atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
-    atomic_store_explicit(&s->owner, owner, memory_order_relaxed);
-    /* A new life: late frees from the previous one see the generation change. */
-    uint32_t gen = hak_state_gen(atomic_load_explicit(&s->state, memory_order_relaxed)) + 1;
-    atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_OWNED, gen, 0), memory_order_release);
-}
-
-void slab_release(hak_slab *s) {
-    hak_superslab *c = hak_slab_chunk(s);
-    unsigned class_idx = s->class_idx;
-    uint32_t bit = 1u << s->slab_idx;
-#if HAKMEM_CHECKED
-    uint64_t was = atomic_load_explicit(&s->state, memory_order_acquire);
-    /* The holder returns an OWNED slab once nothing is out; a PARKED or
-     * UNOWNED one goes through RELEASING when its count of blocks out hit 0. */
-    HAK_CHECK(hak_state_tag(was) == HAK_SLAB_RELEASING ||
-                  (hak_state_tag(was) == HAK_SLAB_OWNED && s->used == 0 && s->aside == HAK_ASIDE_NONE),
-              "a released slab is owned and empty, or releasing");
-    HAK_CHECK(hak_state_tag(was) != HAK_SLAB_RELEASING || hak_state_count(was) == 0,
-              "a releasing slab has no block out");
-#endif
-    s->block_size = 0;
-    s->free = NULL;
-    s->next = s->prev = NULL;
-    atomic_store_explicit(&s->owner, HAK_OWNER_NONE, memory_order_relaxed);
-    uint32_t gen = hak_state_gen(atomic_load_explicit(&s->state, memory_order_relaxed));
-    atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_FREE, gen, 0), memory_order_release);
-    uint32_t old = atomic_fetch_and_explicit(&c->slab_bitmap, ~bit, memory_order_acq_rel);
-    HAK_CHECK(old & bit, "a released slab was claimed in its chunk's bitmap");
-    if (old == bit) superslab_head_chunk_emptied(&hak_heads[class_idx], c);
-}
-
-/* Carving lazily keeps untouched pages untouched (fresh mmap pages are zero
- * and cost nothing until written). */
-bool slab_carve(hak_slab *s) {
-    uint32_t left = s->capacity - s->carved;
-    if (left == 0) return false;
-    uint32_t batch = (uint32_t)(4096 / s->block_size);
-    if (batch < 8) batch = 8;
-    if (batch > left) batch = left;
-    uint8_t *first = s->data + (size_t)s->carved * s->block_size;
-    uint8_t *p = first;
-    for (uint32_t i = 1; i < batch; i++) {
-        ((hak_block *)p)->next = (hak_block *)(p + s->block_size);
-        p += s->block_size;
-    }
-    ((hak_block *)p)->next = s->free;
-    s->free = (hak_block *)first;
-#if HAKMEM_CHECKED
-    hak_ck_carved(first, batch, s->block_size); /* FRESH: handed out later without a poison check */
-#endif
-    s->carved += batch;
-    HAK_CHECK(s->carved <= s->capacity, "a slab carves no more blocks than it holds");
-    return true;
 }

@@ -72,7 +72,7 @@ void expand_superslab_head(hak_superslab_head *head, hak_superslab *observed, ha
         }
         if (found) {
             atomic_store_explicit(&head->current_chunk, found, memory_order_seq_cst);
-            hak_count(head->class_idx, HAK_CTR_EXPANSIONS);
+            hak_count(head->class_idx, HAK_CTR_expansions);
         }
         release_retired_locked(head);
     }
@@ -81,66 +81,57 @@ void expand_superslab_head(hak_superslab_head *head, hak_superslab *observed, ha
     pthread_mutex_unlock(&head->lock);
 }
 
+/* Takes the chunk at *link out of the chain if no slab of it is in use: its
+ * bitmap goes from 0 to full in one CAS, which no claim can then undo, and it
+ * waits on the retired list for the claimers to leave. Head lock held. */
+static bool retire_if_idle_locked(hak_superslab_head *head, hak_superslab **link) {
+    hak_superslab *chunk = *link;
+    uint32_t expected = 0;
+    if (!atomic_compare_exchange_strong_explicit(&chunk->slab_bitmap, &expected, HAK_FULL_BITMAP,
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        return false;
+    hak_ck_chunk_idle(chunk); /* retired: every slab back, no claim can land */
+    *link = chunk->next_chunk;
+    head->chunk_count--;
+    chunk->next_chunk = head->retired;
+    head->retired = chunk;
+    return true;
+}
+
 /*
  * A slab release took `chunk`'s bitmap to 0. The current chunk stays (it is
- * where the next claim lands); any other leaves the chain if its bitmap can
- * still go from 0 to full in one CAS, which no claim can then undo. The chunk
- * is found by pointer comparison first: it may already be gone.
+ * where the next claim lands); any other leaves the chain. The chunk is found
+ * by pointer comparison first: it may already be gone.
  */
 void superslab_head_chunk_emptied(hak_superslab_head *head, hak_superslab *chunk) {
     pthread_mutex_lock(&head->lock);
     hak_superslab **link = &head->chunks;
     while (*link && *link != chunk) link = &(*link)->next_chunk;
-    if (*link && chunk != atomic_load_explicit(&head->current_chunk, memory_order_relaxed)) {
-        uint32_t expected = 0;
-        if (atomic_compare_exchange_strong_explicit(&chunk->slab_bitmap, &expected, HAK_FULL_BITMAP,
-                                                    memory_order_acq_rel, memory_order_relaxed)) {
-#if HAKMEM_CHECKED
-            hak_ck_chunk_idle(chunk); /* retired: every slab back, no claim can land */
-#endif
-            *link = chunk->next_chunk;
-            head->chunk_count--;
-            chunk->next_chunk = head->retired;
-            head->retired = chunk;
-        }
-    }
+    if (*link && chunk != atomic_load_explicit(&head->current_chunk, memory_order_relaxed))
+        retire_if_idle_locked(head, link);
     release_retired_locked(head);
     pthread_mutex_unlock(&head->lock);
 }
 
-/*
- * The cap or the OS refused a mapping. Chunks no slab uses — the reserve, and
- * heads' current chunks left empty — are memory that remains, so they go back
- * first (with ranges whose release the OS refused before) and the caller tries
- * once more; only then is the refusal an OOM.
- */
-size_t superslab_reclaim_empty(void) {
-    size_t n = hak_os_release_pending();
-    n += large_cache_flush();
-    n += superslab_reserve_flush();
+/* Current chunks are kept even when empty, for the next claim; under a
+ * refusal they are memory that remains. */
+size_t superslab_heads_retire_idle(void) {
+    size_t n = 0;
     for (unsigned i = 0; i < HAK_NUM_CLASSES; i++) {
         hak_superslab_head *head = &hak_heads[i];
         pthread_mutex_lock(&head->lock);
         hak_superslab *cur = atomic_load_explicit(&head->current_chunk, memory_order_relaxed);
-        uint32_t expected = 0;
-        if (cur && atomic_compare_exchange_strong_explicit(&cur->slab_bitmap, &expected, HAK_FULL_BITMAP,
-                                                           memory_order_acq_rel, memory_order_relaxed)) {
-            atomic_store_explicit(&head->current_chunk, NULL, memory_order_seq_cst);
-#if HAKMEM_CHECKED
-            hak_ck_chunk_idle(cur);
-#endif
+        if (cur) {
             hak_superslab **link = &head->chunks;
             while (*link != cur) link = &(*link)->next_chunk;
-            *link = cur->next_chunk;
-            head->chunk_count--;
-            cur->next_chunk = head->retired;
-            head->retired = cur;
-            n++;
+            if (retire_if_idle_locked(head, link)) {
+                atomic_store_explicit(&head->current_chunk, NULL, memory_order_seq_cst);
+                n++;
+            }
         }
         release_retired_locked(head);
         pthread_mutex_unlock(&head->lock);
     }
-    if (n) superslab_reserve_flush(); /* retired chunks may have landed there */
     return n;
 }
 

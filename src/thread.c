@@ -1,8 +1,5 @@
-/* thread.c — thread heaps: lazy lock-free start, TLS, the registry, thread exit and fork. */
+/* thread.c — thread heaps: TLS, the registry, thread exit and fork. */
 #include <errno.h>
-#include <sched.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "internal.h"
 
@@ -24,25 +21,6 @@ static uint8_t *meta_cursor, *meta_end;
 
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
-static _Atomic int init_state; /* 0 none, 1 running, 2 done */
-
-int32_t hak_gettid(void) {
-    return (int32_t)syscall(SYS_gettid);
-}
-
-/* Options and nothing else: no allocation, so it is safe on the very first
- * malloc of the process, before any constructor. */
-void hak_ensure_init(void) {
-    if (atomic_load_explicit(&init_state, memory_order_acquire) == 2) return;
-    int expected = 0;
-    if (atomic_compare_exchange_strong_explicit(&init_state, &expected, 1, memory_order_acq_rel,
-                                                memory_order_acquire)) {
-        hak_options_init();
-        atomic_store_explicit(&init_state, 2, memory_order_release);
-        return;
-    }
-    while (atomic_load_explicit(&init_state, memory_order_acquire) != 2) sched_yield();
-}
 
 static void thread_exit(void *arg);
 

@@ -119,10 +119,6 @@ static bool take_back_parked(hak_heap *heap, hak_class_cache *cc, unsigned class
 }
 
 void *tiny_alloc_slow(hak_heap *heap, unsigned class_idx) {
-    if (heap == &hak_empty_heap) {
-        heap = hak_thread_heap_init();
-        if (!heap) return NULL;
-    }
     hak_class_cache *cc = &heap->cls[class_idx];
     for (;;) {
         while (cc->current != &hak_empty_slab) {

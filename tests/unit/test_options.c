@@ -50,6 +50,7 @@ static void bad_values(void) {
         {"HAKMEM_MAX_MEMORY", "64M ", "\"64M \"", "0 (no cap)"},
         {"HAKMEM_MAX_MEMORY", "0x10", "\"0x10\"", "0 (no cap)"},
         {"HAKMEM_MAX_MEMORY", "64M\n", "\"64M\\x0a\"", "0 (no cap)"},
+        {"HAKMEM_MAX_MEMORY", "40MB", "\"40MB\"", "0 (no cap)"},
         {"HAKMEM_FAULT_SUPERSLAB", "every:0", "\"every:0\"", "off"},
         {"HAKMEM_FAULT_SUPERSLAB", "every:-1", "\"every:-1\"", "off"},
         {"HAKMEM_FAULT_SUPERSLAB", "every:99999999999999999999999", "\"every:99999999999999999999999\"", "off"},
@@ -107,6 +108,21 @@ static void bad_values(void) {
     }
     init_with("HAKMEM_MAX_MEMORY", "64M", got, sizeof got);
     CHECK(hak_opt.max_memory == 64u << 20, "HAKMEM_MAX_MEMORY=64M took effect");
+
+    /* A cap below the smallest is refused with its own reason; the smallest itself and 0 (no cap) are taken. */
+    const char *tiny_caps[] = {"1", "4096", "1023K"};
+    for (size_t i = 0; i < sizeof tiny_caps / sizeof *tiny_caps; i++) {
+        init_with("HAKMEM_MAX_MEMORY", tiny_caps[i], got, sizeof got);
+        char line[160];
+        snprintf(line, sizeof line,
+                 "hakmem: warning: HAKMEM_MAX_MEMORY=\"%s\" is below the smallest cap, 1M; using the default: 0 (no cap)\n",
+                 tiny_caps[i]);
+        CHECK(strcmp(got, line) == 0 && hak_opt.max_memory == 0, "HAKMEM_MAX_MEMORY=%s: '%s'", tiny_caps[i], got);
+    }
+    init_with("HAKMEM_MAX_MEMORY", "1M", got, sizeof got);
+    CHECK(got[0] == '\0' && hak_opt.max_memory == 1u << 20, "HAKMEM_MAX_MEMORY=1M: '%s'", got);
+    init_with("HAKMEM_MAX_MEMORY", "0", got, sizeof got);
+    CHECK(got[0] == '\0' && hak_opt.max_memory == 0, "HAKMEM_MAX_MEMORY=0: '%s'", got);
     init_with("HAKMEM_TINY_MID_REFILL_SIMPLE", "1", got, sizeof got);
     CHECK(hak_opt.mid_refill_simple, "HAKMEM_TINY_MID_REFILL_SIMPLE=1 took effect");
     init_with("HAKMEM_STATS", NULL, got, sizeof got);
@@ -119,12 +135,11 @@ int main(void) {
     CHECK(hak_parse_size("64K", &v) && v == 64u << 10, "K suffix");
     CHECK(hak_parse_size("24m", &v) && v == 24u << 20, "m suffix");
     CHECK(hak_parse_size("2G", &v) && v == 2ull << 30, "G suffix");
-    CHECK(hak_parse_size("3MB", &v) && v == 3u << 20, "MB suffix");
     CHECK(hak_parse_size("18446744073709551615", &v) && v == UINT64_MAX, "the largest 64-bit value");
     CHECK(hak_parse_size("16777215T", &v) && v == 16777215ull << 40, "the largest T value");
     const char *bad[] = {"", "abc", "-5", "-1M", "+5", "12Q", "1.5G", "99999999999999999999", "18446744073709551616",
                          "99999999999999999999999", "17179869184G", "16777216T", "1e30", "16E+", "16E", "64Mjunk",
-                         "64MBB", "64M ", " 5", "0x10", "5\n"};
+                         "64MBB", "3MB", "40mb", "5B", "64M ", " 5", "0x10", "5\n"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         v = 77;
         CHECK(!hak_parse_size(bad[i], &v) && v == 77, "'%s' must be refused and leave the value", bad[i]);
