@@ -29,13 +29,13 @@ static size_t total;  /* blocks in L */
 static _Atomic long allocator_nulls;
 static run taken[MAX_ROLE];
 
-/* Thread `i` of `of` gets blocks [share_begin, share_end) of the total. */
+/* Thread i of `of` in a role gets blocks [share_begin(i, of), share_begin(i + 1, of)). */
 static size_t share_begin(unsigned i, unsigned of) {
     return total * i / of;
 }
 
-/* Every thread (main included) passes every phase's barrier; reach(p) returns once all have finished phase p. */
-/* main checks the counters in COUNTED and EMPTIED, while nobody allocates or frees. */
+/* Every thread (main included) passes every phase's barrier; reach(p) returns once all have finished phase p.
+ * main checks the counters in COUNTED and EMPTIED, while nobody allocates or frees. */
 enum { PHASE_ALLOCATED, PHASE_COUNTED, PHASE_FREED, PHASE_EMPTIED, PHASE_TAKEN, PHASE_REPORTED, PHASE_DONE };
 static _Thread_local int phases_passed;
 static void reach(int p) {
@@ -56,9 +56,8 @@ static void *allocator(void *arg) {
 static void *freer(void *arg) {
     unsigned me = (unsigned)(uintptr_t)arg;
     reach(PHASE_COUNTED);
-    for (size_t i = me; i < total; i += cfg.freers) {
+    for (size_t i = me; i < total; i += cfg.freers)
         if (handed[i]) check_and_free(handed[i]);
-    }
     reach(PHASE_DONE);
     return NULL;
 }
