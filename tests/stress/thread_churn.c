@@ -84,7 +84,8 @@
  * touch pages for the first time. That creep is bounded by the mapped bytes
  * (about 57 MiB here, against about 26 MiB resident at warm-up) and slows
  * down as it approaches them: measured, +3.5..3.8 MiB from 1 000 to 10 000
- * threads, +6.5 MiB from 1 000 to 60 000. RSS_MARGIN_KIB, 8 MiB, is twice the
+ * threads, +6.5 MiB from 1 000 to 60 000 (at 408c1cf: +4.4..5.1 MiB over the
+ * 10 000, both builds, seeds 1-6). RSS_MARGIN_KIB, 8 MiB, was twice the
  * growth measured over this test's 10 000 threads. It catches what the
  * mapped bytes cannot see, memory outside hakmem's chunks growing per thread
  * (heap records, thread stacks, the C library's per-thread state in the
@@ -92,6 +93,8 @@
  */
 #define RSS_MARGIN_KIB (8 * 1024)
 #define MAPPED_MARGIN (8ull << 20)
+/* --rss-margin-kib overrides it: with empty slabs' pages given back (the ownership rework), VmRSS should stay
+ * flat, and 1 MiB (the stress_thread_churn_flat_rss entry, disabled until then) holds it to that. */
 
 static _Atomic(unsigned char *) handoff[HANDOFF];
 static _Atomic long allocs_done, frees_done, handed;
@@ -100,7 +103,8 @@ static struct {
     long threads;
     int alive;
     uint64_t seed;
-} cfg = {10000, 4, 1};
+    long rss_margin_kib;
+} cfg = {10000, 4, 1, RSS_MARGIN_KIB};
 
 static uint64_t splitmix(uint64_t *s) {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
@@ -255,7 +259,8 @@ static sample take_sample(long threads) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: thread_churn [--threads N (a multiple of %d, %d..%d)] [--alive N (1..%d)] [--seed N]\n",
+    fprintf(stderr, "usage: thread_churn [--threads N (a multiple of %d, %d..%d)] [--alive N (1..%d)] [--seed N] "
+                    "[--rss-margin-kib N]\n",
             SAMPLE_EVERY, 2 * SAMPLE_EVERY, MAX_SAMPLES * SAMPLE_EVERY, MAX_ALIVE);
     exit(2);
 }
@@ -265,10 +270,11 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) cfg.threads = atol(argv[++i]);
         else if (!strcmp(argv[i], "--alive") && i + 1 < argc) cfg.alive = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) cfg.seed = strtoull(argv[++i], NULL, 0);
+        else if (!strcmp(argv[i], "--rss-margin-kib") && i + 1 < argc) cfg.rss_margin_kib = atol(argv[++i]);
         else usage();
     }
     if (cfg.threads < 2 * SAMPLE_EVERY || cfg.threads > MAX_SAMPLES * SAMPLE_EVERY || cfg.threads % SAMPLE_EVERY ||
-        cfg.alive < 1 || cfg.alive > MAX_ALIVE)
+        cfg.alive < 1 || cfg.alive > MAX_ALIVE || cfg.rss_margin_kib < 0)
         usage();
     find_hakmem();
 
@@ -305,9 +311,9 @@ int main(int argc, char **argv) {
           "hakmem's mapped bytes grew from %llu KiB after %ld threads to %llu KiB after %ld (margin %llu KiB)",
           warm->mapped >> 10, warm->threads, last->mapped >> 10, last->threads, MAPPED_MARGIN >> 10);
     if (!UNDER_SANITIZER) {
-        CHECK(last->rss_kib <= warm->rss_kib + RSS_MARGIN_KIB,
-              "VmRSS grew from %ld KiB after %ld threads to %ld KiB after %ld (margin %d KiB)", warm->rss_kib,
-              warm->threads, last->rss_kib, last->threads, RSS_MARGIN_KIB);
+        CHECK(last->rss_kib <= warm->rss_kib + cfg.rss_margin_kib,
+              "VmRSS grew from %ld KiB after %ld threads to %ld KiB after %ld (margin %ld KiB)", warm->rss_kib,
+              warm->threads, last->rss_kib, last->threads, cfg.rss_margin_kib);
     }
 
     /* Everything still in the handoff array goes back; then the counters
@@ -326,8 +332,8 @@ int main(int argc, char **argv) {
           "hakmem counts %llu allocs and %llu frees, the harness made %ld of each (and reallocs)",
           (unsigned long long)st.allocs, (unsigned long long)st.frees, (long)allocs_done);
 #endif
-    printf("thread_churn ok: VmRSS %ld KiB after %ld threads, %ld KiB after %ld (margin %d KiB%s)\n", warm->rss_kib,
-           warm->threads, last->rss_kib, last->threads, RSS_MARGIN_KIB,
+    printf("thread_churn ok: VmRSS %ld KiB after %ld threads, %ld KiB after %ld (margin %ld KiB%s)\n", warm->rss_kib,
+           warm->threads, last->rss_kib, last->threads, cfg.rss_margin_kib,
            UNDER_SANITIZER ? ", not asserted under a sanitizer" : "");
     return 0;
 }
