@@ -43,7 +43,9 @@ HAK_API void hak_collect(void);
     X(expansions, "expansions", 10, "expand_superslab_head calls that made a chunk current")  \
     X(chunks_new, "chunks", 7, "SuperSlabs superslab_allocate handed out")                    \
     X(chunks_freed, "freed", 7, "SuperSlabs given back to the reserve or the OS")             \
-    X(adopted, "adopted", 7, "abandoned slabs adopted by a refill")                           \
+    X(adopted, "adopted", 7, "listed slabs (let go with blocks to hand out) a refill adopted")  \
+    X(adopted_on_free, "adopt-free", 10, "unheld slabs a free took over and adopted into its heap")  \
+    X(decommitted, "decommits", 9, "free slabs whose pages went back to the OS")              \
     X(failures, "failures", 8, "superslab_allocate failures")                                 \
     X(ooms, "ooms", 6, "NULLs returned to the caller")
 
@@ -57,7 +59,8 @@ typedef struct hak_class_stats {
 typedef struct hak_stats {
     uint64_t allocs;        /* blocks handed out, small and large */
     uint64_t frees;         /* blocks given back */
-    uint64_t mapped_bytes;  /* bytes currently mapped (what HAKMEM_MAX_MEMORY caps) */
+    uint64_t mapped_bytes;  /* address space currently mapped for blocks */
+    uint64_t committed_bytes; /* memory committed: what HAKMEM_MAX_MEMORY caps */
     uint64_t large_ooms;
     hak_class_stats classes[HAK_STATS_CLASSES];
 } hak_stats;

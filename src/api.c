@@ -50,9 +50,10 @@ void *hak_malloc(size_t size) {
 static HAK_NOINLINE void free_remote(hak_slab *s, void *p) {
     if (!hak_state_live(atomic_load_explicit(&s->state, memory_order_relaxed)) || !hak_slab_block_start(s, p))
         hak_fatal_invalid_pointer("free", p);
-    remote_free_push(s, (hak_block *)p);
     hak_heap *h = hak_tls_heap;
-    if (h != &hak_empty_heap) hak_heap_count(&h->counters.frees);
+    bool heapless = h == &hak_empty_heap;
+    if (remote_free_push(s, (hak_block *)p)) tiny_take_over(heapless ? NULL : h, s); /* it was unheld: ours now */
+    if (!heapless) hak_heap_count(&h->counters.frees);
     else hak_stats_shared_free();
 }
 
@@ -87,7 +88,7 @@ void hak_free(void *p) {
         b->next = s->free;
         s->free = b;
         hak_heap_count(&h->counters.frees);
-        if (HAK_UNLIKELY(--s->used == 0 || s->aside == HAK_ASIDE_PARKED)) tiny_free_slow(h, s);
+        if (HAK_UNLIKELY(--s->used == 0)) tiny_free_slow(h, s);
         return;
     }
     free_remote(s, p);
@@ -176,5 +177,5 @@ void *hak_memalign(size_t alignment, size_t size) {
 void hak_collect(void) {
     hak_heap *h = hak_tls_heap;
     if (h != &hak_empty_heap) tiny_heap_collect(h);
-    hak_os_release_pending(); /* releases the OS refused earlier are held memory too */
+    hak_reclaim_trim(); /* free slabs' pages, and releases the OS refused earlier */
 }

@@ -72,7 +72,7 @@ static inline int32_t hak_gettid(void) {
     return (int32_t)syscall(SYS_gettid);
 }
 
-/* ---- os.c ---- every mmap, munmap and mremap; the memory cap; the region map */
+/* ---- os.c ---- every mmap, munmap, mremap and madvise; committed memory and the cap; the region map */
 /* none; os: mmap refused (by the OS or HAKMEM_FAULT_OS); cap: HAKMEM_MAX_MEMORY reached;
  * injected: HAKMEM_FAULT_SUPERSLAB fired */
 #define HAK_FAIL_ITEM(id, label, value) HAK_FAIL_##id = value,
@@ -90,15 +90,26 @@ static inline unsigned hak_region_kind(uintptr_t addr) {
     return atomic_load_explicit(&hak_region_map[addr >> HAK_CHUNK_SHIFT], memory_order_acquire);
 }
 void hak_region_set(uintptr_t base, unsigned kind);
-/* Maps `size` bytes aligned to `align` (a power of two >= HAK_CHUNK_SIZE),
- * charging the cap; on failure fills *why and returns NULL. errno is kept. */
+/* Maps `size` bytes aligned to `align` (a power of two >= HAK_CHUNK_SIZE)
+ * without committing them (address space only: a chunk commits slab by slab);
+ * on failure fills *why and returns NULL. errno is kept by every os.c call. */
+void *hak_os_reserve(size_t size, size_t align, hak_os_failure *why);
+/* hak_os_reserve, all of it committed (a large block): the cap may refuse. */
 void *hak_os_map(size_t size, size_t align, hak_os_failure *why);
-/* Gives a range back; if the OS refuses, it stays mapped and charged and is
- * retried by later os.c calls (never lost, never uncharged early). */
+/* Charges `bytes` of memory about to be touched; false (why: cap) when the cap refuses. */
+bool hak_os_commit(size_t bytes, hak_os_failure *why);
+void hak_os_uncommit(size_t bytes);
+/* Gives the pages of [base, base + size) back (MADV_DONTNEED) and uncharges the
+ * `charged` bytes of them that were committed; false (nothing changed) when refused. */
+bool hak_os_decommit(void *base, size_t size, size_t charged);
+/* Gives a range back, `committed` bytes of it charged; if the OS refuses, it stays
+ * mapped and charged and is retried by later os.c calls (never lost, never
+ * uncharged early). hak_os_unmap: all of it was committed. */
+void hak_os_unmap_part(void *base, size_t size, size_t committed);
 void hak_os_unmap(void *base, size_t size);
 /* Grows a mapping in place (no move); charges the cap. */
 bool hak_os_grow_in_place(void *base, size_t old_size, size_t new_size);
-/* Pages for thread heaps, never given back and not charged to the cap; NULL if refused. */
+/* Pages for thread heaps, committed and never given back; NULL if refused. */
 void *hak_os_map_metadata(size_t size);
 /* MADV_HUGEPAGE over [base, base + size); advice, so it cannot fail. */
 void hak_os_advise_huge(void *base, size_t size);
@@ -106,17 +117,33 @@ void hak_os_advise_huge(void *base, size_t size);
 size_t hak_os_release_pending(void);
 size_t hak_os_pending_bytes(void);      /* refused releases still mapped (part of mapped bytes) */
 uint64_t hak_os_release_failures(void); /* munmap refusals since the start, retries included */
-size_t hak_os_mapped_bytes(void);
+size_t hak_os_mapped_bytes(void);    /* address space held for blocks */
+size_t hak_os_committed_bytes(void); /* what the cap counts */
 size_t hak_os_page_size(void);
 /* Calls HAKMEM_FAULT_OS has counted; unit tests set it to place an every:N failure. */
 extern _Atomic uint64_t hak_os_fault_calls;
 
-/* ---- superslab.c ---- chunks: mapped, kept in the reserve, given back */
+/* ---- superslab.c ---- chunks: reserved, kept in the reserve, given back */
+/* A chunk's first pages hold its header: committed with the chunk. */
+#define HAK_CHUNK_HEADER_BYTES HAK_SLAB0_DATA_OFFSET
+/* Where slab idx's blocks live, and the bytes of it that are committed with it. */
+static inline uint8_t *hak_slab_pages(hak_superslab *c, unsigned idx) {
+    return (uint8_t *)c + ((size_t)idx << HAK_SLAB_SHIFT) + (idx == 0 ? HAK_SLAB0_DATA_OFFSET : 0);
+}
+static inline size_t hak_slab_pages_bytes(unsigned idx) {
+    return HAK_SLAB_SIZE - (idx == 0 ? HAK_SLAB0_DATA_OFFSET : 0);
+}
 hak_superslab *superslab_allocate(unsigned class_idx, hak_os_failure *why);
 void superslab_free(hak_superslab *chunk);
 size_t superslab_reserve_flush(void); /* unmaps the reserve; returns chunks freed */
 size_t superslab_reserve_count(void);
 void superslab_reserve_lock(void);   /* fork handlers: lock order registry, heads, reserve */
+/* Slab idx's pages go back to the OS and its committed bit goes; false when refused. The caller holds the slab. */
+bool superslab_decommit_slab(hak_superslab *c, unsigned idx);
+/* The same for every free committed slab of the chunk; how many went. The
+ * chunk's bitmap may briefly read those slabs in use; a chunk left with no slab
+ * in use afterwards is for the caller to retire. Head lock held. */
+uint32_t superslab_decommit_free(hak_superslab *c);
 void superslab_reserve_unlock(void);
 
 /* ---- slab.c ---- slabs inside a chunk: the bitmap claim, a slab's life, carving */
@@ -146,6 +173,7 @@ typedef struct hak_bitmap_check {
     uint32_t active_slabs;    /* popcount(bitmap) */
     hak_claim_outcome outcome;
     hak_slab *slab;           /* CLAIMED: the slab, not yet initialised */
+    hak_os_failure failure;   /* CAP_REFUSED: what the cap refused to commit */
 } hak_bitmap_check;
 void superslab_claim_slab(hak_superslab_head *head, hak_bitmap_check *out);
 void slab_init(hak_slab *s, unsigned class_idx, struct hak_heap *owner);
@@ -153,6 +181,7 @@ void slab_init(hak_slab *s, unsigned class_idx, struct hak_heap *owner);
 void slab_release(hak_slab *s);
 /* Links up to a page worth of uncarved blocks into s->free; false if none left. */
 bool slab_carve(hak_slab *s);
+
 
 /* ---- superslab_head.c ---- chains, expansion, retirement, abandoned slabs */
 extern hak_superslab_head hak_heads[HAK_NUM_CLASSES];
@@ -172,35 +201,36 @@ void expand_superslab_head(hak_superslab_head *head, hak_superslab *observed, ha
 void superslab_head_chunk_emptied(hak_superslab_head *head, hak_superslab *chunk);
 void superslab_heads_lock_all(void);
 void superslab_heads_unlock_all(void);
-/* Retires every head's current chunk that no slab uses; how many. */
-size_t superslab_heads_retire_idle(void);
+/* Free slabs' committed pages go back; with retire_idle, chunks no slab uses retire too (under
+ * refusal: current chunks included); how many pieces. */
+size_t superslab_heads_give_back(bool retire_idle);
 
 /* ---- reclaim.c ---- memory that remains, given back when the OS or the cap refuses */
 /* Returns what no one uses (refused releases, the large cache, the reserve, idle
  * chunks) to the OS; how many pieces went. The caller then tries once more. */
 size_t hak_reclaim_unused(void);
+/* hak_collect's part: free slabs' pages and the releases the OS refused go back; caches stay. */
+void hak_reclaim_trim(void);
 
 /* ---- refill.c ---- */
 hak_slab *superslab_refill(struct hak_heap *heap, unsigned class_idx);
 
-/* ---- remote_free.c ---- the cross-thread protocol (narrated there) */
-void remote_free_push(hak_slab *s, hak_block *b);
+/* ---- remote_free.c ---- who holds a slab (the protocol is narrated there) */
+/* Pushes b on the slab's stack; true when the slab was unheld: the caller holds it now. */
+bool remote_free_push(hak_slab *s, hak_block *b);
 /* Moves the slab's remote frees to its free list; returns how many. Holder only. */
 uint32_t remote_free_collect(hak_slab *s);
-/* The owner sets an exhausted slab aside: HANDED_OVER (parked), RELEASED
- * (nothing was out: back to its chunk) or KEPT (frees came in: still OWNED,
- * the caller puts it back on its ring). */
-typedef enum hak_handover { HAK_HANDED_OVER, HAK_HANDED_RELEASED, HAK_HANDED_KEPT } hak_handover;
-hak_handover slab_park(struct hak_heap *heap, hak_slab *s);
-/* The owner takes a parked slab back (a local free landed in it). */
-void slab_unpark(struct hak_heap *heap, hak_slab *s);
-/* The owner takes back every parked slab with remote frees; list via ->next. */
-hak_slab *slab_unpark_freed(struct hak_heap *heap, unsigned class_idx);
-/* The owner leaves (exit, or vanished in a fork): an OWNED slab is returned
- * if empty, else UNOWNED; every parked slab of a class becomes UNOWNED. */
-void slab_abandon(struct hak_heap *heap, hak_slab *s);
-void slab_abandon_parked(struct hak_heap *heap, unsigned class_idx);
-/* A refill takes an UNOWNED slab of the class, or NULL. */
+/* Blocks to hand out without collecting: the free list or uncarved blocks. */
+bool slab_has_blocks(const hak_slab *s);
+/* The holder lets the slab go (owner NONE, UNHELD set), listed if it has blocks
+ * to hand out. HAK_RELEASED: frees came in meanwhile and brought every block
+ * back, so it went to its chunk instead. keep_if_fed (an owner letting an
+ * exhausted slab go): frees that came in make it HAK_KEPT, still the owner's. */
+typedef enum hak_letgo { HAK_LET_GO, HAK_RELEASED, HAK_KEPT } hak_letgo;
+hak_letgo slab_let_go(hak_slab *s, bool keep_if_fed);
+/* The holder clears the slab's listed bit, if set. */
+void slab_unlist(hak_slab *s);
+/* A refill takes a listed slab of the class for `heap` (its owner now), or NULL. */
 hak_slab *slab_adopt(struct hak_heap *heap, unsigned class_idx);
 
 /* ---- tiny.c ---- per-thread caches of slabs */
@@ -208,6 +238,8 @@ extern hak_slab hak_empty_slab;
 /* A block of the class for a thread that has a heap, or NULL when no memory remains. */
 void *tiny_alloc_slow(struct hak_heap *heap, unsigned class_idx);
 void tiny_free_slow(struct hak_heap *heap, hak_slab *s);
+/* A free that found the slab unheld holds it: released, adopted into `heap` (NULL: a thread without one) or let go. */
+void tiny_take_over(struct hak_heap *heap, hak_slab *s);
 void tiny_heap_abandon_all(struct hak_heap *heap);
 void tiny_heap_collect(struct hak_heap *heap);
 

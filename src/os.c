@@ -1,4 +1,4 @@
-/* os.c — every OS call hakmem makes for memory (mmap, munmap, mremap): the cap, HAKMEM_FAULT_OS, refused releases, and the region map. */
+/* os.c — every OS call hakmem makes for memory (mmap, munmap, mremap, madvise): committed memory and its cap, HAKMEM_FAULT_OS, refused releases, and the region map. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sys/mman.h>
@@ -10,9 +10,13 @@
  * maps memory, and reading an untouched one costs no memory. */
 _Atomic uint8_t hak_region_map[HAK_REGION_COUNT];
 
-/* Bytes hakmem holds from the OS for blocks: chunks, large blocks, and ranges
+/* Address space hakmem holds for blocks: chunks, large blocks, and ranges
  * whose release the OS refused (they are still mapped, so they still count). */
 static _Atomic size_t mapped_bytes;
+/* What HAKMEM_MAX_MEMORY caps, as a cgroup counts pages: memory hakmem has
+ * committed (slabs claimed, chunk headers, large blocks, heaps' metadata), not
+ * the address space a chunk reserves. Pages given back are uncharged. */
+static _Atomic size_t committed_bytes;
 
 _Atomic uint64_t hak_os_fault_calls;
 
@@ -35,19 +39,39 @@ size_t hak_os_mapped_bytes(void) {
     return atomic_load_explicit(&mapped_bytes, memory_order_relaxed);
 }
 
+size_t hak_os_committed_bytes(void) {
+    return atomic_load_explicit(&committed_bytes, memory_order_relaxed);
+}
+
 static bool charge(size_t bytes) {
     uint64_t cap = hak_opt.max_memory;
-    size_t cur = atomic_load_explicit(&mapped_bytes, memory_order_relaxed);
+    size_t cur = atomic_load_explicit(&committed_bytes, memory_order_relaxed);
     for (;;) {
         if (cap && (cur > cap || bytes > cap - cur)) return false;
-        if (atomic_compare_exchange_weak_explicit(&mapped_bytes, &cur, cur + bytes, memory_order_relaxed,
+        if (atomic_compare_exchange_weak_explicit(&committed_bytes, &cur, cur + bytes, memory_order_relaxed,
                                                   memory_order_relaxed))
             return true;
     }
 }
 
 static void uncharge(size_t bytes) {
-    atomic_fetch_sub_explicit(&mapped_bytes, bytes, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&committed_bytes, bytes, memory_order_relaxed);
+}
+
+bool hak_os_commit(size_t bytes, hak_os_failure *why) {
+    why->bytes = bytes;
+    if (charge(bytes)) {
+        why->reason = HAK_FAIL_NONE;
+        why->err = 0;
+        return true;
+    }
+    why->reason = HAK_FAIL_CAP;
+    why->err = ENOMEM;
+    return false;
+}
+
+void hak_os_uncommit(size_t bytes) {
+    uncharge(bytes);
 }
 
 /* ---- the system calls: HAKMEM_FAULT_OS is decided here and nowhere else ---- */
@@ -94,15 +118,17 @@ static bool sys_grow(void *base, size_t old_size, size_t new_size) {
 typedef struct pending_release {
     struct pending_release *next;
     size_t size;
+    size_t committed; /* the part still charged */
 } pending_release;
 
 static _Atomic(pending_release *) pending;
 static _Atomic size_t pending_bytes;
 static _Atomic uint64_t release_failures;
 
-static void pending_push(void *base, size_t size) {
+static void pending_push(void *base, size_t size, size_t committed) {
     pending_release *r = base;
     r->size = size;
+    r->committed = committed;
     pending_release *head = atomic_load_explicit(&pending, memory_order_relaxed);
     do {
         r->next = head;
@@ -110,18 +136,20 @@ static void pending_push(void *base, size_t size) {
                                                     memory_order_relaxed));
 }
 
-/* Gives [base, base+size) back; `charged` says whether the cap counts it
- * already (a trim of an over-map does not). Only what really went back is
- * uncharged; a refused range is charged and kept pending. */
-static void release(void *base, size_t size, bool charged) {
+/* Gives [base, base+size) back, `committed` bytes of it charged; `counted` says
+ * whether the mapped bytes count it already (a trim of an over-map does not).
+ * Only what really went back leaves the counts; a refused range stays counted
+ * and charged, and pending. */
+static void release(void *base, size_t size, size_t committed, bool counted) {
     if (sys_unmap(base, size)) {
-        if (charged) uncharge(size);
+        if (counted) atomic_fetch_sub_explicit(&mapped_bytes, size, memory_order_relaxed);
+        uncharge(committed);
         return;
     }
     atomic_fetch_add_explicit(&release_failures, 1, memory_order_relaxed);
-    if (!charged) atomic_fetch_add_explicit(&mapped_bytes, size, memory_order_relaxed); /* even past the cap: it is mapped */
+    if (!counted) atomic_fetch_add_explicit(&mapped_bytes, size, memory_order_relaxed); /* it is mapped */
     atomic_fetch_add_explicit(&pending_bytes, size, memory_order_relaxed);
-    pending_push(base, size);
+    pending_push(base, size, committed);
 }
 
 size_t hak_os_release_pending(void) {
@@ -132,14 +160,15 @@ size_t hak_os_release_pending(void) {
     while (list) {
         pending_release *r = list;
         list = r->next;
-        size_t size = r->size;
+        size_t size = r->size, committed = r->committed;
         if (sys_unmap(r, size)) {
-            uncharge(size);
+            atomic_fetch_sub_explicit(&mapped_bytes, size, memory_order_relaxed);
+            uncharge(committed);
             atomic_fetch_sub_explicit(&pending_bytes, size, memory_order_relaxed);
             released++;
         } else {
             atomic_fetch_add_explicit(&release_failures, 1, memory_order_relaxed);
-            pending_push(r, size); /* still mapped: its record is intact */
+            pending_push(r, size, committed); /* still mapped: its record is intact */
         }
     }
     errno = saved;
@@ -160,20 +189,14 @@ uint64_t hak_os_release_failures(void) {
  * usually succeeds and saves the over-map-and-trim dance. */
 static _Atomic uintptr_t next_hint;
 
-void *hak_os_map(size_t size, size_t align, hak_os_failure *why) {
+void *hak_os_reserve(size_t size, size_t align, hak_os_failure *why) {
     int saved = errno;
     hak_os_release_pending(); /* what they give back may be what the cap needs */
     why->bytes = size;
-    if (!charge(size)) {
-        why->reason = HAK_FAIL_CAP;
-        why->err = ENOMEM;
-        errno = saved;
-        return NULL;
-    }
     uintptr_t hint = atomic_load_explicit(&next_hint, memory_order_relaxed);
     void *p = hint ? sys_map((void *)hint, size, MAP_NORESERVE) : NULL;
     if (p && ((uintptr_t)p & (align - 1)) != 0) {
-        release(p, size, false);
+        release(p, size, 0, false);
         p = NULL;
     }
     if (!p) {
@@ -188,8 +211,8 @@ void *hak_os_map(size_t size, size_t align, hak_os_failure *why) {
                 uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
                 size_t head = start - (uintptr_t)raw;
                 size_t tail = span - head - size;
-                if (head) release(raw, head, false);
-                if (tail) release((void *)(start + size), tail, false);
+                if (head) release(raw, head, 0, false);
+                if (tail) release((void *)(start + size), tail, 0, false);
                 p = (void *)start;
             }
         }
@@ -197,10 +220,10 @@ void *hak_os_map(size_t size, size_t align, hak_os_failure *why) {
     if (!p) {
         why->reason = HAK_FAIL_OS;
         why->err = errno ? errno : ENOMEM;
-        uncharge(size);
         errno = saved;
         return NULL;
     }
+    atomic_fetch_add_explicit(&mapped_bytes, size, memory_order_relaxed);
     atomic_store_explicit(&next_hint, (uintptr_t)p + ((size + align - 1) & ~(align - 1)), memory_order_relaxed);
     errno = saved;
     why->reason = HAK_FAIL_NONE;
@@ -208,11 +231,32 @@ void *hak_os_map(size_t size, size_t align, hak_os_failure *why) {
     return p;
 }
 
-void hak_os_unmap(void *base, size_t size) {
+void *hak_os_map(size_t size, size_t align, hak_os_failure *why) {
+    hak_os_release_pending(); /* what they give back may be what the cap needs */
+    if (!hak_os_commit(size, why)) return NULL;
+    void *p = hak_os_reserve(size, align, why);
+    if (!p) uncharge(size);
+    return p;
+}
+
+void hak_os_unmap_part(void *base, size_t size, size_t committed) {
     int saved = errno;
     hak_os_release_pending();
-    release(base, size, true);
+    release(base, size, committed, true);
     errno = saved;
+}
+
+void hak_os_unmap(void *base, size_t size) {
+    hak_os_unmap_part(base, size, size);
+}
+
+bool hak_os_decommit(void *base, size_t size, size_t charged) {
+    if (os_fault()) return false;
+    int saved = errno;
+    bool done = madvise(base, size, MADV_DONTNEED) == 0;
+    errno = saved;
+    if (done) uncharge(charged);
+    return done;
 }
 
 bool hak_os_grow_in_place(void *base, size_t old_size, size_t new_size) {
@@ -223,14 +267,18 @@ bool hak_os_grow_in_place(void *base, size_t old_size, size_t new_size) {
         uncharge(new_size - old_size);
         grown = false;
     }
+    if (grown) atomic_fetch_add_explicit(&mapped_bytes, new_size - old_size, memory_order_relaxed);
     errno = saved;
     return grown;
 }
 
 void *hak_os_map_metadata(size_t size) {
+    hak_os_failure why;
+    if (!hak_os_commit(size, &why)) return NULL;
     int saved = errno;
     void *p = sys_map(NULL, size, 0);
     errno = saved;
+    if (!p) uncharge(size);
     return p;
 }
 

@@ -4,14 +4,20 @@
 /*
  * The one policy for "give memory back when refused", called by the refill
  * and by the large path alike: ranges whose release the OS refused before,
- * the large cache, the chunk reserve, and current chunks no slab uses. The
- * caller tries once more; only then is the refusal an OOM.
+ * the large cache, the chunk reserve, the pages of free slabs, and chunks no
+ * slab uses (current ones included). The caller tries once more; only then is
+ * the refusal an OOM.
  */
 size_t hak_reclaim_unused(void) {
     size_t n = hak_os_release_pending();
     n += large_cache_flush();
     n += superslab_reserve_flush();
-    size_t retired = superslab_heads_retire_idle();
-    if (retired) superslab_reserve_flush(); /* retired chunks may have landed there */
-    return n + retired;
+    size_t back = superslab_heads_give_back(true);
+    if (back) superslab_reserve_flush(); /* retired chunks may have landed there */
+    return n + back;
+}
+
+void hak_reclaim_trim(void) {
+    hak_os_release_pending();
+    superslab_heads_give_back(false);
 }

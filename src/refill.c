@@ -5,7 +5,7 @@
 
 static hak_slab *refill_adopted(hak_heap *heap, unsigned class_idx, uint64_t seq, hak_slab *s) {
     HAK_CHECK(atomic_load_explicit(&s->owner, memory_order_relaxed) == heap &&
-                  hak_state_tag(atomic_load_explicit(&s->state, memory_order_relaxed)) == HAK_SLAB_OWNED,
+                  hak_state_live(atomic_load_explicit(&s->state, memory_order_relaxed)),
               "an adopted slab is owned by the adopter");
     hak_count(class_idx, HAK_CTR_adopted);
     heap->cls[class_idx].chunk = hak_slab_chunk(s);
@@ -15,17 +15,23 @@ static hak_slab *refill_adopted(hak_heap *heap, unsigned class_idx, uint64_t seq
 
 /*
  * 1. refill entry
- * 2. bitmap check on the head's current chunk (claim by CAS); claimed -> exit
- * 3. mid-simple choice (classes >= 4): the simple path skips 4, the
- *    multi-stage path runs it; both continue to 5
- * 4. collect: adopt a slab an exited thread abandoned (the simple path does
- *    it only after 6, so it never reports an OOM while one exists)
- * 5. chunk expansion: reused / new / lost race -> back to 2; failed -> 6
- * 6. superslab_allocate failure (os / cap / injected); for os and cap,
- *    unused chunks of every class are given back once and 2 runs again
+ * 2. collect: adopt a listed slab of the class — one let go with blocks to
+ *    hand out (by an exited thread, or by a free that had no use for it) —
+ *    before claiming a new one; the mid-simple path skips this
+ * 3. bitmap check on the head's current chunk (claim by CAS, committing the
+ *    slab's pages): claimed -> exit; cap_refused (the cap would not take its
+ *    pages) -> 6
+ * 4. mid-simple choice (classes >= 4), decided at entry and reported here,
+ *    after the first check that did not claim: the simple path skipped 2
+ * 5. chunk expansion: reused / new / lost race -> back to 3; failed -> 6
+ * 6. superslab_allocate failure (os / cap / injected), or the cap refusing a
+ *    slab's pages: for os and cap, memory nobody uses (of every class) is
+ *    given back once and 3 runs again; then listed slabs are tried once more
+ *    (the only step 2 of the simple path), so no OOM is reported while one
+ *    remains
  * 7. refill exit: a slab, or NULL (the caller reports the OOM)
  * No path reaches superslab_allocate except through expand_superslab_head,
- * and no path returns NULL except after it failed.
+ * and no path returns NULL except after a refusal.
  * Events are emitted with no lock held: the tracer may allocate.
  */
 hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
@@ -37,7 +43,13 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
     HAK_TRACE(refill_enter, cls, bs, seq, heap->cls[class_idx].chunk,
               atomic_load_explicit(&head->current_chunk, memory_order_relaxed));
 
-    bool chose = false, adopt_tried = false, reclaimed = false;
+    bool mid = class_idx >= HAK_MID_SIMPLE_MIN_CLASS;
+    bool simple = mid && hak_opt.mid_refill_simple;
+    if (!simple) {
+        hak_slab *s = slab_adopt(heap, class_idx);
+        if (s) return refill_adopted(heap, class_idx, seq, s);
+    }
+    bool chose = false, reclaimed = false;
     for (;;) {
         hak_bitmap_check check;
         superslab_claim_slab(head, &check);
@@ -55,37 +67,30 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
 
         if (!chose) {
             chose = true;
-            bool simple = false;
-            if (class_idx >= HAK_MID_SIMPLE_MIN_CLASS) {
-                bool enabled = hak_opt.mid_refill_simple;
-                simple = enabled;
-                HAK_TRACE(mid_simple_choice, cls, bs, seq, enabled,
+            if (mid) {
+                HAK_TRACE(mid_simple_choice, cls, bs, seq, hak_opt.mid_refill_simple,
                           simple ? HAK_MID_PATH_SIMPLE : HAK_MID_PATH_MULTI_STAGE,
-                          enabled ? HAK_MID_WHY_OPTION_ON : HAK_MID_WHY_OPTION_OFF);
-            }
-            if (!simple) {
-                adopt_tried = true;
-                hak_slab *s = slab_adopt(heap, class_idx);
-                if (s) return refill_adopted(heap, class_idx, seq, s);
+                          simple ? HAK_MID_WHY_OPTION_ON : HAK_MID_WHY_OPTION_OFF);
             }
         }
 
-        hak_expansion exp;
-        expand_superslab_head(head, check.chunk, &exp);
-        HAK_TRACE(chunk_expand, cls, bs, seq, (int)exp.outcome, exp.chunk, exp.chunk_count, exp.waited);
-        if (exp.outcome != HAK_EXPAND_FAILED) continue;
-
-        HAK_TRACE(superslab_alloc_fail, cls, bs, seq, exp.failure.bytes, exp.failure.err, (int)exp.failure.reason);
-        if (!reclaimed && exp.failure.reason != HAK_FAIL_INJECTED) {
+        hak_fail_reason refused = HAK_FAIL_CAP;
+        if (check.outcome == HAK_CLAIM_FULL) {
+            hak_expansion exp;
+            expand_superslab_head(head, check.chunk, &exp);
+            HAK_TRACE(chunk_expand, cls, bs, seq, (int)exp.outcome, exp.chunk, exp.chunk_count, exp.waited);
+            if (exp.outcome != HAK_EXPAND_FAILED) continue;
+            HAK_TRACE(superslab_alloc_fail, cls, bs, seq, exp.failure.bytes, exp.failure.err,
+                      (int)exp.failure.reason);
+            refused = exp.failure.reason;
+        }
+        if (!reclaimed && refused != HAK_FAIL_INJECTED) {
             reclaimed = true;
             if (hak_reclaim_unused() > 0) continue;
         }
-        if (!adopt_tried) {
-            /* The simple path skipped collecting on the way to expansion, not
-             * before an OOM: what exited threads left is memory that remains. */
-            hak_slab *s = slab_adopt(heap, class_idx);
-            if (s) return refill_adopted(heap, class_idx, seq, s);
-        }
+        /* What others let go since entry (and, on the simple path, at all) is memory that remains. */
+        hak_slab *s = slab_adopt(heap, class_idx);
+        if (s) return refill_adopted(heap, class_idx, seq, s);
         HAK_TRACE(refill_exit, cls, bs, seq, NULL, HAK_REFILL_NO_SLAB);
         return NULL;
     }

@@ -1,121 +1,60 @@
-/* remote_free.c — the cross-thread protocol: remote frees, parked and abandoned slabs, and who returns a slab to its chunk. */
+/* remote_free.c — who holds a slab: remote frees, letting a slab go, taking an unheld one over, finding listed ones. */
 #include "internal.h"
 #include "slab_state.h"
 
 /*
  * The protocol, in one place.
  *
- * Holding. Exactly one party touches a slab's holder fields (free lists,
- * used): the owner heap's thread while the slab is OWNED, and whoever moves
- * `state` out of PARKED/UNOWNED (the owner taking it back, an adopter, or the
- * thread that returns it to its chunk). PARKED and UNOWNED slabs sit in lists
- * guarded by their class head's lock, and every transition into or out of
- * those two tags happens under that lock.
+ * Holding. Exactly one party touches a slab's holder fields (free list,
+ * used, carved, home, ring links): its holder. A heap holds the slabs of its
+ * ring, and `owner` names that heap so that its thread's frees are local,
+ * with plain loads and stores. A slab no heap holds is unheld.
  *
- * The remote_free word is the MPSC stack of remote frees plus one bit,
- * HAK_REMOTE_COUNTED, set exactly while the slab is PARKED or UNOWNED (it is
- * set and cleared only under the head lock, together with the tag).
+ * The remote_free word is the lock-free stack of remote frees, its length,
+ * and the UNHELD bit. Every change of holder is a CAS on that word, so the
+ * stack and the holding change as one:
  *
- * Remote free into an OWNED slab (the common case): one CAS pushes the block,
- * provided the bit is clear. Nothing is read afterwards: the owner's `used`
- * still counts the block until it collects the stack, so the slab (and its
- * chunk) outlives the push without pins or generations.
+ *  - A remote free pushes its block and clears UNHELD in one CAS. Into a held
+ *    slab (the common case) that is all: nothing is read afterwards, and the
+ *    holder's `used` still counts the block until it collects the stack, so
+ *    the slab (and its chunk) outlives the push. A free whose CAS cleared the
+ *    bit holds the slab now: it takes it over (tiny_take_over decides what
+ *    becomes of it: back to its chunk when every block is back, adopted into
+ *    the freeing thread's heap, or let go again).
+ *  - Letting go: the holder sets `owner` to NONE, then CASes an empty stack to
+ *    UNHELD. A free pushed in between fails the CAS and is collected first, so
+ *    an unheld slab's stack is always empty: its word is exactly UNHELD, and
+ *    the free that clears it is the only party that can have taken it.
+ *  - Adopting: a refill takes an unheld slab with CAS(UNHELD -> 0).
  *
- * Remote free into a PARKED or UNOWNED slab (the bit is set): under the head
- * lock, push and count the block in `state` (count = blocks still out).
- * Taking the count to 0 means every block is back: that pusher returns the
- * slab to its chunk. The lock makes push-and-count one step as far as the
- * transitions are concerned, so no free is counted twice or missed.
+ * Both takes are acquire and the letting go is release: the new holder sees
+ * every write of the last one. Nothing waits, nothing takes a lock.
  *
- * Handing over (OWNED -> PARKED/UNOWNED, head lock held): one exchange takes
- * the whole stack and sets the bit, so every push is either in the stack the
- * owner collected or sees the bit and counts itself. The count starts at the
- * blocks still out after that collection (`used`).
+ * Listed. An unheld slab with blocks to hand out is listed: its bit in the
+ * chunk's `listed` mask is set (and counted in its head) before the slab is
+ * let go, and cleared by whoever takes it over. A refill walks the chain of
+ * its class for listed bits (slab_adopt). A bit can be stale for a moment (set
+ * on a slab a free has just taken over); a take then simply fails. An
+ * exhausted slab is let go unlisted: there is nothing in it to adopt, and the
+ * first free into it takes it over.
  *
- * Taking back (PARKED/UNOWNED -> OWNED, head lock held): the count is simply
- * dropped and the bit cleared with the stack kept; blocks pushed meanwhile
- * are still counted in `used`, and leave it when the new holder collects.
- *
- * Waking the owner. A free into a PARKED slab sets the owner heap's per-class
- * remote_hint (heaps are never unmapped, so a stale owner only costs a scan);
- * the owner takes back hinted slabs when it runs out of blocks.
+ * Returning to the chunk. Only the holder releases a slab, and only once
+ * `used` is 0 after collecting its stack: the last block back returns the
+ * slab whoever holds it, with no help from the thread that allocated it.
  */
-static void list_push(hak_slab **list, hak_slab *s) {
-    s->prev = NULL;
-    s->next = *list;
-    if (*list) (*list)->prev = s;
-    *list = s;
-}
 
-static void list_remove(hak_slab **list, hak_slab *s) {
-    if (s->prev) s->prev->next = s->next;
-    else *list = s->next;
-    if (s->next) s->next->prev = s->prev;
-    s->next = s->prev = NULL;
-}
-
-/* The list a PARKED or UNOWNED slab is on. Head lock held. */
-static hak_slab **home_list(hak_slab *s, unsigned tag) {
-    if (tag == HAK_SLAB_UNOWNED) return &hak_heads[s->class_idx].abandoned;
-    hak_heap *owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
-    return &owner->cls[s->class_idx].parked;
-}
-
-/* Links b on top of the stack in word w; the word with b pushed (bit kept, length + 1). */
+/* Links b on top of the stack in word w; the word with b pushed (UNHELD cleared, length + 1). */
 static inline uintptr_t stacked_on(hak_block *b, uintptr_t w) {
     b->next = (hak_block *)(w & HAK_REMOTE_PTR_MASK);
-    return (uintptr_t)b | ((w & ~HAK_REMOTE_PTR_MASK) + HAK_REMOTE_LEN_ONE);
+    return (uintptr_t)b | ((w & ~HAK_REMOTE_PTR_MASK & ~HAK_REMOTE_UNHELD) + HAK_REMOTE_LEN_ONE);
 }
 
-/* Pushes b whatever the bit; returns the word it pushed onto. */
-static uintptr_t push(hak_slab *s, hak_block *b) {
+bool remote_free_push(hak_slab *s, hak_block *b) {
     uintptr_t w = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
-    while (!atomic_compare_exchange_weak_explicit(&s->remote_free, &w, stacked_on(b, w), memory_order_release,
+    while (!atomic_compare_exchange_weak_explicit(&s->remote_free, &w, stacked_on(b, w), memory_order_acq_rel,
                                                   memory_order_relaxed)) {
     }
-    return w;
-}
-
-/* A free into a slab set aside: pushed and counted under the head lock. */
-static HAK_NOINLINE void remote_free_counted(hak_slab *s, hak_block *b) {
-    hak_superslab_head *head = &hak_heads[s->class_idx];
-    bool release = false;
-    pthread_mutex_lock(&head->lock);
-    uintptr_t w = push(s, b);
-    if (w & HAK_REMOTE_COUNTED) {
-        uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
-        unsigned tag = hak_state_tag(st);
-        uint32_t out = hak_state_count(st);
-        HAK_CHECK((tag == HAK_SLAB_PARKED || tag == HAK_SLAB_UNOWNED) && out != 0,
-                  "a free into a slab set aside finds it parked or abandoned, with blocks out");
-        if (out == 1) {
-            atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_RELEASING, hak_state_gen(st), 0),
-                                  memory_order_relaxed);
-            list_remove(home_list(s, tag), s);
-            release = true;
-        } else {
-            atomic_store_explicit(&s->state, hak_state_make(tag, hak_state_gen(st), out - 1), memory_order_relaxed);
-            hak_heap *owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
-            if (tag == HAK_SLAB_PARKED && owner)
-                atomic_store_explicit(&owner->cls[s->class_idx].remote_hint, 1, memory_order_relaxed);
-        }
-    }
-    pthread_mutex_unlock(&head->lock);
-    if (release) {
-        /* Every block is back: we hold the slab now; its stack is moot. */
-        atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
-        slab_release(s);
-    }
-}
-
-void remote_free_push(hak_slab *s, hak_block *b) {
-    uintptr_t w = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
-    while (!(w & HAK_REMOTE_COUNTED)) {
-        if (atomic_compare_exchange_weak_explicit(&s->remote_free, &w, stacked_on(b, w), memory_order_release,
-                                                  memory_order_relaxed))
-            return;
-    }
-    remote_free_counted(s, b);
+    return HAK_UNLIKELY(w & HAK_REMOTE_UNHELD);
 }
 
 /* Moves a stack (a remote_free word's value) to the free list; how many
@@ -142,162 +81,87 @@ static uint32_t collect_list(hak_slab *s, uintptr_t w) {
 
 uint32_t remote_free_collect(hak_slab *s) {
     if (!atomic_load_explicit(&s->remote_free, memory_order_relaxed)) return 0;
-    /* OWNED: the bit is clear, so exchanging in 0 keeps it clear. */
+    /* Held: the bit is clear, so exchanging in 0 keeps it clear. */
     uintptr_t w = atomic_exchange_explicit(&s->remote_free, 0, memory_order_acquire);
+    HAK_CHECK(!(w & HAK_REMOTE_UNHELD), "only the holder collects a slab's stack");
     return collect_list(s, w);
 }
 
-/*
- * OWNED -> `to` (PARKED or UNOWNED): the stack is collected and the bit set
- * in one exchange, the count starts at the blocks still out; if none is, the
- * slab goes back to its chunk instead (HAK_HANDED_RELEASED). A slab about to be
- * parked that has blocks to hand out after the collection stays OWNED
- * (HAK_HANDED_KEPT): parked, they would wait for a free that may never
- * come. Clearing the bit again is safe: a pusher that saw it is waiting for
- * the head lock, which we hold. Head lock held.
- */
-static hak_handover hand_over_locked(hak_slab *s, unsigned to) {
-    HAK_CHECK(hak_state_tag(atomic_load_explicit(&s->state, memory_order_relaxed)) == HAK_SLAB_OWNED,
-              "only an owned slab is parked or abandoned");
+bool slab_has_blocks(const hak_slab *s) {
+    return s->free || s->carved < s->capacity;
+}
+
+static void list(hak_slab *s) {
+    hak_superslab *c = hak_slab_chunk(s);
+    uint32_t bit = 1u << s->slab_idx;
+    if (!(atomic_fetch_or_explicit(&c->listed, bit, memory_order_relaxed) & bit))
+        atomic_fetch_add_explicit(&hak_heads[s->class_idx].listed_slabs, 1, memory_order_relaxed);
+}
+
+void slab_unlist(hak_slab *s) {
+    hak_superslab *c = hak_slab_chunk(s);
+    uint32_t bit = 1u << s->slab_idx;
+    if (!(atomic_load_explicit(&c->listed, memory_order_relaxed) & bit)) return;
+    if (atomic_fetch_and_explicit(&c->listed, ~bit, memory_order_relaxed) & bit)
+        atomic_fetch_sub_explicit(&hak_heads[s->class_idx].listed_slabs, 1, memory_order_relaxed);
+}
+
+hak_letgo slab_let_go(hak_slab *s, bool keep_if_fed) {
     HAK_CHECK(s->used <= s->capacity, "a slab has no more blocks out than it holds");
-    uintptr_t w = atomic_exchange_explicit(&s->remote_free, HAK_REMOTE_COUNTED, memory_order_acquire);
-    collect_list(s, w);
-    uint32_t gen = hak_state_gen(atomic_load_explicit(&s->state, memory_order_relaxed));
-    if (s->used == 0) {
-        atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
-        atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_RELEASING, gen, 0), memory_order_relaxed);
-        return HAK_HANDED_RELEASED;
-    }
-    if (to == HAK_SLAB_PARKED && (s->free || s->carved < s->capacity)) {
-        atomic_fetch_and_explicit(&s->remote_free, ~HAK_REMOTE_COUNTED, memory_order_relaxed);
-        return HAK_HANDED_KEPT;
-    }
-    atomic_store_explicit(&s->state, hak_state_make(to, gen, s->used), memory_order_relaxed);
-    return HAK_HANDED_OVER;
-}
-
-/* PARKED/UNOWNED -> OWNED: the count is dropped, the bit cleared, the stack
- * kept (its blocks are still in `used`). Head lock held. */
-static void take_back_locked(hak_slab *s) {
-    HAK_CHECK(hak_state_tag(atomic_load_explicit(&s->state, memory_order_relaxed)) == HAK_SLAB_PARKED ||
-                  hak_state_tag(atomic_load_explicit(&s->state, memory_order_relaxed)) == HAK_SLAB_UNOWNED,
-              "only a parked or abandoned slab is taken back");
-    HAK_CHECK(atomic_load_explicit(&s->remote_free, memory_order_relaxed) & HAK_REMOTE_COUNTED,
-              "a slab set aside counts its frees");
-    uint32_t gen = hak_state_gen(atomic_load_explicit(&s->state, memory_order_relaxed));
-    atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_OWNED, gen, 0), memory_order_relaxed);
-    atomic_fetch_and_explicit(&s->remote_free, ~HAK_REMOTE_COUNTED, memory_order_acquire);
-}
-
-hak_handover slab_park(hak_heap *heap, hak_slab *s) {
-    hak_superslab_head *head = &hak_heads[s->class_idx];
-    hak_class_cache *cc = &heap->cls[s->class_idx];
-    HAK_CHECK(atomic_load_explicit(&s->owner, memory_order_relaxed) == heap && s->aside == HAK_ASIDE_NONE,
-              "a slab is parked by its owner, once");
-    pthread_mutex_lock(&head->lock);
-    hak_handover r = hand_over_locked(s, HAK_SLAB_PARKED);
-    if (r == HAK_HANDED_OVER) {
-        s->aside = HAK_ASIDE_PARKED;
-        list_push(&cc->parked, s);
-    }
-    pthread_mutex_unlock(&head->lock);
-    if (r == HAK_HANDED_RELEASED) slab_release(s);
-    return r;
-}
-
-void slab_unpark(hak_heap *heap, hak_slab *s) {
-    hak_superslab_head *head = &hak_heads[s->class_idx];
-    HAK_CHECK(atomic_load_explicit(&s->owner, memory_order_relaxed) == heap && s->aside == HAK_ASIDE_PARKED,
-              "a slab is unparked by its owner, after it was parked");
-    pthread_mutex_lock(&head->lock);
-    take_back_locked(s);
-    list_remove(&heap->cls[s->class_idx].parked, s);
-    s->aside = HAK_ASIDE_NONE;
-    pthread_mutex_unlock(&head->lock);
-}
-
-hak_slab *slab_unpark_freed(hak_heap *heap, unsigned class_idx) {
-    hak_superslab_head *head = &hak_heads[class_idx];
-    hak_class_cache *cc = &heap->cls[class_idx];
-    hak_slab *taken = NULL;
-    atomic_store_explicit(&cc->remote_hint, 0, memory_order_relaxed);
-    pthread_mutex_lock(&head->lock);
-    hak_slab *s = cc->parked;
-    while (s) {
-        hak_slab *next = s->next;
-        HAK_CHECK(s->aside == HAK_ASIDE_PARKED && atomic_load_explicit(&s->owner, memory_order_relaxed) == heap,
-                  "a heap's parked list holds its own parked slabs");
-        if (atomic_load_explicit(&s->remote_free, memory_order_acquire) & ~HAK_REMOTE_COUNTED) {
-            take_back_locked(s);
-            list_remove(&cc->parked, s);
-            s->aside = HAK_ASIDE_NONE;
-            s->next = taken;
-            taken = s;
+    hak_heap *owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+    atomic_store_explicit(&s->owner, HAK_OWNER_NONE, memory_order_relaxed);
+    bool listed = false;
+    for (;;) {
+        if (!listed && slab_has_blocks(s) && !keep_if_fed) {
+            list(s);
+            listed = true;
         }
-        s = next;
-    }
-    pthread_mutex_unlock(&head->lock);
-    return taken;
-}
-
-void slab_abandon(hak_heap *heap, hak_slab *s) {
-    (void)heap;
-    HAK_CHECK(atomic_load_explicit(&s->owner, memory_order_relaxed) == heap && s->aside == HAK_ASIDE_NONE,
-              "a slab in a heap's ring is abandoned by that heap");
-    hak_superslab_head *head = &hak_heads[s->class_idx];
-    remote_free_collect(s);
-    bool keep = false;
-    if (s->used != 0) {
-        pthread_mutex_lock(&head->lock);
-        keep = hand_over_locked(s, HAK_SLAB_UNOWNED) == HAK_HANDED_OVER;
-        if (keep) {
-            atomic_store_explicit(&s->owner, HAK_OWNER_NONE, memory_order_relaxed);
-            list_push(&head->abandoned, s);
+        uintptr_t w = 0;
+        if (atomic_compare_exchange_strong_explicit(&s->remote_free, &w, HAK_REMOTE_UNHELD, memory_order_release,
+                                                    memory_order_relaxed))
+            return HAK_LET_GO;
+        if (keep_if_fed) {
+            /* Frees came in while the owner was letting an exhausted slab go: it has blocks again. */
+            atomic_store_explicit(&s->owner, owner, memory_order_relaxed);
+            return HAK_KEPT;
         }
-        pthread_mutex_unlock(&head->lock);
+        remote_free_collect(s);
+        if (s->used == 0) {
+            if (listed) slab_unlist(s);
+            slab_release(s);
+            return HAK_RELEASED;
+        }
     }
-    if (!keep) slab_release(s);
 }
 
-void slab_abandon_parked(hak_heap *heap, unsigned class_idx) {
-    hak_superslab_head *head = &hak_heads[class_idx];
-    hak_class_cache *cc = &heap->cls[class_idx];
-    pthread_mutex_lock(&head->lock);
-    while (cc->parked) {
-        hak_slab *s = cc->parked;
-        uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
-        HAK_CHECK(hak_state_tag(st) == HAK_SLAB_PARKED && s->aside == HAK_ASIDE_PARKED &&
-                      atomic_load_explicit(&s->owner, memory_order_relaxed) == heap,
-                  "an exiting heap's parked slabs are parked and its own");
-        atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_UNOWNED, hak_state_gen(st), hak_state_count(st)),
-                              memory_order_relaxed);
-        list_remove(&cc->parked, s);
-        s->aside = HAK_ASIDE_NONE;
-        atomic_store_explicit(&s->owner, HAK_OWNER_NONE, memory_order_relaxed);
-        list_push(&head->abandoned, s);
-    }
-    pthread_mutex_unlock(&head->lock);
-}
-
-/* Something an adopter could hand out. UNOWNED holder fields are frozen
- * (nobody holds the slab), so reading them under the head lock is safe. */
-static bool has_blocks_locked(const hak_slab *s) {
-    return s->free || s->carved < s->capacity ||
-           (atomic_load_explicit(&s->remote_free, memory_order_relaxed) & ~HAK_REMOTE_COUNTED);
+/* Takes an unheld slab: true when this thread holds it now. */
+static bool take(hak_slab *s) {
+    uintptr_t w = HAK_REMOTE_UNHELD;
+    return atomic_load_explicit(&s->remote_free, memory_order_relaxed) == HAK_REMOTE_UNHELD &&
+           atomic_compare_exchange_strong_explicit(&s->remote_free, &w, 0, memory_order_acquire,
+                                                   memory_order_relaxed);
 }
 
 hak_slab *slab_adopt(hak_heap *heap, unsigned class_idx) {
     hak_superslab_head *head = &hak_heads[class_idx];
-    pthread_mutex_lock(&head->lock);
-    hak_slab *s = head->abandoned;
-    while (s && !has_blocks_locked(s)) s = s->next;
-    if (s) {
-        HAK_CHECK(atomic_load_explicit(&s->owner, memory_order_relaxed) == HAK_OWNER_NONE && s->aside == HAK_ASIDE_NONE,
-                  "an adopted slab has no owner");
-        take_back_locked(s);
-        list_remove(&head->abandoned, s);
-        atomic_store_explicit(&s->owner, heap, memory_order_relaxed);
+    if (atomic_load_explicit(&head->listed_slabs, memory_order_relaxed) == 0) return NULL;
+    hak_slab *found = NULL;
+    atomic_fetch_add_explicit(&head->claimers, 1, memory_order_seq_cst); /* chunks stay mapped while we walk */
+    for (hak_superslab *c = atomic_load_explicit(&head->chunks, memory_order_seq_cst); c && !found;
+         c = atomic_load_explicit(&c->next_chunk, memory_order_acquire)) {
+        for (uint32_t m = atomic_load_explicit(&c->listed, memory_order_relaxed); m && !found; m &= m - 1) {
+            hak_slab *s = &c->slabs[__builtin_ctz(m)];
+            if (take(s)) found = s;
+        }
     }
-    pthread_mutex_unlock(&head->lock);
-    return s;
+    atomic_fetch_sub_explicit(&head->claimers, 1, memory_order_seq_cst);
+    if (found) {
+        HAK_CHECK(hak_state_live(atomic_load_explicit(&found->state, memory_order_relaxed)) &&
+                      atomic_load_explicit(&found->owner, memory_order_relaxed) == HAK_OWNER_NONE,
+                  "an adopted slab is live and had no owner");
+        slab_unlist(found);
+        found->home = heap;
+        atomic_store_explicit(&found->owner, heap, memory_order_relaxed);
+    }
+    return found;
 }

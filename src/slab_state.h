@@ -1,4 +1,4 @@
-/* slab_state.h — packing of hak_slab.state: tag (3 bits) | generation (29 bits) | count (32 bits). */
+/* slab_state.h — packing of hak_slab.state: tag (3 bits) | generation (29 bits). */
 #ifndef HAKMEM_SLAB_STATE_H
 #define HAKMEM_SLAB_STATE_H
 
@@ -6,8 +6,8 @@
 
 #define HAK_STATE_GEN_MASK 0x1fffffffu
 
-static inline uint64_t hak_state_make(unsigned tag, uint32_t gen, uint32_t count) {
-    return ((uint64_t)tag << 61) | ((uint64_t)(gen & HAK_STATE_GEN_MASK) << 32) | count;
+static inline uint64_t hak_state_make(unsigned tag, uint32_t gen) {
+    return ((uint64_t)tag << 61) | ((uint64_t)(gen & HAK_STATE_GEN_MASK) << 32);
 }
 static inline unsigned hak_state_tag(uint64_t st) {
     return (unsigned)(st >> 61);
@@ -15,13 +15,9 @@ static inline unsigned hak_state_tag(uint64_t st) {
 static inline uint32_t hak_state_gen(uint64_t st) {
     return (uint32_t)(st >> 32) & HAK_STATE_GEN_MASK;
 }
-static inline uint32_t hak_state_count(uint64_t st) {
-    return (uint32_t)st;
-}
-/* Same slab life (gen) and a tag whose blocks may still be live. */
+/* Claimed from its chunk: its blocks may be live. */
 static inline int hak_state_live(uint64_t st) {
-    unsigned t = hak_state_tag(st);
-    return t == HAK_SLAB_OWNED || t == HAK_SLAB_PARKED || t == HAK_SLAB_UNOWNED;
+    return hak_state_tag(st) == HAK_SLAB_LIVE;
 }
 
 #endif

@@ -23,6 +23,7 @@ void hak_stats_get(hak_stats *out) {
     memset(out, 0, sizeof *out);
     hak_heaps_visit(add_heap, out);
     out->mapped_bytes = hak_os_mapped_bytes();
+    out->committed_bytes = hak_os_committed_bytes();
     out->large_ooms = atomic_load_explicit(&hak_class_counters[HAK_NUM_CLASSES][HAK_CTR_ooms], memory_order_relaxed);
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         hak_class_stats *cs = &out->classes[c];
@@ -51,10 +52,11 @@ void hak_stats_print(int fd) {
     hak_stats_get(&st);
     char line[256]; /* the widest line of the table and its newline fit */
     int n = hak_format(line, sizeof line,
-                       "hakmem stats: allocs %llu frees %llu live %lld mapped %llu bytes large-ooms %llu\n",
+                       "hakmem stats: allocs %llu frees %llu live %lld mapped %llu bytes committed %llu bytes "
+                       "large-ooms %llu\n",
                        (unsigned long long)st.allocs, (unsigned long long)st.frees,
                        (long long)(st.allocs - st.frees), (unsigned long long)st.mapped_bytes,
-                       (unsigned long long)st.large_ooms);
+                       (unsigned long long)st.committed_bytes, (unsigned long long)st.large_ooms);
     hak_write_all(fd, line, (size_t)n);
     n = hak_format(line, sizeof line, "%5s %6s", "class", "size");
     for (unsigned i = 0; i < COLUMNS; i++)

@@ -1,12 +1,13 @@
-/* superslab.c — SuperSlab chunks: mapped for a class, kept in a reserve when empty, given back to the OS. */
+/* superslab.c — SuperSlab chunks: reserved for a class, kept in a reserve when empty, given back to the OS. */
 #include <errno.h>
 
 #include "internal.h"
 #include "slab_state.h"
 
-/* Empty chunks kept mapped (16 MiB) for reuse by any class: the seed project's
- * churn of thousands of mmap/munmap calls halved its throughput, and with 2 the
- * fragmentation bench still unmapped and re-faulted a class's chunks every round. */
+/* Empty chunks kept mapped (16 MiB of address space, their slabs' pages given
+ * back) for reuse by any class: the seed project's churn of thousands of
+ * mmap/munmap calls halved its throughput, and with 2 the fragmentation bench
+ * still unmapped and re-mapped a class's chunks every round. */
 #define HAK_CHUNK_RESERVE 8
 
 static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -29,21 +30,31 @@ void superslab_reserve_unlock(void) {
     pthread_mutex_unlock(&reserve_lock);
 }
 
+/* The header and the committed slabs. */
+static size_t chunk_committed_bytes(const hak_superslab *c) {
+    uint32_t m = atomic_load_explicit(&c->committed, memory_order_relaxed);
+    size_t n = HAK_CHUNK_HEADER_BYTES + (size_t)__builtin_popcount(m) * HAK_SLAB_SIZE;
+    return (m & 1u) ? n - HAK_SLAB0_DATA_OFFSET : n;
+}
+
+/* The committed slabs keep their bit; a reserve chunk whose pages could not be
+ * given back brings them to its next class. */
 static void chunk_init_header(hak_superslab *c, unsigned class_idx) {
     HAK_CHECK(((uintptr_t)c & HAK_CHUNK_MASK) == 0, "a chunk is 2 MiB aligned");
     HAK_CHECK(hak_region_kind((uintptr_t)c) == HAK_REGION_SUPERSLAB, "a chunk's region is marked SuperSlab");
     c->magic = HAK_SUPERSLAB_MAGIC;
-    c->next_chunk = NULL;
+    atomic_store_explicit(&c->next_chunk, NULL, memory_order_relaxed);
     c->class_idx = (uint8_t)class_idx;
     for (unsigned i = 0; i < HAK_SLABS_PER_CHUNK; i++) {
         hak_slab *s = &c->slabs[i];
         s->slab_idx = (uint8_t)i;
         s->class_idx = (uint8_t)class_idx;
         s->block_size = 0;
-        atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_FREE, 0, 0), memory_order_relaxed);
+        atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_FREE, 0), memory_order_relaxed);
         atomic_store_explicit(&s->owner, HAK_OWNER_NONE, memory_order_relaxed);
         atomic_store_explicit(&s->remote_free, 0, memory_order_relaxed);
     }
+    atomic_store_explicit(&c->listed, 0, memory_order_relaxed);
     atomic_store_explicit(&c->slab_bitmap, 0, memory_order_release);
 }
 
@@ -58,17 +69,24 @@ hak_superslab *superslab_allocate(unsigned class_idx, hak_os_failure *why) {
     pthread_mutex_lock(&reserve_lock);
     hak_superslab *c = reserve;
     if (c) {
-        reserve = c->next_chunk;
+        reserve = atomic_load_explicit(&c->next_chunk, memory_order_relaxed);
         reserve_count--;
     }
     pthread_mutex_unlock(&reserve_lock);
     if (c) hak_ck_chunk_idle(c); /* a reserve chunk was freed idle and nobody touched it since */
     if (!c) {
-        c = hak_os_map(HAK_CHUNK_SIZE, HAK_CHUNK_SIZE, why);
-        if (!c) {
+        /* Address space for the whole chunk; only the header is touched now. */
+        if (!hak_os_commit(HAK_CHUNK_HEADER_BYTES, why)) {
             hak_count(class_idx, HAK_CTR_failures);
             return NULL;
         }
+        c = hak_os_reserve(HAK_CHUNK_SIZE, HAK_CHUNK_SIZE, why);
+        if (!c) {
+            hak_os_uncommit(HAK_CHUNK_HEADER_BYTES);
+            hak_count(class_idx, HAK_CTR_failures);
+            return NULL;
+        }
+        atomic_store_explicit(&c->committed, 0, memory_order_relaxed);
         hak_region_set((uintptr_t)c, HAK_REGION_SUPERSLAB);
     }
     chunk_init_header(c, class_idx);
@@ -79,6 +97,13 @@ hak_superslab *superslab_allocate(unsigned class_idx, hak_os_failure *why) {
     return c;
 }
 
+static void chunk_unmap(hak_superslab *c) {
+    size_t committed = chunk_committed_bytes(c);
+    hak_region_set((uintptr_t)c, HAK_REGION_NONE);
+    c->magic = 0;
+    hak_os_unmap_part(c, HAK_CHUNK_SIZE, committed);
+}
+
 size_t superslab_reserve_flush(void) {
     pthread_mutex_lock(&reserve_lock);
     hak_superslab *c = reserve;
@@ -87,30 +112,57 @@ size_t superslab_reserve_flush(void) {
     reserve_count = 0;
     pthread_mutex_unlock(&reserve_lock);
     while (c) {
-        hak_superslab *next = c->next_chunk;
-        hak_region_set((uintptr_t)c, HAK_REGION_NONE);
-        c->magic = 0;
-        hak_os_unmap(c, HAK_CHUNK_SIZE);
+        hak_superslab *next = atomic_load_explicit(&c->next_chunk, memory_order_relaxed);
+        chunk_unmap(c);
         c = next;
     }
     return n;
 }
 
-/* The chunk is retired (unlinked, no claimer can reach it). */
+/* The chunk is retired (unlinked, no claimer can reach it). In the reserve it
+ * keeps its address space and header, not its slabs' pages. */
 void superslab_free(hak_superslab *chunk) {
     hak_ck_chunk_idle(chunk);
     hak_count(chunk->class_idx, HAK_CTR_chunks_freed);
+    size_t slab_bytes = chunk_committed_bytes(chunk) - HAK_CHUNK_HEADER_BYTES;
+    pthread_mutex_lock(&reserve_lock);
+    bool room = reserve_count < HAK_CHUNK_RESERVE;
+    pthread_mutex_unlock(&reserve_lock);
+    if (room && slab_bytes &&
+        hak_os_decommit(hak_slab_pages(chunk, 0), HAK_CHUNK_SIZE - HAK_SLAB0_DATA_OFFSET, slab_bytes))
+        atomic_store_explicit(&chunk->committed, 0, memory_order_relaxed);
     pthread_mutex_lock(&reserve_lock);
     if (reserve_count < HAK_CHUNK_RESERVE) {
-        chunk->next_chunk = reserve;
+        atomic_store_explicit(&chunk->next_chunk, reserve, memory_order_relaxed);
         reserve = chunk;
         reserve_count++;
         chunk = NULL;
     }
     pthread_mutex_unlock(&reserve_lock);
-    if (chunk) {
-        hak_region_set((uintptr_t)chunk, HAK_REGION_NONE);
-        chunk->magic = 0;
-        hak_os_unmap(chunk, HAK_CHUNK_SIZE);
+    if (chunk) chunk_unmap(chunk);
+}
+
+bool superslab_decommit_slab(hak_superslab *c, unsigned idx) {
+    size_t bytes = hak_slab_pages_bytes(idx);
+    if (!hak_os_decommit(hak_slab_pages(c, idx), bytes, bytes)) return false;
+    atomic_fetch_and_explicit(&c->committed, ~(1u << idx), memory_order_relaxed);
+    hak_count(c->class_idx, HAK_CTR_decommitted);
+    return true;
+}
+
+/* Each free committed slab is claimed in the bitmap for the moment, so no
+ * claim can race with giving its pages back. */
+uint32_t superslab_decommit_free(hak_superslab *c) {
+    uint32_t n = 0;
+    uint32_t bm = atomic_load_explicit(&c->slab_bitmap, memory_order_acquire);
+    for (;;) {
+        uint32_t take = ~bm & atomic_load_explicit(&c->committed, memory_order_relaxed);
+        if (!take) return n;
+        if (atomic_compare_exchange_weak_explicit(&c->slab_bitmap, &bm, bm | take, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            for (uint32_t m = take; m; m &= m - 1) n += superslab_decommit_slab(c, (unsigned)__builtin_ctz(m));
+            atomic_fetch_and_explicit(&c->slab_bitmap, ~take, memory_order_acq_rel);
+            return n;
+        }
     }
 }

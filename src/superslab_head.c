@@ -12,18 +12,23 @@ _Static_assert(HAK_NUM_CLASSES == 28, "HEAD_INIT covers every class");
  * pointer to them. A claimer raises `claimers` before loading current_chunk
  * (both seq_cst) and a retired chunk is never current again, so reading 0
  * here, after the chunk stopped being current, proves no claimer still has
- * it. A remote free touches a slab only while its block is live or under the
- * head lock (remote_free.c), so it cannot outlast the chunk either.
+ * it; an adopter walking the chain (slab_adopt) is a claimer for the whole
+ * walk, and a chunk it stands on when retired still leads, through the retired
+ * list, to chunks that are alive. A remote free touches a slab only while its
+ * block is live (remote_free.c), so it cannot outlast the chunk either.
  * Head lock held. */
 static void release_retired_locked(hak_superslab_head *head) {
     if (!head->retired) return;
     if (atomic_load_explicit(&head->claimers, memory_order_seq_cst) != 0) return;
-    hak_superslab **link = &head->retired;
-    while (*link) {
-        hak_superslab *c = *link;
-        *link = c->next_chunk;
+    while (head->retired) {
+        hak_superslab *c = head->retired;
+        head->retired = atomic_load_explicit(&c->next_chunk, memory_order_relaxed);
         superslab_free(c);
     }
+}
+
+static hak_superslab *chain_next(hak_superslab *c) {
+    return atomic_load_explicit(&c->next_chunk, memory_order_acquire);
 }
 
 /*
@@ -47,7 +52,7 @@ void expand_superslab_head(hak_superslab_head *head, hak_superslab *observed, ha
         out->outcome = HAK_EXPAND_LOST_RACE;
     } else {
         hak_superslab *found = NULL;
-        for (hak_superslab *c = head->chunks; c; c = c->next_chunk) {
+        for (hak_superslab *c = atomic_load_explicit(&head->chunks, memory_order_relaxed); c; c = chain_next(c)) {
             if (c != cur && atomic_load_explicit(&c->slab_bitmap, memory_order_acquire) != HAK_FULL_BITMAP) {
                 found = c;
                 break;
@@ -62,9 +67,15 @@ void expand_superslab_head(hak_superslab_head *head, hak_superslab *observed, ha
                 HAK_CHECK(found->class_idx == head->class_idx &&
                               atomic_load_explicit(&found->slab_bitmap, memory_order_relaxed) == 0,
                           "a new chunk is of its head's class, every slab free");
-                found->next_chunk = head->chunks;
-                head->chunks = found;
+                atomic_store_explicit(&found->next_chunk, atomic_load_explicit(&head->chunks, memory_order_relaxed),
+                                      memory_order_relaxed);
+                atomic_store_explicit(&head->chunks, found, memory_order_release);
                 head->chunk_count++;
+                /* A reserve chunk whose pages could not be given back brings committed free slabs. */
+                atomic_fetch_add_explicit(&head->free_committed,
+                                          (uint32_t)__builtin_popcount(atomic_load_explicit(
+                                              &found->committed, memory_order_relaxed)),
+                                          memory_order_relaxed);
                 out->outcome = HAK_EXPAND_NEW;
             } else {
                 out->outcome = HAK_EXPAND_FAILED;
@@ -84,18 +95,30 @@ void expand_superslab_head(hak_superslab_head *head, hak_superslab *observed, ha
 /* Takes the chunk at *link out of the chain if no slab of it is in use: its
  * bitmap goes from 0 to full in one CAS, which no claim can then undo, and it
  * waits on the retired list for the claimers to leave. Head lock held. */
-static bool retire_if_idle_locked(hak_superslab_head *head, hak_superslab **link) {
-    hak_superslab *chunk = *link;
+static bool retire_if_idle_locked(hak_superslab_head *head, _Atomic(hak_superslab *) *link) {
+    hak_superslab *chunk = atomic_load_explicit(link, memory_order_relaxed);
     uint32_t expected = 0;
     if (!atomic_compare_exchange_strong_explicit(&chunk->slab_bitmap, &expected, HAK_FULL_BITMAP,
                                                  memory_order_acq_rel, memory_order_relaxed))
         return false;
     hak_ck_chunk_idle(chunk); /* retired: every slab back, no claim can land */
-    *link = chunk->next_chunk;
+    atomic_store_explicit(link, chain_next(chunk), memory_order_release);
     head->chunk_count--;
-    chunk->next_chunk = head->retired;
+    /* Its free slabs leave the class with it (superslab_free gives their pages back). */
+    atomic_fetch_sub_explicit(&head->free_committed,
+                              (uint32_t)__builtin_popcount(atomic_load_explicit(&chunk->committed, memory_order_relaxed)),
+                              memory_order_relaxed);
+    atomic_store_explicit(&chunk->next_chunk, head->retired, memory_order_release);
     head->retired = chunk;
     return true;
+}
+
+/* The link in the chain that points at `chunk`, or NULL when it is not chained. Head lock held. */
+static _Atomic(hak_superslab *) *chain_link_locked(hak_superslab_head *head, hak_superslab *chunk) {
+    _Atomic(hak_superslab *) *link = &head->chunks;
+    for (hak_superslab *c; (c = atomic_load_explicit(link, memory_order_relaxed)) != NULL; link = &c->next_chunk)
+        if (c == chunk) return link;
+    return NULL;
 }
 
 /*
@@ -105,28 +128,32 @@ static bool retire_if_idle_locked(hak_superslab_head *head, hak_superslab **link
  */
 void superslab_head_chunk_emptied(hak_superslab_head *head, hak_superslab *chunk) {
     pthread_mutex_lock(&head->lock);
-    hak_superslab **link = &head->chunks;
-    while (*link && *link != chunk) link = &(*link)->next_chunk;
-    if (*link && chunk != atomic_load_explicit(&head->current_chunk, memory_order_relaxed))
+    _Atomic(hak_superslab *) *link = chain_link_locked(head, chunk);
+    if (link && chunk != atomic_load_explicit(&head->current_chunk, memory_order_relaxed))
         retire_if_idle_locked(head, link);
     release_retired_locked(head);
     pthread_mutex_unlock(&head->lock);
 }
 
-/* Current chunks are kept even when empty, for the next claim; under a
- * refusal they are memory that remains. */
-size_t superslab_heads_retire_idle(void) {
+/* Free slabs give their committed pages back; under a refusal, chunks left
+ * with no slab in use — current chunks too, kept otherwise for the next
+ * claim — are memory that remains as well. */
+size_t superslab_heads_give_back(bool retire_idle) {
     size_t n = 0;
     for (unsigned i = 0; i < HAK_NUM_CLASSES; i++) {
         hak_superslab_head *head = &hak_heads[i];
         pthread_mutex_lock(&head->lock);
         hak_superslab *cur = atomic_load_explicit(&head->current_chunk, memory_order_relaxed);
-        if (cur) {
-            hak_superslab **link = &head->chunks;
-            while (*link != cur) link = &(*link)->next_chunk;
-            if (retire_if_idle_locked(head, link)) {
-                atomic_store_explicit(&head->current_chunk, NULL, memory_order_seq_cst);
+        _Atomic(hak_superslab *) *link = &head->chunks;
+        for (hak_superslab *c; (c = atomic_load_explicit(link, memory_order_relaxed)) != NULL;) {
+            uint32_t back = superslab_decommit_free(c);
+            atomic_fetch_sub_explicit(&head->free_committed, back, memory_order_relaxed);
+            n += back;
+            if (retire_idle && retire_if_idle_locked(head, link)) {
+                if (c == cur) atomic_store_explicit(&head->current_chunk, NULL, memory_order_seq_cst);
                 n++;
+            } else {
+                link = &c->next_chunk;
             }
         }
         release_retired_locked(head);

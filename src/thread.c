@@ -56,11 +56,8 @@ hak_heap *hak_thread_heap_init(void) {
         for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
             hak_class_cache *cc = &h->cls[c];
             cc->current = &hak_empty_slab;
-            cc->parked = NULL;
-            cc->full = NULL;
-            cc->full_count = 0;
+            cc->ring_count = 0;
             cc->chunk = NULL;
-            atomic_store_explicit(&cc->remote_hint, 0, memory_order_relaxed);
         }
         atomic_store_explicit(&h->counters.allocs, 0, memory_order_relaxed);
         atomic_store_explicit(&h->counters.frees, 0, memory_order_relaxed);

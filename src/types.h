@@ -24,20 +24,24 @@
  *                chunk where slabs are claimed. expand_superslab_head is the
  *                only way current_chunk changes and the only caller of
  *                superslab_allocate.
- * heap           Per thread: for every class the current slab (fast path pops
- *                its free list without atomics or locks) and the owned slabs.
- * remote free    A free by a thread that does not own the slab: pushed on the
- *                slab's lock-free MPSC list, collected by the owner.
- * full slab      A slab its owner exhausted and keeps (still OWNED) on a short
- *                per-class list; when the ring runs dry, the full slabs that
- *                frees (local or remote) landed in since rejoin it.
- * parked slab    A full slab its owner set aside for good (the full list
- *                overflowed, or the owner is collecting). Frees into it are
- *                counted; the last one returns it to its chunk, with no help
- *                from the owner. The owner takes it back when it needs blocks.
- * abandoned slab A slab whose owner thread exited while blocks were live. The
- *                last free returns it to its chunk; a refill of its class may
- *                adopt it before that.
+ * heap           Per thread: for every class a ring of slabs it holds, one of
+ *                them current (the fast path pops its free list without atomics
+ *                or locks).
+ * holding        Exactly one party may touch a slab's free list and counts: its
+ *                holder. A heap holds the slabs of its ring (`owner` names it);
+ *                a slab no heap holds is unheld, and whoever clears its UNHELD
+ *                bit first (a free into it, or an adopting refill) holds it.
+ * remote free    A free by a thread that does not hold the slab: one CAS pushes
+ *                the block on the slab's lock-free stack; the holder collects.
+ * unheld slab    A slab its holder let go: exhausted (every block out), or its
+ *                owner thread exited, or a free that held it for a moment had no
+ *                use for it. The first free into it takes it over: it returns the
+ *                slab to its chunk when every block is back, adopts it into its
+ *                own heap, or lets it go again, listed. Listed slabs (they have
+ *                blocks to hand out) are found by refills of their class.
+ * committed      A slab whose pages are in memory and charged to HAKMEM_MAX_MEMORY.
+ *                A slab is committed when claimed; a free slab beyond the class's
+ *                small reserve goes back to the OS (MADV_DONTNEED) and is uncharged.
  * refill         superslab_refill: the slow path that gives a heap a slab with
  *                free blocks; every decision it takes is a trace event.
  * region map     One byte per 2 MiB of address space telling whether hakmem
@@ -66,9 +70,14 @@
 #define HAK_NUM_CLASSES 28  /* + C8..C27 = 1280..32768 */
 #define HAK_TINY_MAX 1024u
 #define HAK_SMALL_MAX 32768u
-/* Full slabs a heap keeps per class before parking the oldest: beyond it, memory
- * waiting on remote frees must be able to return without the owner's help. */
-#define HAK_FULL_SLABS_MAX 32
+/* A free that takes over an unheld slab adopts it into its own heap when that
+ * heap allocates the class and holds fewer slabs of it than this: enough for a
+ * thread that inherits another's blocks (larson), not so many that a thread
+ * which only frees hoards what the allocating threads need. */
+#define HAK_ADOPT_ON_FREE_MAX 8
+/* Free slabs per class whose pages stay committed: a release and the next
+ * claim reuse them without faulting pages in again; beyond them, pages go back. */
+#define HAK_COMMITTED_FREE_SLABS 4
 #define HAK_MID_SIMPLE_MIN_CLASS 4 /* the mid-simple shortcut applies to classes >= 4 */
 
 #define HAK_ADDRESS_BITS 47 /* user-space virtual addresses on x86-64 / aarch64 */
@@ -81,43 +90,27 @@ enum hak_region_kind {
     HAK_REGION_LARGE = 2,     /* a large block's header starts here */
 };
 
-enum hak_aside {
-    HAK_ASIDE_NONE = 0,
-    HAK_ASIDE_PARKED = 1,
-    HAK_ASIDE_FULL = 2,
-};
-
 typedef struct hak_block {
     struct hak_block *next;
 } hak_block;
 
 struct hak_heap;
 
-/* Owner value for a slab no heap owns (abandoned, or free in its chunk). */
+/* Owner value for a slab no heap holds (unheld, held by a freer, or free in its chunk). */
 #define HAK_OWNER_NONE ((struct hak_heap *)0)
 
-/* remote_free bit: frees must count themselves in `state` (remote_free.c). */
-#define HAK_REMOTE_COUNTED ((uintptr_t)1)
+/* remote_free bit: no one holds the slab; the first free or adopter to clear it does. */
+#define HAK_REMOTE_UNHELD ((uintptr_t)1)
 /* The stack's length rides in the word's top 16 bits (a slab holds at most
  * 8192 blocks, user addresses fit 47 bits), so collecting it needs no walk. */
 #define HAK_REMOTE_LEN_SHIFT 48
 #define HAK_REMOTE_LEN_ONE ((uintptr_t)1 << HAK_REMOTE_LEN_SHIFT)
 #define HAK_REMOTE_PTR_MASK ((HAK_REMOTE_LEN_ONE - 1) & ~(uintptr_t)7)
 
-/*
- * Slab life cycle (slab->state, see remote_free.c for the protocol):
- *   FREE -> OWNED (claimed by a heap) -> PARKED (exhausted; the owner moved on)
- *        -> OWNED (unparked) ... ; OWNED/PARKED -> UNOWNED (owner exited)
- *        -> OWNED (adopted); any of them -> RELEASING -> FREE (back to its chunk).
- * The low 32 bits count the blocks still to come back (PARKED, UNOWNED; 0
- * while OWNED); `gen` changes at every claim (a new life of the slab).
- */
+/* slab->state: FREE in its chunk, or LIVE (claimed: held or unheld); `gen` changes at every claim. */
 enum hak_slab_tag {
     HAK_SLAB_FREE = 0,
-    HAK_SLAB_OWNED = 1,
-    HAK_SLAB_PARKED = 2,
-    HAK_SLAB_UNOWNED = 3,
-    HAK_SLAB_RELEASING = 4,
+    HAK_SLAB_LIVE = 1,
 };
 
 /*
@@ -127,11 +120,11 @@ enum hak_slab_tag {
  * owner's fast-path line.
  */
 typedef struct hak_slab {
-    /* -- holder only: the owning heap's thread, or whoever moved `state`
-     *    to RELEASING, or an adopter; plain loads and stores -- */
+    /* -- holder only (see "holding"); plain loads and stores -- */
     hak_block *free;        /* blocks ready to hand out; the owner's frees go straight
                              * back here (LIFO: the block just freed is the warmest) */
-    uint64_t pad1;          /* keeps the shared fields on the second line */
+    struct hak_heap *home;  /* the heap that held it last: a free by that heap's thread
+                             * into the unheld slab takes it straight back */
     uint32_t used;          /* blocks handed out and not yet collected back;
                              * 0 <=> no live block and nothing in remote_free */
     uint32_t capacity;      /* blocks this slab holds */
@@ -139,21 +132,16 @@ typedef struct hak_slab {
     uint32_t block_size;
     uint8_t class_idx;
     uint8_t slab_idx;       /* position in its chunk, 0..31 */
-    uint8_t aside;          /* owner's view of where the slab is: HAK_ASIDE_NONE (on the
-                             * ring, or not the owner's), _FULL (exhausted, on the owner's
-                             * full list, still OWNED), _PARKED (state is PARKED).
-                             * _PARKED sends a local free to the slow path. */
-    uint8_t pad0;
+    uint8_t pad0[2];
     uint32_t block_magic;   /* ceil(2^32 / block_size): offset / block_size with one multiply */
     uint8_t *data;          /* first block */
-    struct hak_slab *next;  /* owner's ring, full or parked list, or the abandoned list */
+    struct hak_slab *next;  /* the owner's ring */
     /* -- shared with other threads -- */
-    struct hak_slab *prev;  /* (lists only; kept here for the 64-byte split) */
+    struct hak_slab *prev;  /* (the ring; kept here for the 64-byte split) */
     _Atomic(struct hak_heap *) owner;   /* the heap whose thread frees locally, or NONE */
-    _Atomic uintptr_t remote_free;      /* MPSC stack of remote frees: top block (bits 3..47)
-                                         * | its length (bits 48..63) | HAK_REMOTE_COUNTED
-                                         * while PARKED or UNOWNED */
-    _Atomic uint64_t state;             /* tag | gen | count, see above */
+    _Atomic uintptr_t remote_free;      /* lock-free stack of remote frees: top block (bits 3..47)
+                                         * | its length (bits 48..63) | HAK_REMOTE_UNHELD */
+    _Atomic uint64_t state;             /* tag | gen (slab_state.h) */
     uint8_t pad2[40];
 } hak_slab;
 
@@ -164,11 +152,16 @@ struct hak_superslab_head;
 /* Chunk header at the start of every 2 MiB SuperSlab. */
 typedef struct hak_superslab {
     uint64_t magic;
-    struct hak_superslab *next_chunk;  /* head's chain; guarded by head->lock */
+    /* The head's chain (written under head->lock; adopters walk it without the
+     * lock, inside the claimers bracket), then the retired list or the reserve. */
+    _Atomic(struct hak_superslab *) next_chunk;
     uint8_t class_idx;
     uint8_t pad0[3];
     _Atomic uint32_t slab_bitmap;      /* bit set = slab in use; see glossary */
-    uint8_t pad1[40];
+    _Atomic uint32_t listed;           /* bit i: slab i was let go with blocks to hand out; set
+                                        * before its UNHELD bit, cleared by whoever takes it over */
+    _Atomic uint32_t committed;        /* bit i: slab i's pages are committed and charged */
+    uint8_t pad1[32];
     hak_slab slabs[HAK_SLABS_PER_CHUNK];
 } hak_superslab;
 
@@ -184,26 +177,23 @@ _Static_assert(sizeof(hak_superslab) <= HAK_SLAB0_DATA_OFFSET, "chunk header fit
  */
 typedef struct hak_superslab_head {
     _Atomic(hak_superslab *) current_chunk;
-    _Atomic uint32_t claimers;   /* threads between loading current_chunk and their CAS */
+    _Atomic uint32_t claimers;        /* threads holding a chunk pointer without the lock: between
+                                       * loading current_chunk and their CAS, or walking the chain */
+    _Atomic uint32_t listed_slabs;    /* listed bits set across the chain: adopters walk only when > 0 */
+    _Atomic uint32_t free_committed;  /* free slabs of the chain whose pages stay committed */
     uint8_t class_idx;
-    pthread_mutex_t lock;        /* chain, expansion, parked, abandoned and retired lists */
-    hak_superslab *chunks;       /* chain, newest first */
+    pthread_mutex_t lock;             /* chain, expansion, retired list */
+    _Atomic(hak_superslab *) chunks;  /* chain, newest first */
     uint32_t chunk_count;
-    hak_slab *abandoned;         /* UNOWNED slabs, doubly linked through slab->next/prev */
-    hak_superslab *retired;      /* unlinked, waiting for claimers == 0 */
+    hak_superslab *retired;           /* unlinked, waiting for claimers == 0 */
 } hak_superslab_head;
 
-/* Per heap, per class. */
+/* Per heap, per class: owner only. */
 typedef struct hak_class_cache {
     hak_slab *current;      /* never NULL: &hak_empty_slab when the heap has none;
-                             * with the other avail slabs, a ring via next/prev */
-    hak_slab *full;         /* exhausted OWNED slabs, a cycle (anchor newest, anchor->next
-                             * oldest); owner only. Off the ring so allocation never walks
-                             * them; not parked, so frees into them take no lock */
-    uint32_t full_count;    /* length of `full`, <= HAK_FULL_SLABS_MAX */
-    hak_slab *parked;       /* PARKED slabs of this heap; guarded by the head lock */
+                             * with the other slabs the heap holds, a ring via next/prev */
+    uint32_t ring_count;    /* slabs in the ring */
     hak_superslab *chunk;   /* chunk of the last slab this heap claimed (trace context) */
-    _Atomic uint32_t remote_hint; /* set by remote frees into a parked slab */
 } hak_class_cache;
 
 /* Counters kept per heap; written only by the heap's thread, read by stats. */

@@ -21,7 +21,8 @@
 #include <stdint.h>
 
 /* Outcome enumerations: X(C identifier suffix, trace label, value). */
-#define HAKMEM_TP_CLAIM_OUTCOME(X) X(CLAIMED, claimed, 0) X(FULL, full, 1) X(LOST_RACE, lost_race, 2)
+#define HAKMEM_TP_CLAIM_OUTCOME(X) \
+    X(CLAIMED, claimed, 0) X(FULL, full, 1) X(LOST_RACE, lost_race, 2) X(CAP_REFUSED, cap_refused, 3)
 #define HAKMEM_TP_MID_PATH(X) X(MULTI_STAGE, multi_stage, 0) X(SIMPLE, simple, 1)
 #define HAKMEM_TP_MID_WHY(X) X(OPTION_OFF, option_off, 0) X(OPTION_ON, option_on, 1)
 #define HAKMEM_TP_EXPAND_OUTCOME(X) \

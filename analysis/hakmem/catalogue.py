@@ -4,7 +4,7 @@ PROVIDER = "hakmem"
 
 # Outcome enumerations: label -> value, as in the HAKMEM_TP_* lists.
 ENUMS = {
-    "claim_outcome": {"claimed": 0, "full": 1, "lost_race": 2},
+    "claim_outcome": {"claimed": 0, "full": 1, "lost_race": 2, "cap_refused": 3},
     "mid_path": {"multi_stage": 0, "simple": 1},
     "mid_why": {"option_off": 0, "option_on": 1},
     "expand_outcome": {"reused_chained_chunk": 0, "new_chunk": 1, "lost_race": 2, "failed": 3},

@@ -60,7 +60,7 @@ realloc_freed) want="hakmem: realloc of freed block $ptr, $small4" ;;
 large_double_free) want="hakmem: double free of $ptr, $large" ;;
 large_interior) want="hakmem: free of interior pointer $ptr (block $block + 64), $large" ;;
 large_overflow) want="hakmem: write past the end of $ptr (100000 B requested, byte 100000 overwritten), $large" ;;
-invariant) want="hakmem: check failed: a released slab is owned and empty, or releasing (slab.c:N), thread $tid" ;;
+invariant) want="hakmem: check failed: a released slab is live and has no block out (slab.c:N), thread $tid" ;;
 *)
     echo "unknown case '$case'" >&2
     exit 2

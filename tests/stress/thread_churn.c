@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -93,8 +94,11 @@
  */
 #define RSS_MARGIN_KIB (8 * 1024)
 #define MAPPED_MARGIN (8ull << 20)
-/* --rss-margin-kib overrides it: with empty slabs' pages given back (the ownership rework), VmRSS should stay
- * flat, and 1 MiB (the stress_thread_churn_flat_rss entry, disabled until then) holds it to that. */
+/* --rss-margin-kib overrides it. --rss-flat-kib N asks more: with free slabs' pages given back, VmRSS is flat,
+ * so the lowest sample of the last third of the run may exceed the highest of the first third by N KiB at
+ * most. One sample against another would not do: which free slabs of each class keep their pages at a
+ * sample's moment moves VmRSS by up to 1.5 MiB (measured: 8.7-10.2 MiB over a run), while a creep raises
+ * every later sample (before free slabs gave their pages back: +1.5 MiB by this measure, seeds 1 and 4). */
 
 static _Atomic(unsigned char *) handoff[HANDOFF];
 static _Atomic long allocs_done, frees_done, handed;
@@ -104,7 +108,8 @@ static struct {
     int alive;
     uint64_t seed;
     long rss_margin_kib;
-} cfg = {10000, 4, 1, RSS_MARGIN_KIB};
+    long rss_flat_kib; /* -1: not asked */
+} cfg = {10000, 4, 1, RSS_MARGIN_KIB, -1};
 
 static uint64_t splitmix(uint64_t *s) {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
@@ -260,7 +265,7 @@ static sample take_sample(long threads) {
 
 static void usage(void) {
     fprintf(stderr, "usage: thread_churn [--threads N (a multiple of %d, %d..%d)] [--alive N (1..%d)] [--seed N] "
-                    "[--rss-margin-kib N]\n",
+                    "[--rss-margin-kib N] [--rss-flat-kib N]\n",
             SAMPLE_EVERY, 2 * SAMPLE_EVERY, MAX_SAMPLES * SAMPLE_EVERY, MAX_ALIVE);
     exit(2);
 }
@@ -271,6 +276,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--alive") && i + 1 < argc) cfg.alive = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) cfg.seed = strtoull(argv[++i], NULL, 0);
         else if (!strcmp(argv[i], "--rss-margin-kib") && i + 1 < argc) cfg.rss_margin_kib = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--rss-flat-kib") && i + 1 < argc) cfg.rss_flat_kib = atol(argv[++i]);
         else usage();
     }
     if (cfg.threads < 2 * SAMPLE_EVERY || cfg.threads > MAX_SAMPLES * SAMPLE_EVERY || cfg.threads % SAMPLE_EVERY ||
@@ -314,6 +320,18 @@ int main(int argc, char **argv) {
         CHECK(last->rss_kib <= warm->rss_kib + cfg.rss_margin_kib,
               "VmRSS grew from %ld KiB after %ld threads to %ld KiB after %ld (margin %ld KiB)", warm->rss_kib,
               warm->threads, last->rss_kib, last->threads, cfg.rss_margin_kib);
+        if (cfg.rss_flat_kib >= 0) {
+            int third = ns / 3;
+            long early = 0, late = LONG_MAX;
+            for (int i = 0; i < third; i++)
+                if (samples[i].rss_kib > early) early = samples[i].rss_kib;
+            for (int i = ns - third; i < ns; i++)
+                if (samples[i].rss_kib < late) late = samples[i].rss_kib;
+            CHECK(third > 0 && late <= early + cfg.rss_flat_kib,
+                  "VmRSS is not flat: at most %ld KiB in the first %d samples, at least %ld KiB in the last %d "
+                  "(margin %ld KiB)",
+                  early, third, late, third, cfg.rss_flat_kib);
+        }
     }
 
     /* Everything still in the handoff array goes back; then the counters

@@ -102,12 +102,13 @@ def main():
     if not objects:
         fail(f"no object files of src/ in {args[0]!r}")
     g = graph(objects)
+    c = cycle(g)
+    if c:
+        fail("a circle between files of src/: " + " -> ".join(c) + "\n" +
+             "\n".join(f"{f} -> {' '.join(g[f])}" for f in sorted(g)))
     pic = drawing(g)
     if "--print" in args:
         print(pic)
-    c = cycle(g)
-    if c:
-        fail("a circle between files of src/: " + " -> ".join(c) + "\n" + pic)
     if "--readme" in args:
         readme = Path(args[args.index("--readme") + 1]).read_text()
         if BEGIN not in readme or END not in readme:

@@ -17,16 +17,19 @@ static inline void fake_heap_init(hak_heap *h) {
 static inline unsigned head_slabs_in_use(hak_superslab_head *head) {
     unsigned n = 0;
     pthread_mutex_lock(&head->lock);
-    for (hak_superslab *c = head->chunks; c; c = c->next_chunk)
+    for (hak_superslab *c = atomic_load(&head->chunks); c; c = atomic_load(&c->next_chunk))
         n += (unsigned)__builtin_popcount(atomic_load(&c->slab_bitmap));
     pthread_mutex_unlock(&head->lock);
     return n;
 }
 
+/* Slabs of the head's chain that no one holds: let go by their owner (exhausted, or the owner exited). */
 static inline unsigned head_abandoned(hak_superslab_head *head) {
     unsigned n = 0;
     pthread_mutex_lock(&head->lock);
-    for (hak_slab *s = head->abandoned; s; s = s->next) n++;
+    for (hak_superslab *c = atomic_load(&head->chunks); c; c = atomic_load(&c->next_chunk))
+        for (unsigned i = 0; i < HAK_SLABS_PER_CHUNK; i++)
+            n += atomic_load(&c->slabs[i].remote_free) == HAK_REMOTE_UNHELD;
     pthread_mutex_unlock(&head->lock);
     return n;
 }
