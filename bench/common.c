@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,19 +104,104 @@ uint64_t bench_share(uint64_t total, unsigned i, unsigned n)
     return total / n + (i < total % n ? 1 : 0);
 }
 
+static void start_thread(pthread_t *tid, void *(*fn)(void *), void *arg)
+{
+    int err = pthread_create(tid, NULL, fn, arg);
+    if (err) {
+        fprintf(stderr, "bench: pthread_create: %s\n", strerror(err));
+        exit(5);
+    }
+}
+
 void bench_run_threads(unsigned n, void *(*fn)(void *), void *args, size_t arg_size)
 {
     pthread_t *tids = bench_malloc(n * sizeof *tids);
-    for (unsigned i = 0; i < n; i++) {
-        int err = pthread_create(&tids[i], NULL, fn, (char *)args + (size_t)i * arg_size);
-        if (err) {
-            fprintf(stderr, "bench: pthread_create: %s\n", strerror(err));
-            exit(5);
-        }
-    }
+    for (unsigned i = 0; i < n; i++)
+        start_thread(&tids[i], fn, (char *)args + (size_t)i * arg_size);
     for (unsigned i = 0; i < n; i++)
         pthread_join(tids[i], NULL);
     free(tids);
+}
+
+struct lane {
+    bench_generation_fn *fn;
+    void *arg;
+    unsigned index;
+    uint64_t generations;
+};
+
+struct generation {
+    const struct lane *lane;
+    uint64_t index;
+};
+
+static void *generation_thread(void *arg)
+{
+    const struct generation *g = arg;
+    g->lane->fn(g->lane->arg, g->lane->index, g->index);
+    return NULL;
+}
+
+static void *lane_thread(void *arg)
+{
+    const struct lane *l = arg;
+    for (uint64_t i = 0; i < l->generations; i++) {
+        struct generation g = {.lane = l, .index = i};
+        pthread_t tid;
+        start_thread(&tid, generation_thread, &g);
+        pthread_join(tid, NULL);
+    }
+    return NULL;
+}
+
+void bench_run_lanes(unsigned lanes, uint64_t generations, bench_generation_fn *fn, void *arg)
+{
+    struct lane *l = bench_malloc(lanes * sizeof *l);
+    for (unsigned i = 0; i < lanes; i++)
+        l[i] = (struct lane){.fn = fn, .arg = arg, .index = i, .generations = bench_share(generations, i, lanes)};
+    bench_run_threads(lanes, lane_thread, l, sizeof *l);
+    free(l);
+}
+
+void bench_ring_init(struct bench_ring *r)
+{
+    atomic_init(&r->head, 0);
+    atomic_init(&r->tail, 0);
+}
+
+/* Only the producer writes tail and only the consumer head, so each reads its own counter relaxed. */
+struct bench_batch *bench_ring_try_reserve(struct bench_ring *r)
+{
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    if (tail - atomic_load_explicit(&r->head, memory_order_acquire) == BENCH_RING)
+        return NULL;
+    return &r->slots[tail % BENCH_RING];
+}
+
+struct bench_batch *bench_ring_reserve(struct bench_ring *r)
+{
+    struct bench_batch *b;
+    while (!(b = bench_ring_try_reserve(r)))
+        sched_yield();
+    return b;
+}
+
+void bench_ring_publish(struct bench_ring *r)
+{
+    atomic_store_explicit(&r->tail, atomic_load_explicit(&r->tail, memory_order_relaxed) + 1, memory_order_release);
+}
+
+struct bench_batch *bench_ring_take(struct bench_ring *r)
+{
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    while (atomic_load_explicit(&r->tail, memory_order_acquire) == head)
+        sched_yield();
+    return &r->slots[head % BENCH_RING];
+}
+
+void bench_ring_release(struct bench_ring *r)
+{
+    atomic_store_explicit(&r->head, atomic_load_explicit(&r->head, memory_order_relaxed) + 1, memory_order_release);
 }
 
 /* VmRSS and VmHWM in KiB, read with read(2) into a stack buffer so that

@@ -2,6 +2,8 @@
 #ifndef HAKMEM_BENCH_COMMON_H
 #define HAKMEM_BENCH_COMMON_H
 
+#include <stdalign.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -97,6 +99,57 @@ uint64_t bench_share(uint64_t total, unsigned i, unsigned n);
 
 /* Starts n threads running fn(i) for i in 0..n-1 and joins them all; exits on failure. */
 void bench_run_threads(unsigned n, void *(*fn)(void *), void *args, size_t arg_size);
+
+/* Thread churn: `lanes` lanes run side by side; each starts a worker thread,
+ * joins it and starts the next, so `lanes` workers are alive at any time and
+ * each one is a new thread that begins only after its predecessor in the lane
+ * has exited (its thread-exit handlers included). The lanes share
+ * `generations` workers (bench_share); worker `generation` of lane `lane`
+ * runs fn(arg, lane, generation). A lane's workers run one after another, so
+ * they may pass state through per-lane data without locks (pthread_join
+ * orders them). */
+typedef void bench_generation_fn(void *arg, unsigned lane, uint64_t generation);
+void bench_run_lanes(unsigned lanes, uint64_t generations, bench_generation_fn *fn, void *arg);
+
+/* A PRNG stream per (lane, generation) for up to 1024 lanes: lane in the low bits, generation above. */
+static inline uint64_t bench_lane_stream(unsigned lane, uint64_t generation)
+{
+    return (generation << 10) | lane;
+}
+
+/*
+ * A bounded single-producer/single-consumer ring of block batches. Blocks
+ * travel BENCH_BATCH to a batch so that one ring operation (two atomic stores
+ * and the cache-line transfers behind them) is spread over many mallocs and
+ * frees, and the queue costs little next to the allocator. A waiting thread
+ * yields the CPU: with more threads than cores its peer may not be running,
+ * and spinning would only measure the scheduler.
+ */
+#define BENCH_BATCH 64
+#define BENCH_RING 32
+
+struct bench_batch {
+    uint32_t count;
+    void *blocks[BENCH_BATCH];
+};
+
+struct bench_ring {
+    alignas(64) _Atomic uint64_t head; /* batches consumed; written by the consumer */
+    alignas(64) _Atomic uint64_t tail; /* batches produced; written by the producer */
+    alignas(64) struct bench_batch slots[BENCH_RING];
+};
+
+void bench_ring_init(struct bench_ring *r);
+/* Producer: the batch to fill next, or NULL while the ring is full. */
+struct bench_batch *bench_ring_try_reserve(struct bench_ring *r);
+/* Producer: the batch to fill next, waiting for room. */
+struct bench_batch *bench_ring_reserve(struct bench_ring *r);
+/* Producer: hands the reserved batch to the consumer. */
+void bench_ring_publish(struct bench_ring *r);
+/* Consumer: the oldest published batch, waiting for one. */
+struct bench_batch *bench_ring_take(struct bench_ring *r);
+/* Consumer: gives the taken batch's slot back to the producer. */
+void bench_ring_release(struct bench_ring *r);
 
 /* Prints the result line:
  *   bench=NAME threads=N ops=OPS seconds=S ops_per_sec=X [EXTRA] rss_kb=R hwm_kb=H malloc_from=LIB

@@ -1,9 +1,6 @@
 /* prodcons.c — producer/consumer pairs: every block is malloc'd by one thread and freed by another. */
 #include "common.h"
 
-#include <sched.h>
-#include <stdalign.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -14,28 +11,15 @@
  * block's tag (it reads the "message") and frees it. So every free is a
  * remote free, the pattern of message passing and pipelines.
  *
- * Blocks travel in batches of BATCH pointers so that one ring operation (two
- * atomic stores and the cache-line transfers behind them) is spread over
- * BATCH mallocs and frees, and the queue costs little next to the allocator.
- * A waiting thread yields the CPU: with more threads than cores its peer may
- * not be running, and spinning would only measure the scheduler.
+ * Blocks travel BENCH_BATCH to a batch through a bench_ring (common.h), so
+ * that the queue costs little next to the allocator.
  *
  * --threads N runs max(1, N / 2) pairs: --threads 1 runs one pair (2 threads),
  * the same work as --threads 2, because a remote free needs a second thread.
  */
 
-#define BATCH 64
-#define RING 32
-
-struct batch {
-    uint32_t count;
-    void *blocks[BATCH];
-};
-
 struct pair {
-    alignas(64) _Atomic uint64_t head; /* batches consumed; written by the consumer */
-    alignas(64) _Atomic uint64_t tail; /* batches produced; written by the producer */
-    alignas(64) struct batch ring[RING];
+    struct bench_ring ring;
     uint64_t ops;
     uint64_t seed_stream;
 };
@@ -51,33 +35,28 @@ static void produce(struct pair *p)
 {
     bench_rng rng;
     bench_rng_seed(&rng, opt_seed, p->seed_stream);
-    uint64_t left = p->ops;
-    for (uint64_t tail = 0; left > 0; tail++) {
-        while (tail - atomic_load_explicit(&p->head, memory_order_acquire) == RING)
-            sched_yield();
-        struct batch *b = &p->ring[tail % RING];
-        b->count = left < BATCH ? (uint32_t)left : BATCH;
+    for (uint64_t left = p->ops; left > 0;) {
+        struct bench_batch *b = bench_ring_reserve(&p->ring);
+        b->count = left < BENCH_BATCH ? (uint32_t)left : BENCH_BATCH;
         for (uint32_t i = 0; i < b->count; i++) {
             b->blocks[i] = bench_malloc(bench_size_skewed(&rng));
             bench_tag(b->blocks[i]);
         }
         left -= b->count;
-        atomic_store_explicit(&p->tail, tail + 1, memory_order_release);
+        bench_ring_publish(&p->ring);
     }
 }
 
 static void consume(struct pair *p)
 {
-    uint64_t batches = (p->ops + BATCH - 1) / BATCH;
-    for (uint64_t head = 0; head < batches; head++) {
-        while (atomic_load_explicit(&p->tail, memory_order_acquire) == head)
-            sched_yield();
-        struct batch *b = &p->ring[head % RING];
+    uint64_t batches = (p->ops + BENCH_BATCH - 1) / BENCH_BATCH;
+    for (uint64_t k = 0; k < batches; k++) {
+        struct bench_batch *b = bench_ring_take(&p->ring);
         for (uint32_t i = 0; i < b->count; i++) {
             bench_check(b->blocks[i], "prodcons consumer");
             free(b->blocks[i]);
         }
-        atomic_store_explicit(&p->head, head + 1, memory_order_release);
+        bench_ring_release(&p->ring);
     }
 }
 
@@ -112,8 +91,7 @@ int main(int argc, char **argv)
         return 4;
     }
     for (unsigned i = 0; i < pairs; i++) {
-        atomic_init(&p[i].head, 0);
-        atomic_init(&p[i].tail, 0);
+        bench_ring_init(&p[i].ring);
         p[i].ops = bench_share(opt_ops, i, pairs);
         p[i].seed_stream = i;
         roles[2 * i] = (struct role){.pair = &p[i], .producer = 1};
@@ -123,7 +101,7 @@ int main(int argc, char **argv)
     bench_run_threads(2 * pairs, prodcons_thread, roles, sizeof *roles);
     double seconds = bench_now() - t0;
     char extra[64];
-    snprintf(extra, sizeof extra, "pairs=%u batch=%d", pairs, BATCH);
+    snprintf(extra, sizeof extra, "pairs=%u batch=%d", pairs, BENCH_BATCH);
     bench_report("prodcons", 2 * pairs, opt_ops, seconds, extra);
     free(roles);
     free(p);

@@ -4,7 +4,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 /*
  * --threads N lanes run side by side; each lane starts a worker thread,
@@ -29,14 +28,8 @@ struct handoff {
     void *blocks[];
 };
 
+/* Per lane: what its workers malloc'd, summed one worker after another. */
 struct lane {
-    unsigned index;
-    uint64_t workers;
-    uint64_t mallocs;
-};
-
-struct worker {
-    uint64_t seed_stream;
     uint64_t mallocs;
 };
 
@@ -53,11 +46,11 @@ static void free_handoff(struct handoff *h)
     free(h);
 }
 
-static void *worker_thread(void *arg)
+static void worker(void *arg, unsigned lane, uint64_t generation)
 {
-    struct worker *w = arg;
+    struct lane *lanes = arg;
     bench_rng rng;
-    bench_rng_seed(&rng, opt_seed, w->seed_stream);
+    bench_rng_seed(&rng, opt_seed, bench_lane_stream(lane, generation));
     pthread_mutex_lock(&stash_lock);
     struct handoff *inherited = stash;
     if (inherited)
@@ -79,31 +72,12 @@ static void *worker_thread(void *arg)
         h->blocks[i] = bench_malloc(bench_size_uniform(&rng));
         bench_tag(h->blocks[i]);
     }
-    w->mallocs = k + (k + 1) / 2;
+    lanes[lane].mallocs += k + (k + 1) / 2;
 
     pthread_mutex_lock(&stash_lock);
     h->next = stash;
     stash = h;
     pthread_mutex_unlock(&stash_lock);
-    return NULL;
-}
-
-static void *lane_thread(void *arg)
-{
-    struct lane *l = arg;
-    for (uint64_t i = 0; i < l->workers; i++) {
-        /* Distinct PRNG streams per worker: lane in the low bits, sequence above. */
-        struct worker w = {.seed_stream = (i << 10) | l->index};
-        pthread_t tid;
-        int err = pthread_create(&tid, NULL, worker_thread, &w);
-        if (err) {
-            fprintf(stderr, "threads: pthread_create: %s\n", strerror(err));
-            exit(5);
-        }
-        pthread_join(tid, NULL);
-        l->mallocs += w.mallocs;
-    }
-    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -123,11 +97,13 @@ int main(int argc, char **argv)
     }
     unsigned n = (unsigned)opt_threads;
     uint64_t workers = (opt_ops + opt_blocks - 1) / opt_blocks;
-    struct lane *lanes = bench_malloc(n * sizeof *lanes);
-    for (unsigned i = 0; i < n; i++)
-        lanes[i] = (struct lane){.index = i, .workers = bench_share(workers, i, n)};
+    struct lane *lanes = calloc(n, sizeof *lanes);
+    if (!lanes) {
+        fprintf(stderr, "threads: out of memory\n");
+        return 4;
+    }
     double t0 = bench_now();
-    bench_run_threads(n, lane_thread, lanes, sizeof *lanes);
+    bench_run_lanes(n, workers, worker, lanes);
     /* What the last workers left is freed here, timed too: it is part of the churn's cost. */
     while (stash) {
         struct handoff *h = stash;
