@@ -8,28 +8,36 @@
 
 static HAK_NOINLINE void *report_oom(size_t size, unsigned class_idx) {
     hak_count(class_idx, HAK_CTR_ooms);
-    HAK_TRACE(oom, size, (uint8_t)class_idx, hak_class_size[class_idx], hak_tls_heap->refill_seq);
+    HAK_TRACE(oom, size, (uint8_t)class_idx, hak_class_size[class_idx], hak_tls.heap->refill_seq);
     errno = ENOMEM;
     return NULL;
 }
 
+/* Inside the call small_alloc began; ends it. */
 static HAK_NOINLINE void *small_alloc_slow(size_t size, unsigned class_idx) {
-    hak_heap *h = hak_tls_heap;
-    if (h == &hak_empty_heap) h = hak_thread_heap_init(); /* the thread's first malloc */
+    hak_heap *h = hak_tls.heap;
+    if (h == &hak_empty_heap) { /* the thread's first malloc */
+        hak_op_end(); /* pthread_setspecific may allocate: no call of ours is open around it */
+        h = hak_thread_heap_init();
+        hak_op_begin();
+    }
     void *p = h ? tiny_alloc_slow(h, class_idx) : NULL;
+    hak_op_end();
     return p ? p : report_oom(size, class_idx);
 }
 
 /* `size` is what the class must hold: the request and, in the checked build, its trailer. */
 static inline void *small_alloc(size_t size) {
     unsigned c = hak_size_to_class(size);
-    hak_heap *h = hak_tls_heap;
-    hak_slab *s = h->cls[c].current;
+    hak_op_begin();
+    hak_heap *h = hak_tls.heap;
+    hak_slab *s = atomic_load_explicit(&h->cls[c].current, memory_order_acquire);
     hak_block *b = s->free;
     if (HAK_LIKELY(b != NULL)) {
         s->free = b->next;
         s->used++;
         hak_heap_count(&h->counters.allocs);
+        hak_op_end();
         return b;
     }
     return small_alloc_slow(size, c);
@@ -38,7 +46,7 @@ static inline void *small_alloc(size_t size) {
 static HAK_NOINLINE void *large_alloc_counted(size_t size, size_t align, bool zeroed) {
     void *p = large_alloc(size, align, zeroed);
     if (p) hak_stats_shared_alloc();
-    else HAK_TRACE(oom, size, HAKMEM_TP_LARGE_CLASS, 0, hak_tls_heap->refill_seq);
+    else HAK_TRACE(oom, size, HAKMEM_TP_LARGE_CLASS, 0, hak_tls.heap->refill_seq);
     return p; /* errno: ENOMEM from large_alloc; trace events keep errno as they found it */
 }
 
@@ -50,9 +58,13 @@ void *hak_malloc(size_t size) {
 static HAK_NOINLINE void free_remote(hak_slab *s, void *p) {
     if (!hak_state_live(atomic_load_explicit(&s->state, memory_order_relaxed)) || !hak_slab_block_start(s, p))
         hak_fatal_invalid_pointer("free", p);
-    hak_heap *h = hak_tls_heap;
+    hak_heap *h = hak_tls.heap;
     bool heapless = h == &hak_empty_heap;
-    if (remote_free_push(s, (hak_block *)p)) tiny_take_over(heapless ? NULL : h, s); /* it was unheld: ours now */
+    if (remote_free_push(s, (hak_block *)p)) { /* it was unheld: ours now */
+        hak_op_begin();
+        tiny_take_over(heapless ? NULL : h, s);
+        hak_op_end();
+    }
     if (!heapless) hak_heap_count(&h->counters.frees);
     else hak_stats_shared_free();
 }
@@ -80,8 +92,9 @@ void hak_free(void *p) {
     hak_ck_block_free(p);
     hak_superslab *chunk = hak_chunk_of(p);
     hak_slab *s = hak_slab_of(chunk, p);
-    hak_heap *h = hak_tls_heap;
-    if (HAK_LIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) == h)) {
+    hak_op_begin(); /* before the owner is read: a stealer may take it away (steal.c) */
+    hak_heap *h = hak_tls.heap;
+    if (HAK_LIKELY(atomic_load_explicit(&s->owner, memory_order_acquire) == h)) {
         if (HAK_UNLIKELY(!hak_slab_block_start(s, p))) hak_fatal_invalid_pointer("free", p);
         HAK_CHECK(s->used != 0, "a local free lands in a slab with blocks out");
         hak_block *b = p;
@@ -89,8 +102,10 @@ void hak_free(void *p) {
         s->free = b;
         hak_heap_count(&h->counters.frees);
         if (HAK_UNLIKELY(--s->used == 0)) tiny_free_slow(h, s);
+        hak_op_end();
         return;
     }
+    hak_op_end();
     free_remote(s, p);
 }
 
@@ -175,7 +190,11 @@ void *hak_memalign(size_t alignment, size_t size) {
 }
 
 void hak_collect(void) {
-    hak_heap *h = hak_tls_heap;
-    if (h != &hak_empty_heap) tiny_heap_collect(h);
+    hak_heap *h = hak_tls.heap;
+    if (h != &hak_empty_heap) {
+        hak_op_begin();
+        tiny_heap_collect(h);
+        hak_op_end();
+    }
     hak_reclaim_trim(); /* free slabs' pages, and releases the OS refused earlier */
 }

@@ -27,6 +27,15 @@
 
 #include "checked.h"
 
+/* Each thread's own (heaps.c): one TLS block, so the fast paths find both with one offset. */
+typedef struct hak_thread_state {
+    hak_heap *heap;          /* &hak_empty_heap until the thread's first malloc */
+    _Atomic uint8_t in_op;   /* inside an allocator call that may touch `heap` (steal.c) */
+} hak_thread_state;
+extern HAK_TLS hak_thread_state hak_tls;
+/* Every thread starts here (heaps.c): all its classes point at the empty slab. */
+extern hak_heap hak_empty_heap;
+
 static inline size_t hak_pow2_ceil(size_t n) { /* n >= 2 */
     return (size_t)1 << (64 - __builtin_clzl(n - 1));
 }
@@ -176,6 +185,8 @@ typedef struct hak_bitmap_check {
     hak_os_failure failure;   /* CAP_REFUSED: what the cap refused to commit */
 } hak_bitmap_check;
 void superslab_claim_slab(hak_superslab_head *head, hak_bitmap_check *out);
+/* Never handed out: what a class with no slab points at. */
+extern hak_slab hak_empty_slab;
 void slab_init(hak_slab *s, unsigned class_idx, struct hak_heap *owner);
 /* Gives a slab with no live block back to its chunk; owner exclusive. */
 void slab_release(hak_slab *s);
@@ -208,7 +219,7 @@ size_t superslab_heads_give_back(bool retire_idle);
 /* ---- reclaim.c ---- memory that remains, given back when the OS or the cap refuses */
 /* Returns what no one uses (refused releases, the large cache, the reserve, idle
  * chunks) to the OS; how many pieces went. The caller then tries once more. */
-size_t hak_reclaim_unused(void);
+size_t hak_reclaim_unused(struct hak_heap *self); /* self: the caller's heap, or NULL */
 /* hak_collect's part: free slabs' pages and the releases the OS refused go back; caches stay. */
 void hak_reclaim_trim(void);
 
@@ -224,8 +235,9 @@ uint32_t remote_free_collect(hak_slab *s);
 bool slab_has_blocks(const hak_slab *s);
 /* The holder lets the slab go (owner NONE, UNHELD set), listed if it has blocks
  * to hand out. HAK_RELEASED: frees came in meanwhile and brought every block
- * back, so it went to its chunk instead. keep_if_fed (an owner letting an
- * exhausted slab go): frees that came in make it HAK_KEPT, still the owner's. */
+ * back, so it went to its chunk instead. keep_if_fed (an exhausted slab): frees
+ * that came in make it HAK_KEPT instead, still held, owner NONE, for the caller
+ * to collect. */
 typedef enum hak_letgo { HAK_LET_GO, HAK_RELEASED, HAK_KEPT } hak_letgo;
 hak_letgo slab_let_go(hak_slab *s, bool keep_if_fed);
 /* The holder clears the slab's listed bit, if set. */
@@ -233,8 +245,51 @@ void slab_unlist(hak_slab *s);
 /* A refill takes a listed slab of the class for `heap` (its owner now), or NULL. */
 hak_slab *slab_adopt(struct hak_heap *heap, unsigned class_idx);
 
+/* ---- steal.c ---- what other heaps hold with every block back, taken before an OOM */
+/* A call that may touch the thread's own heap sets in_op (hak_tls, heaps.c) for its duration, read by
+ * stealers through heap->in_op. Calls do not nest, but for the tracer's allocations inside a tracepoint
+ * (trace builds): those leave in_op set, for the call that emits is still open. */
+extern _Atomic uint8_t hak_in_op_always;
+#if defined(HAKMEM_TRACING) && HAKMEM_TRACING
+extern HAK_TLS uint8_t hak_trace_busy; /* tracepoints/hakmem_tp.c; set while an event is emitted (trace.h) */
+#define HAK_OP_CLOSED hak_trace_busy
+#else
+#define HAK_OP_CLOSED 0
+#endif
+static inline void hak_op_begin(void) {
+    atomic_store_explicit(&hak_tls.in_op, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst); /* before the call reads any slab (steal.c) */
+}
+static inline void hak_op_end(void) {
+    atomic_signal_fence(memory_order_seq_cst);
+    atomic_store_explicit(&hak_tls.in_op, HAK_OP_CLOSED, memory_order_release);
+}
+/* A slow path's first step before it changes the heap's lists: waits while a stealer is at them. */
+void hak_heap_wait_steal(struct hak_heap *heap);
+static inline void hak_heap_enter_slow(struct hak_heap *heap) {
+    if (HAK_UNLIKELY(atomic_load_explicit(&heap->stealing, memory_order_acquire))) hak_heap_wait_steal(heap);
+}
+/* Every live heap's slabs with no block out go to their chunks (`self`: the caller's heap, or NULL); how many. */
+size_t hak_steal_unused(struct hak_heap *self);
+
+/* ---- heaps.c ---- each thread's heap, and the registry of thread heaps */
+void hak_heaps_lock(void);
+void hak_heaps_unlock(void);
+/* A pooled heap (an exited thread's), or NULL. Registry lock held, as for the next three. */
+hak_heap *hak_heaps_pooled_locked(void);
+void hak_heaps_add_locked(hak_heap *h);
+/* Out of the live list, into the pool. */
+void hak_heaps_pool_locked(hak_heap *h);
+/* Fork child: every live heap but `keep` leaves the live list; they are returned, linked by next_heap. */
+hak_heap *hak_heaps_detach_others_locked(hak_heap *keep);
+/* Calls fn for every live heap, then fn(NULL, arg), all under the registry lock. */
+typedef void (*hak_heap_visitor)(hak_heap *heap, void *arg);
+void hak_heaps_visit(hak_heap_visitor fn, void *arg);
+/* Fork handlers: the registry lock. */
+void hak_heaps_fork_lock(void);
+void hak_heaps_fork_unlock(void);
+
 /* ---- tiny.c ---- per-thread caches of slabs */
-extern hak_slab hak_empty_slab;
 /* A block of the class for a thread that has a heap, or NULL when no memory remains. */
 void *tiny_alloc_slow(struct hak_heap *heap, unsigned class_idx);
 void tiny_free_slow(struct hak_heap *heap, hak_slab *s);
@@ -243,14 +298,10 @@ void tiny_take_over(struct hak_heap *heap, hak_slab *s);
 void tiny_heap_abandon_all(struct hak_heap *heap);
 void tiny_heap_collect(struct hak_heap *heap);
 
-/* ---- thread.c ---- thread heaps: TLS, registry, exit, fork */
-extern hak_heap hak_empty_heap;
-extern HAK_TLS hak_heap *hak_tls_heap;
+/* ---- thread.c ---- a thread's heap: its start, the thread's exit, fork */
+
 /* Gives the calling thread its heap; NULL (errno = ENOMEM) when no metadata page could be mapped. */
 hak_heap *hak_thread_heap_init(void);
-/* Calls fn for every live heap, then fn(NULL, arg), all under the registry lock. */
-typedef void (*hak_heap_visitor)(const hak_heap *heap, void *arg);
-void hak_heaps_visit(hak_heap_visitor fn, void *arg);
 
 /* ---- large_cache.c ---- freed large mappings kept for reuse */
 /* A cached mapping of at least `need` bytes (its size in *size), or NULL. */

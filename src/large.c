@@ -42,7 +42,7 @@ static void canary_check(const hak_large_header *h, const char *op) {
 static void *large_refused(const hak_os_failure *why) {
     hak_count(HAK_NUM_CLASSES, HAK_CTR_failures);
     hak_count(HAK_NUM_CLASSES, HAK_CTR_ooms);
-    HAK_TRACE(superslab_alloc_fail, HAKMEM_TP_LARGE_CLASS, 0, hak_tls_heap->refill_seq, why->bytes, why->err,
+    HAK_TRACE(superslab_alloc_fail, HAKMEM_TP_LARGE_CLASS, 0, hak_tls.heap->refill_seq, why->bytes, why->err,
               (int)why->reason);
     errno = ENOMEM;
     return NULL;
@@ -73,7 +73,8 @@ void *large_alloc(size_t size, size_t align, bool zeroed) {
         base = hak_os_map(map_size, map_align, &why);
         if (base && map_size >= HAK_CHUNK_SIZE) hak_os_advise_huge(base, map_size & ~(size_t)HAK_CHUNK_MASK);
     }
-    if (!base && hak_reclaim_unused() > 0) base = hak_os_map(map_size, map_align, &why);
+    hak_heap *self = hak_tls.heap != &hak_empty_heap ? hak_tls.heap : NULL;
+    if (!base && hak_reclaim_unused(self) > 0) base = hak_os_map(map_size, map_align, &why);
     if (!base) return large_refused(&why);
     uint8_t *user = base + offset;
     hak_large_header *h = hak_large_header_of(user);

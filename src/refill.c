@@ -85,8 +85,11 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
             refused = exp.failure.reason;
         }
         if (!reclaimed && refused != HAK_FAIL_INJECTED) {
+            /* Tried again even when nothing came back here: a refusal is of its
+             * moment, and another thread's reclaim may have made room since. */
             reclaimed = true;
-            if (hak_reclaim_unused() > 0) continue;
+            hak_reclaim_unused(heap);
+            continue;
         }
         /* What others let go since entry (and, on the simple path, at all) is memory that remains. */
         hak_slab *s = slab_adopt(heap, class_idx);

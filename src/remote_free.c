@@ -108,7 +108,6 @@ void slab_unlist(hak_slab *s) {
 
 hak_letgo slab_let_go(hak_slab *s, bool keep_if_fed) {
     HAK_CHECK(s->used <= s->capacity, "a slab has no more blocks out than it holds");
-    hak_heap *owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
     atomic_store_explicit(&s->owner, HAK_OWNER_NONE, memory_order_relaxed);
     bool listed = false;
     for (;;) {
@@ -120,11 +119,7 @@ hak_letgo slab_let_go(hak_slab *s, bool keep_if_fed) {
         if (atomic_compare_exchange_strong_explicit(&s->remote_free, &w, HAK_REMOTE_UNHELD, memory_order_release,
                                                     memory_order_relaxed))
             return HAK_LET_GO;
-        if (keep_if_fed) {
-            /* Frees came in while the owner was letting an exhausted slab go: it has blocks again. */
-            atomic_store_explicit(&s->owner, owner, memory_order_relaxed);
-            return HAK_KEPT;
-        }
+        if (keep_if_fed) return HAK_KEPT; /* frees came in while an exhausted slab was let go: blocks again */
         remote_free_collect(s);
         if (s->used == 0) {
             if (listed) slab_unlist(s);

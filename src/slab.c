@@ -2,6 +2,10 @@
 #include "internal.h"
 #include "slab_state.h"
 
+/* Never handed out: a class with no slab points here, so the fast path needs
+ * no NULL check (its free list is always empty). */
+hak_slab hak_empty_slab;
+
 /*
  * The bitmap check: one look at the head's current chunk and, if a slab is
  * free, one CAS to claim it — a committed one first, whose pages are there
@@ -79,6 +83,7 @@ void slab_init(hak_slab *s, unsigned class_idx, hak_heap *owner) {
      * lives: late remote freers read it without any ordering against this claim. */
     s->carved = 0;
     s->used = 0;
+    s->on_full = 0;
     s->free = NULL;
     s->home = owner;
     s->next = s->prev = NULL;

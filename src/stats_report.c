@@ -9,7 +9,7 @@ _Static_assert(HAK_STATS_CLASSES == HAK_NUM_CLASSES, "public stats cover every c
 
 /* Visited under the registry lock; heap == NULL closes the visit, still
  * under the lock, so a heap retiring concurrently is counted exactly once. */
-static void add_heap(const hak_heap *heap, void *arg) {
+static void add_heap(hak_heap *heap, void *arg) {
     hak_stats *out = arg;
     if (!heap) {
         hak_stats_add_shared(&out->allocs, &out->frees);

@@ -1,37 +1,6 @@
-/* tiny.c — a thread heap's slabs per class: the slow halves of the malloc/free fast paths, taking over slabs, leaving. */
+/* tiny.c — a thread heap's slabs per class: the slow halves of the malloc/free fast paths, taking slabs over, leaving. */
+#include "heap_lists.h"
 #include "internal.h"
-
-/* Never handed out: a class with no slab points here, so the fast path needs
- * no NULL check (its free list is always empty). */
-hak_slab hak_empty_slab;
-
-/* ---- the ring: the slabs a heap holds for a class, a cycle through next/prev; current is one of them ---- */
-
-static void ring_insert(hak_class_cache *cc, hak_slab *s) {
-    if (cc->current == &hak_empty_slab) {
-        s->next = s->prev = s;
-        cc->current = s;
-    } else {
-        hak_slab *at = cc->current;
-        s->next = at->next;
-        s->prev = at;
-        at->next->prev = s;
-        at->next = s;
-    }
-    cc->ring_count++;
-}
-
-static void ring_remove(hak_class_cache *cc, hak_slab *s) {
-    if (s->next == s) {
-        cc->current = &hak_empty_slab;
-    } else {
-        s->prev->next = s->next;
-        s->next->prev = s->prev;
-        if (cc->current == s) cc->current = s->next;
-    }
-    s->next = s->prev = NULL;
-    cc->ring_count--;
-}
 
 /* Something to hand out, from (in order of cost) the free list (which holds
  * the owner's own frees too), remote frees, or fresh carving. */
@@ -49,43 +18,82 @@ static inline void *pop(hak_heap *heap, hak_slab *s) {
     return b;
 }
 
-/* An exhausted slab (every block out) leaves the ring unheld, so that the
- * frees to come can return it without this thread, idle or not; unless frees
- * came in meanwhile. */
-static void let_go_exhausted(hak_class_cache *cc, hak_slab *s) {
+/* An exhausted slab (every block out) leaves the ring for the full list,
+ * still the heap's: frees into it stay local. Past HAK_FULL_SLABS_MAX the
+ * oldest is let go, so that the frees to come return it without this thread;
+ * if frees came into it meanwhile, it rejoins the ring instead. */
+static void set_aside(hak_heap *heap, hak_class_cache *cc, hak_slab *s) {
     ring_remove(cc, s);
-    if (slab_let_go(s, true) == HAK_KEPT) {
-        ring_insert(cc, s);
-        cc->current = s;
+    if (cc->full_count >= HAK_FULL_SLABS_MAX) {
+        hak_slab *oldest = cc->full->next;
+        full_unlink(cc, oldest);
+        if (!oldest->free && slab_let_go(oldest, true) == HAK_KEPT) {
+            atomic_store_explicit(&oldest->owner, heap, memory_order_relaxed);
+            ring_insert(cc, oldest);
+        } else if (oldest->free) {
+            ring_insert(cc, oldest); /* its owner's frees landed in it */
+        }
     }
+    full_link(cc, s);
+}
+
+/* A slab back from the full list, its frees collected: emptied completely, it
+ * goes back to its chunk (the ring keeps one). */
+static void back_to_ring(hak_class_cache *cc, hak_slab *s) {
+    remote_free_collect(s);
+    if (s->used == 0 && hak_current(cc) != &hak_empty_slab) slab_release(s);
+    else ring_insert(cc, s);
+}
+
+/* The full slabs frees (local or remote) landed in since; whether any came back. */
+static bool take_back_full(hak_class_cache *cc) {
+    bool any = false;
+    hak_slab *s = cc->full;
+    for (uint32_t n = cc->full_count; n > 0; n--) {
+        hak_slab *next = s->next;
+        if (s->free || atomic_load_explicit(&s->remote_free, memory_order_relaxed) != 0) {
+            full_unlink(cc, s);
+            back_to_ring(cc, s);
+            any = true;
+        }
+        s = next;
+    }
+    return any;
 }
 
 void *tiny_alloc_slow(hak_heap *heap, unsigned class_idx) {
+    hak_heap_enter_slow(heap);
     hak_class_cache *cc = &heap->cls[class_idx];
-    while (cc->current != &hak_empty_slab) {
-        hak_slab *s = cc->current;
-        if (slab_make_available(s)) return pop(heap, s);
-        let_go_exhausted(cc, s);
-    }
+    do {
+        for (hak_slab *s; (s = hak_current(cc)) != &hak_empty_slab;) {
+            if (slab_make_available(s)) return pop(heap, s);
+            set_aside(heap, cc, s);
+        }
+    } while (take_back_full(cc));
     for (;;) {
         hak_slab *s = superslab_refill(heap, class_idx);
         if (!s) return NULL;
+        hak_heap_enter_slow(heap); /* the refill may have waited, or stolen */
         ring_insert(cc, s);
-        cc->current = s;
+        hak_set_current(cc, s);
         if (slab_make_available(s)) return pop(heap, s);
         /* Only an adopted slab can come empty-handed (a free took its last
-         * block out of the listed state before us): let it go, refill again. */
-        let_go_exhausted(cc, s);
+         * block out of the listed state before us): set it aside, refill again. */
+        set_aside(heap, cc, s);
     }
 }
 
 /* A local free took `used` to 0: the slab goes back to its chunk (the ring keeps its current one). */
 void tiny_free_slow(hak_heap *heap, hak_slab *s) {
+    hak_heap_enter_slow(heap);
     hak_class_cache *cc = &heap->cls[s->class_idx];
-    if (s != cc->current) {
+    if (s->on_full) {
+        full_unlink(cc, s);
+    } else {
+        if (s == hak_current(cc)) return;
         ring_remove(cc, s);
-        slab_release(s);
     }
+    slab_release(s);
 }
 
 /* A free took an unheld slab over. Its blocks may all be back (to its chunk,
@@ -99,8 +107,9 @@ void tiny_take_over(hak_heap *heap, hak_slab *s) {
         return;
     }
     if (heap) {
+        hak_heap_enter_slow(heap);
         hak_class_cache *cc = &heap->cls[s->class_idx];
-        if (s->home == heap || (cc->current != &hak_empty_slab && cc->ring_count < HAK_ADOPT_ON_FREE_MAX)) {
+        if (s->home == heap || (hak_current(cc) != &hak_empty_slab && cc->ring_count < HAK_ADOPT_ON_FREE_MAX)) {
             s->home = heap;
             atomic_store_explicit(&s->owner, heap, memory_order_relaxed);
             ring_insert(cc, s);
@@ -111,30 +120,41 @@ void tiny_take_over(hak_heap *heap, hak_slab *s) {
     slab_let_go(s, false);
 }
 
-/* The thread leaves (exit, or vanished in a fork): an empty slab goes back to
- * its chunk, any other is let go for the frees still to come. */
+/* A slab the heap leaves: an empty one goes back to its chunk, any other is let go for the frees still to come. */
+static void leave(hak_slab *s) {
+    remote_free_collect(s);
+    if (s->used == 0) slab_release(s);
+    else slab_let_go(s, false);
+}
+
+/* The thread leaves (exit, or vanished in a fork). */
 void tiny_heap_abandon_all(hak_heap *heap) {
+    hak_heap_enter_slow(heap);
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         hak_class_cache *cc = &heap->cls[c];
-        while (cc->current != &hak_empty_slab) {
-            hak_slab *s = cc->current;
+        for (hak_slab *s; (s = hak_current(cc)) != &hak_empty_slab;) {
             ring_remove(cc, s);
-            remote_free_collect(s);
-            if (s->used == 0) slab_release(s);
-            else slab_let_go(s, false);
+            leave(s);
+        }
+        while (cc->full) {
+            hak_slab *s = cc->full;
+            full_unlink(cc, s);
+            leave(s);
         }
         cc->chunk = NULL;
     }
 }
 
-/* hak_collect: the remote frees into this heap's slabs are collected and the
- * slabs left empty go back to their chunks, current ones included. */
+/* hak_collect: the frees into this heap's slabs are collected and the slabs
+ * left empty go back to their chunks, current ones included. */
 void tiny_heap_collect(hak_heap *heap) {
+    hak_heap_enter_slow(heap);
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         hak_class_cache *cc = &heap->cls[c];
+        take_back_full(cc);
         for (uint32_t n = cc->ring_count; n > 0; n--) {
-            hak_slab *s = cc->current;
-            cc->current = s->next;
+            hak_slab *s = hak_current(cc);
+            hak_set_current(cc, s->next);
             remote_free_collect(s);
             if (s->used == 0) {
                 ring_remove(cc, s);

@@ -29,19 +29,22 @@ enum hak_trace_refill_result { HAKMEM_TP_REFILL_RESULT(HAK_REFILL_ITEM) };
  * are only emitted with no allocator lock held, so the nested allocation
  * itself is safe.
  */
-extern HAK_TLS uint8_t hak_trace_busy;
 #define HAK_TRACE(event, ...) HAK_TRACE_PICK(HAKMEM_TRACE_EVENT_##event, event, __VA_ARGS__)
 #define HAK_TRACE_PICK(on, event, ...) HAK_TP_CAT(HAK_TRACE_PICK_, on)(event, __VA_ARGS__)
 #define HAK_TRACE_PICK_0(event, ...) hak_trace_nop_##event(__VA_ARGS__)
-#define HAK_TRACE_PICK_1(event, ...)                                                   \
-    do {                                                                               \
-        if (lttng_ust_tracepoint_enabled(hakmem, event) && !hak_trace_busy) {          \
-            int hak_trace_errno = errno; /* the tracer's own syscalls must not show */ \
-            hak_trace_busy = 1;                                                        \
-            lttng_ust_do_tracepoint(hakmem, event, __VA_ARGS__);                       \
-            hak_trace_busy = 0;                                                        \
-            errno = hak_trace_errno;                                                   \
-        }                                                                              \
+/* The tracer's allocations leave in_op set while the event is emitted (internal.h); afterwards it is
+ * what it was, in a call or not. */
+#define HAK_TRACE_PICK_1(event, ...)                                                           \
+    do {                                                                                       \
+        if (lttng_ust_tracepoint_enabled(hakmem, event) && !hak_trace_busy) {                  \
+            int hak_trace_errno = errno; /* the tracer's own syscalls must not show */         \
+            uint8_t hak_trace_in_op = atomic_load_explicit(&hak_tls.in_op, memory_order_relaxed); \
+            hak_trace_busy = 1;                                                                \
+            lttng_ust_do_tracepoint(hakmem, event, __VA_ARGS__);                               \
+            hak_trace_busy = 0;                                                                \
+            atomic_store_explicit(&hak_tls.in_op, hak_trace_in_op, memory_order_release);      \
+            errno = hak_trace_errno;                                                           \
+        }                                                                                      \
     } while (0)
 #else
 /* Compiled out: an empty inline call that still type-checks its arguments. */

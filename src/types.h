@@ -70,6 +70,9 @@
 #define HAK_NUM_CLASSES 28  /* + C8..C27 = 1280..32768 */
 #define HAK_TINY_MAX 1024u
 #define HAK_SMALL_MAX 32768u
+/* Exhausted slabs a heap keeps per class, for the frees to come, before letting
+ * the oldest go: enough that random frees into mostly full slabs stay cheap. */
+#define HAK_FULL_SLABS_MAX 32
 /* A free that takes over an unheld slab adopts it into its own heap when that
  * heap allocates the class and holds fewer slabs of it than this: enough for a
  * thread that inherits another's blocks (larson), not so many that a thread
@@ -132,7 +135,8 @@ typedef struct hak_slab {
     uint32_t block_size;
     uint8_t class_idx;
     uint8_t slab_idx;       /* position in its chunk, 0..31 */
-    uint8_t pad0[2];
+    uint8_t on_full;        /* on its owner's full list (else in its ring, or not a heap's) */
+    uint8_t pad0;
     uint32_t block_magic;   /* ceil(2^32 / block_size): offset / block_size with one multiply */
     uint8_t *data;          /* first block */
     struct hak_slab *next;  /* the owner's ring */
@@ -188,11 +192,15 @@ typedef struct hak_superslab_head {
     hak_superslab *retired;           /* unlinked, waiting for claimers == 0 */
 } hak_superslab_head;
 
-/* Per heap, per class: owner only. */
+/* Per heap, per class; changed by the heap's thread, or by a stealer that shut it out (steal.c). */
 typedef struct hak_class_cache {
-    hak_slab *current;      /* never NULL: &hak_empty_slab when the heap has none;
-                             * with the other slabs the heap holds, a ring via next/prev */
+    _Atomic(hak_slab *) current; /* never NULL: &hak_empty_slab when the heap has none; with the
+                                  * other slabs it owns that have blocks, a ring via next/prev */
     uint32_t ring_count;    /* slabs in the ring */
+    uint32_t full_count;    /* length of `full`, <= HAK_FULL_SLABS_MAX */
+    hak_slab *full;         /* exhausted slabs the heap still owns, a cycle via next/prev,
+                             * anchor the newest: frees into them are local, and when the ring
+                             * runs dry the ones frees landed in rejoin it */
     hak_superslab *chunk;   /* chunk of the last slab this heap claimed (trace context) */
 } hak_class_cache;
 
@@ -204,6 +212,8 @@ typedef struct hak_heap_counters {
 
 typedef struct hak_heap {
     hak_class_cache cls[HAK_NUM_CLASSES];
+    _Atomic uint8_t *in_op;     /* its thread's "inside an allocator call" byte (steal.c) */
+    _Atomic uint32_t stealing;  /* a thread is taking what this heap holds unused (steal.c) */
     hak_heap_counters counters;
     uint64_t refill_seq;        /* per-thread refill sequence number (trace correlator) */
     struct hak_heap *next_heap; /* registry or pool list; guarded by the registry lock */

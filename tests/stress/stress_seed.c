@@ -331,7 +331,7 @@ static void check_os_accounting(void) {
     hak_opt.fault_os.mode = HAK_FAULT_OFF; /* every thread is joined: nothing reads it concurrently */
     hak_os_release_pending();
     CHECK(hak_os_pending_bytes() == 0, "%zu bytes still pending with injection off", hak_os_pending_bytes());
-    hak_reclaim_unused();
+    hak_reclaim_unused(NULL);
     CHECK(hak_os_mapped_bytes() == chunk_bytes(), "mapped %zu, chunks %zu after the retries",
           hak_os_mapped_bytes(), chunk_bytes());
 }
