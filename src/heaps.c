@@ -30,7 +30,7 @@ hak_heap *hak_heaps_pooled_locked(void) {
 }
 
 void hak_heaps_add_locked(hak_heap *h) {
-    h->live = true;
+    atomic_store_explicit(&h->live, true, memory_order_relaxed);
     h->next_heap = live_heaps;
     live_heaps = h;
 }
@@ -39,7 +39,7 @@ void hak_heaps_pool_locked(hak_heap *h) {
     hak_heap **link = &live_heaps;
     while (*link && *link != h) link = &(*link)->next_heap;
     if (*link) *link = h->next_heap;
-    h->live = false;
+    atomic_store_explicit(&h->live, false, memory_order_relaxed);
     h->next_heap = pooled_heaps;
     pooled_heaps = h;
 }

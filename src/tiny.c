@@ -109,7 +109,9 @@ void tiny_take_over(hak_heap *heap, hak_slab *s) {
     if (heap) {
         hak_heap_enter_slow(heap);
         hak_class_cache *cc = &heap->cls[s->class_idx];
-        if (s->home == heap || (hak_current(cc) != &hak_empty_slab && cc->ring_count < HAK_ADOPT_ON_FREE_MAX)) {
+        bool orphan = !s->home || !atomic_load_explicit(&s->home->live, memory_order_relaxed);
+        if (s->home == heap || (hak_current(cc) != &hak_empty_slab &&
+                                (orphan || cc->ring_count < HAK_ADOPT_ON_FREE_MAX))) {
             s->home = heap;
             atomic_store_explicit(&s->owner, heap, memory_order_relaxed);
             ring_insert(cc, s);

@@ -72,11 +72,11 @@
 #define HAK_SMALL_MAX 32768u
 /* Exhausted slabs a heap keeps per class, for the frees to come, before letting
  * the oldest go: enough that random frees into mostly full slabs stay cheap. */
-#define HAK_FULL_SLABS_MAX 32
+#define HAK_FULL_SLABS_MAX 128
 /* A free that takes over an unheld slab adopts it into its own heap when that
- * heap allocates the class and holds fewer slabs of it than this: enough for a
- * thread that inherits another's blocks (larson), not so many that a thread
- * which only frees hoards what the allocating threads need. */
+ * heap allocates the class and the slab's last heap is gone (a thread that
+ * inherits an exited one's blocks: larson), or holds fewer slabs of it than
+ * this: not so many that a thread which frees for others hoards what they need. */
 #define HAK_ADOPT_ON_FREE_MAX 8
 /* Free slabs per class whose pages stay committed: a release and the next
  * claim reuse them without faulting pages in again; beyond them, pages go back. */
@@ -118,34 +118,35 @@ enum hak_slab_tag {
 
 /*
  * Slab metadata, kept in the chunk header (never inside the slab) so that a
- * slab's blocks can all be handed out. The first cache line is the holder's;
- * the second is what other threads touch, so remote frees do not bounce the
- * owner's fast-path line.
+ * slab's blocks can all be handed out. The first cache line holds all that a
+ * malloc or a free reads (a free's owner check and block-start check
+ * included), so a free touches one line of metadata; the second holds what
+ * other threads write, so remote frees do not bounce the owner's line.
  */
 typedef struct hak_slab {
-    /* -- holder only (see "holding"); plain loads and stores -- */
+    /* -- holder only (see "holding"): plain loads and stores; but `owner`, which anyone reads -- */
     hak_block *free;        /* blocks ready to hand out; the owner's frees go straight
                              * back here (LIFO: the block just freed is the warmest) */
-    struct hak_heap *home;  /* the heap that held it last: a free by that heap's thread
-                             * into the unheld slab takes it straight back */
+    _Atomic(struct hak_heap *) owner;   /* the heap whose thread frees locally, or NONE */
+    uint8_t *data;          /* first block */
     uint32_t used;          /* blocks handed out and not yet collected back;
                              * 0 <=> no live block and nothing in remote_free */
-    uint32_t capacity;      /* blocks this slab holds */
-    uint32_t carved;        /* blocks linked into lists so far (lazy, <= capacity) */
     uint32_t block_size;
+    uint32_t block_magic;   /* ceil(2^32 / block_size): offset / block_size with one multiply */
     uint8_t class_idx;
     uint8_t slab_idx;       /* position in its chunk, 0..31 */
     uint8_t on_full;        /* on its owner's full list (else in its ring, or not a heap's) */
     uint8_t pad0;
-    uint32_t block_magic;   /* ceil(2^32 / block_size): offset / block_size with one multiply */
-    uint8_t *data;          /* first block */
-    struct hak_slab *next;  /* the owner's ring */
-    /* -- shared with other threads -- */
-    struct hak_slab *prev;  /* (the ring; kept here for the 64-byte split) */
-    _Atomic(struct hak_heap *) owner;   /* the heap whose thread frees locally, or NONE */
+    uint32_t capacity;      /* blocks this slab holds */
+    uint32_t carved;        /* blocks linked into lists so far (lazy, <= capacity) */
+    struct hak_slab *next;  /* the owner's ring or full list */
+    struct hak_slab *prev;
+    /* -- written by other threads -- */
     _Atomic uintptr_t remote_free;      /* lock-free stack of remote frees: top block (bits 3..47)
                                          * | its length (bits 48..63) | HAK_REMOTE_UNHELD */
     _Atomic uint64_t state;             /* tag | gen (slab_state.h) */
+    struct hak_heap *home;  /* (holder) the heap that held it last: a free by that heap's
+                             * thread into the unheld slab takes it straight back */
     uint8_t pad2[40];
 } hak_slab;
 
@@ -218,7 +219,7 @@ typedef struct hak_heap {
     uint64_t refill_seq;        /* per-thread refill sequence number (trace correlator) */
     struct hak_heap *next_heap; /* registry or pool list; guarded by the registry lock */
     int32_t tid;
-    bool live;
+    _Atomic bool live;          /* its thread runs (false once pooled); read without the lock as a hint */
 } hak_heap;
 
 #endif
