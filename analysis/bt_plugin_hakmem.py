@@ -27,7 +27,7 @@ import sys
 import bt2
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from hakmem import paths, report  # noqa: E402
+from hakmem import paths, report, trace_input  # noqa: E402
 
 bt2.register_plugin(__name__, "hakmem", description="hakmem allocator trace analyses (OOM paths, summary)",
                     author="hakmem", license="see the hakmem repository")
@@ -78,7 +78,7 @@ def _one_line(e):
 
 
 def check_usable(analyzer, name):
-    """Raise paths.TraceError as hakmem.paths.analyse() does once the whole trace is read. paths.check_usable()
+    """Raise trace_input.TraceError as hakmem.paths.analyse() does once the whole trace is read. paths.check_usable()
     is used when that module has it (the one place for those sentences); otherwise the same checks, in the same
     order, are made here."""
     hook = getattr(paths, "check_usable", None)
@@ -88,13 +88,13 @@ def check_usable(analyzer, name):
     malformed = getattr(analyzer, "malformed", None)
     if malformed:
         event, n = malformed.most_common(1)[0]
-        raise paths.TraceError(f"{name} does not match the hakmem event catalogue ({n} hakmem:{event} event(s) "
+        raise trace_input.TraceError(f"{name} does not match the hakmem event catalogue ({n} hakmem:{event} event(s) "
                                "lack a catalogue field): a corrupt trace, or one from another hakmem version")
     if analyzer.hakmem_events == 0:
-        raise paths.TraceError(f"no hakmem events in {name}: was the program run on libhakmem-trace.so, "
+        raise trace_input.TraceError(f"no hakmem events in {name}: was the program run on libhakmem-trace.so, "
                                "with the hakmem events enabled?")
     if getattr(analyzer, "no_thread_context", 0):
-        raise paths.TraceError(f"{analyzer.no_thread_context} hakmem event(s) in {name} lack the vpid/vtid "
+        raise trace_input.TraceError(f"{analyzer.no_thread_context} hakmem event(s) in {name} lack the vpid/vtid "
                                "context, without which one thread's refill cannot be told from another's: record "
                                "with `hakmem-trace record`, or add `lttng add-context -u -t vpid -t vtid -t "
                                "procname` to the session")
@@ -126,7 +126,7 @@ class _AnalysisSink:
             raise
         except bt2._Error as e:  # the source could not read the trace (the CLI's sentence for it)
             lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
-            self._unusable(paths.TraceError(
+            self._unusable(trace_input.TraceError(
                 f"babeltrace2 cannot read {self._name()}: the trace is truncated or corrupt"
                 + (f" ({_one_line(lines[-1])[:160]})" if lines else "")))
         if isinstance(msg, bt2._StreamBeginningMessageConst) and msg.stream.name:
@@ -134,7 +134,7 @@ class _AnalysisSink:
         try:
             self._analyzer.feed(msg)
         except Exception as e:  # noqa: BLE001 — as the CLI: one sentence, never a traceback
-            self._unusable(paths.TraceError(f"cannot analyse {self._name()}: {type(e).__name__}: {_one_line(e)}"))
+            self._unusable(trace_input.TraceError(f"cannot analyse {self._name()}: {type(e).__name__}: {_one_line(e)}"))
 
     def _name(self):
         return _input_names(self._stream_files)
@@ -150,7 +150,7 @@ class _AnalysisSink:
         try:
             check_usable(a, self._name())
             result = a.finish()
-        except paths.TraceError as e:
+        except trace_input.TraceError as e:
             self._unusable(e)
         print(self._render(result), flush=True)
 

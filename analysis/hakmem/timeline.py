@@ -20,7 +20,7 @@ hatched where the trace says they were lost.
 import math
 from xml.sax.saxutils import escape
 
-from . import paths
+from . import paths, trace_input
 
 DEFAULT_WIDTH = 1400
 GUTTER = 230             # left column: lane labels and row names
@@ -663,20 +663,20 @@ def timeline(args):
     out = Path(args.output)
     fmt = args.format or {".svg": "svg", ".html": "html", ".htm": "html"}.get(out.suffix.lower())
     if fmt is None:
-        raise paths.TraceError(f"{out}: say --format html or svg (or name the file .html or .svg)")
+        raise trace_input.TraceError(f"{out}: say --format html or svg (or name the file .html or .svg)")
     if args.width < 400:
-        raise paths.TraceError(f"--width {args.width}: at least 400 pixels")
+        raise trace_input.TraceError(f"--width {args.width}: at least 400 pixels")
     import os
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise paths.TraceError(f"cannot write {out}: {parent} is not a writable folder")  # before a long read
+        raise trace_input.TraceError(f"cannot write {out}: {parent} is not a writable folder")  # before a long read
     a = TimelineAnalyzer(width=args.width)
     result = paths.analyse(args.trace, analyzer=a)
     text, pic = render(a, result, args.trace, fmt, args.width)
     try:
         out.write_text(text, encoding="utf-8")
     except OSError as e:
-        raise paths.TraceError(f"cannot write {out}: {e.strerror}") from None
+        raise trace_input.TraceError(f"cannot write {out}: {e.strerror}") from None
     print(f"{out}: {len(result['summary']['threads'])} lane(s), {pic.marks} marks for "
           f"{result['summary']['hakmem_events']} events"
           + (" (downsampled)" if pic.merged else "") + f", {len(result['ooms'])} OOM(s)")

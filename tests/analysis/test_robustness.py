@@ -247,14 +247,14 @@ def several_processes(args, work):
     tt.ok(f"{len(ooms)} OOMs kept apart by vpid ({sorted(by_vpid)}), each run's matching its log; fork child "
           f"{pid_child} under its own vpid")
 
-    from hakmem import paths
+    from hakmem import records
     for name in ("trace_oom_w-ust", "seed_replay-ust", "lttng-ust-wait"):
-        tt.check(paths.thread_label(name, 10, 11) == f"{name} (lttng-ust thread)",
-                 f"thread_label({name!r}) = {paths.thread_label(name, 10, 11)!r}")
+        tt.check(records.thread_label(name, 10, 11) == f"{name} (lttng-ust thread)",
+                 f"thread_label({name!r}) = {records.thread_label(name, 10, 11)!r}")
     for name, label in (("trace_oom_workl", "trace_oom_workl"), ("rust", "rust"), ("ust", "ust")):
-        tt.check(paths.thread_label(name, 10, 11) == label, f"thread_label({name!r}) = "
-                 f"{paths.thread_label(name, 10, 11)!r}, want {label!r}")
-    tt.check(paths.thread_label("prog", 10, 10) == "prog (main thread)", "the main thread is not labelled")
+        tt.check(records.thread_label(name, 10, 11) == label, f"thread_label({name!r}) = "
+                 f"{records.thread_label(name, 10, 11)!r}, want {label!r}")
+    tt.check(records.thread_label("prog", 10, 10) == "prog (main thread)", "the main thread is not labelled")
     tt.ok("thread_label marks names ending in -ust as lttng-ust's threads, and only those")
 
 
