@@ -104,20 +104,34 @@ def follows(oom, first, then):
 
 WORKLOAD_THREADS = 4
 WORKLOAD_REFUSALS = 3  # NULLs each thread of trace_oom_workload waits for
+INDEX_HEADER = 16      # LTTng's index: magic, major, minor, entry size (big-endian), then one entry per packet
+MANY_PACKETS = ["--subbuf-size", "16K", "--num-subbuf", "4"]  # record options: several packets per stream file
 
 
-def record_workload(args, **settings):
-    """Record trace_oom_workload with the given HAKMEM_* settings (other HAKMEM_* removed); check it ran to the
-    end with the expected NULLs, and return (trace_dir, nulls)."""
+def record_workload(args, options=(), **settings):
+    """Record trace_oom_workload (`hakmem-trace record` options, the given HAKMEM_* settings, other HAKMEM_*
+    removed); check it ran to the end with the expected NULLs, and return (trace_dir, nulls)."""
     work = tt.workdir()
     log = work / "nulls.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAKMEM_") or k == "HAKMEM_TRACE_LIB"}
     env.update(settings)
     status, trace = tt.record([args.workload, log, WORKLOAD_REFUSALS], lib=args.lib, output=work / "trace",
-                              env=env, timeout=300)
+                              options=options, env=env, timeout=300)
     tt.check(status == 0, f"the workload exited with status {status}")
     nulls = read_nulls(log)
     want = WORKLOAD_THREADS * WORKLOAD_REFUSALS
     tt.check(len(nulls) == want, f"the workload logged {len(nulls)} NULLs, want {want}")
     return trace, nulls
 
+
+def packet_offsets(folder, stream):
+    """Where the packets of the stream file folder/stream begin, from LTTng's index (folder/index/STREAM.idx: the
+    header, then one entry per packet, its offset first); None where there is no usable index."""
+    idx = Path(folder) / "index" / f"{Path(stream).name}.idx"
+    if not idx.is_file():
+        return None
+    data = idx.read_bytes()
+    entry = int.from_bytes(data[12:16], "big")
+    if entry < 8:
+        return None
+    return [int.from_bytes(data[o:o + 8], "big") for o in range(INDEX_HEADER, len(data) - entry + 1, entry)]
