@@ -8,8 +8,8 @@ Records the capped 4-thread trace_oom_workload (4 threads x 3 NULLs = 12 OOMs), 
 and asserts identical stdout byte for byte, exit status 0 and the 12 OOMs. Then a trace without hakmem events
 (only hakmem:oom enabled, a program that never runs out of memory): both exit with status 2 and the same sentence
 on stderr ("no hakmem events in TRACE: ...", the plugin's prefixed with sink.hakmem.oom-paths: instead of
-hakmem-trace:); and a recorded trace whose second packet names a stream class that does not exist (Babeltrace2's source fails
-mid-read): both exit 2 with the same "babeltrace2 cannot read TRACE: ..." sentence.
+hakmem-trace:); and a recorded trace whose second packet names a stream class that does not exist
+(Babeltrace2's source fails mid-read): both exit 2 with the same "babeltrace2 cannot read TRACE: ..." sentence.
 
 usage: test_plugin.py --lib libhakmem-trace.so --workload trace_oom_workload
 Skips (77) only where lttng, bt2, babeltrace2 or its Python plugin provider is not installed.
