@@ -183,6 +183,8 @@ def install_chromium():
 def chromium(exe, url, *mode):
     """Run headless Chromium in its own session (every child is stopped afterwards); (status, stdout, stderr)."""
     home = Path(tempfile.mkdtemp(prefix="hakmem-chromium-"))
+    # A fresh profile and no background traffic; --no-sandbox because as root (CI) Chromium refuses to start its
+    # sandbox, and the page is this test's own file.
     argv = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--disable-dev-shm-usage", "--enable-logging=stderr", "--v=0", f"--user-data-dir={home / 'profile'}",
