@@ -15,6 +15,17 @@ static int fail(const char *what) {
     return 1;
 }
 
+/* N blocks of growing sizes from alloc, each written over; 0, or 1 on a NULL. */
+static int fill(void *(*alloc)(size_t), size_t base, void **blocks) {
+    for (int i = 0; i < N; i++) {
+        blocks[i] = alloc(base + (size_t)i);
+        if (!blocks[i])
+            return 1;
+        memset(blocks[i], i, base + (size_t)i);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc != 2)
         return fail("usage: uses_hakmem PREFIX");
@@ -33,21 +44,13 @@ int main(int argc, char **argv) {
     void *blocks[N];
     hak_stats s0, s1, s2, s3;
     hak_stats_get(&s0);
-    for (int i = 0; i < N; i++) {
-        blocks[i] = malloc(16 + (size_t)i);
-        if (!blocks[i])
-            return fail("malloc returned NULL");
-        memset(blocks[i], i, 16 + (size_t)i);
-    }
+    if (fill(malloc, 16, blocks))
+        return fail("malloc returned NULL");
     hak_stats_get(&s1);
     for (int i = 0; i < N; i++)
         free(blocks[i]);
-    for (int i = 0; i < N; i++) {
-        blocks[i] = hak_malloc(100 + (size_t)i);
-        if (!blocks[i])
-            return fail("hak_malloc returned NULL");
-        memset(blocks[i], i, 100 + (size_t)i);
-    }
+    if (fill(hak_malloc, 100, blocks))
+        return fail("hak_malloc returned NULL");
     hak_stats_get(&s2);
     for (int i = 0; i < N; i++)
         hak_free(blocks[i]);
