@@ -111,18 +111,19 @@ INDEX_HEADER = 16      # LTTng's index: magic, major, minor, entry size (big-end
 MANY_PACKETS = ["--subbuf-size", "16K", "--num-subbuf", "4"]  # record options: several packets per stream file
 
 
-def record_workload(args, options=(), **settings):
+def record_workload(args, options=(), refusals=WORKLOAD_REFUSALS, **settings):
     """Record trace_oom_workload (`hakmem-trace record` options, the given HAKMEM_* settings, other HAKMEM_*
-    removed); check it ran to the end with the expected NULLs, and return (trace_dir, nulls)."""
+    removed, each thread stopping at its refusals-th NULL); check it ran to the end with the expected NULLs, and
+    return (trace_dir, nulls)."""
     work = tt.workdir()
     log = work / "nulls.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAKMEM_") or k == "HAKMEM_TRACE_LIB"}
     env.update(settings)
-    status, trace = tt.record([args.workload, log, WORKLOAD_REFUSALS], lib=args.lib, output=work / "trace",
+    status, trace = tt.record([args.workload, log, refusals], lib=args.lib, output=work / "trace",
                               options=options, env=env, timeout=300)
     tt.check(status == 0, f"the workload exited with status {status}")
     nulls = read_nulls(log)
-    want = WORKLOAD_THREADS * WORKLOAD_REFUSALS
+    want = WORKLOAD_THREADS * refusals
     tt.check(len(nulls) == want, f"the workload logged {len(nulls)} NULLs, want {want}")
     return trace, nulls
 

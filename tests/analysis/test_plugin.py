@@ -137,7 +137,8 @@ def main():
           f"prints ({OOMS} OOMs); a trace without hakmem events: status 2 and the same sentence from both")
 
     # A trace damaged past its first packet: Babeltrace2's source fails while the sink reads; both say the same.
-    damaged, _ = at.record_workload(args, options=at.MANY_PACKETS, HAKMEM_MAX_MEMORY=CAP)
+    # 200 NULLs a thread: enough events for several packets also where only the failure events are compiled in.
+    damaged, _ = at.record_workload(args, options=at.MANY_PACKETS, refusals=200, HAKMEM_MAX_MEMORY=CAP)
     folder = tt.find_traces(damaged)[0]
     streams = [(f, at.packet_offsets(folder, f.name) or []) for f in sorted(folder.iterdir()) if f.is_file()
                and f.name != "metadata"]
