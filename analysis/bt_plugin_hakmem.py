@@ -9,15 +9,15 @@ prints the same text (hakmem.report) or the same JSON, so the two outputs are id
 Python plugin provider (Debian: libbabeltrace2-python-plugin-provider) and the Python that babeltrace2 embeds
 (the system python3, where bt2 imports).
 
-Unusable input ends as in hakmem-trace: one sentence on stderr (prefixed "sink.hakmem.NAME: " instead of
-"hakmem-trace: ") and exit status 2 — no hakmem events ("no hakmem events in DIR: ..."), events that do not
-match the catalogue, events without the vpid/vtid context (the checks hakmem.paths.analyse() makes after reading;
-see check_usable below), a source that fails in the middle of the trace ("babeltrace2 cannot read DIR: ..."), an
-analysis error ("cannot analyse DIR: ..."). DIR is the babeltrace2 argument holding the streams read. Babeltrace2
-2.0.4 offers a sink no way to choose the process's exit status, nor a finalize call: the sink prints when its
-upstream iterator ends, and for unusable input ends the process itself with os._exit(2), stdout and stderr
-flushed. A missing folder, or a trace the source cannot even open (truncated, corrupt, no metadata), fails in
-babeltrace2's own source component before the sink runs: babeltrace2's error text and exit status 1.
+Unusable input ends as in hakmem-trace, through the same functions (hakmem.trace_input.check_usable and
+unreadable): one sentence on stderr (prefixed "sink.hakmem.NAME: " instead of "hakmem-trace: ") and exit status 2
+— no hakmem events, events that do not match the catalogue, events without the vpid/vtid context, a source that
+fails in the middle of the trace, an analysis error. DIR in the sentence is the babeltrace2 argument holding the
+streams read. Babeltrace2 2.0.4 offers a sink no way to choose the process's exit status, nor a finalize call:
+the sink prints when its upstream iterator ends, and for unusable input ends the process itself with
+os._exit(2), stdout and stderr flushed. A missing folder, or a trace the source cannot even open (truncated,
+corrupt, no metadata), fails in babeltrace2's own source component before the sink runs: babeltrace2's error
+text and exit status 1.
 """
 
 import json
@@ -27,7 +27,7 @@ import sys
 import bt2
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-from hakmem import paths, report  # noqa: E402
+from hakmem import paths, report, trace_input  # noqa: E402
 
 bt2.register_plugin(__name__, "hakmem", description="hakmem allocator trace analyses (OOM paths, summary)",
                     author="hakmem", license="see the hakmem repository")
@@ -73,33 +73,6 @@ def _input_names(stream_files):
     return ", ".join(dirs) if dirs else "the input"
 
 
-def _one_line(e):
-    return " ".join(str(e).split())
-
-
-def check_usable(analyzer, name):
-    """Raise paths.TraceError as hakmem.paths.analyse() does once the whole trace is read. paths.check_usable()
-    is used when that module has it (the one place for those sentences); otherwise the same checks, in the same
-    order, are made here."""
-    hook = getattr(paths, "check_usable", None)
-    if hook is not None:
-        hook(analyzer, name)
-        return
-    malformed = getattr(analyzer, "malformed", None)
-    if malformed:
-        event, n = malformed.most_common(1)[0]
-        raise paths.TraceError(f"{name} does not match the hakmem event catalogue ({n} hakmem:{event} event(s) "
-                               "lack a catalogue field): a corrupt trace, or one from another hakmem version")
-    if analyzer.hakmem_events == 0:
-        raise paths.TraceError(f"no hakmem events in {name}: was the program run on libhakmem-trace.so, "
-                               "with the hakmem events enabled?")
-    if getattr(analyzer, "no_thread_context", 0):
-        raise paths.TraceError(f"{analyzer.no_thread_context} hakmem event(s) in {name} lack the vpid/vtid "
-                               "context, without which one thread's refill cannot be told from another's: record "
-                               "with `hakmem-trace record`, or add `lttng add-context -u -t vpid -t vtid -t "
-                               "procname` to the session")
-
-
 class _AnalysisSink:
     """Common part of the sinks (a mixin: bt2 wants _UserSinkComponent among a component class's direct bases):
     one input port, every message into an Analyzer, the rendering when the input ends."""
@@ -124,17 +97,14 @@ class _AnalysisSink:
                 self._done = True
                 self._finish()
             raise
-        except bt2._Error as e:  # the source could not read the trace (the CLI's sentence for it)
-            lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
-            self._unusable(paths.TraceError(
-                f"babeltrace2 cannot read {self._name()}: the trace is truncated or corrupt"
-                + (f" ({_one_line(lines[-1])[:160]})" if lines else "")))
+        except bt2._Error as e:  # the source could not read the trace
+            self._unusable(trace_input.unreadable(self._name(), e))
         if isinstance(msg, bt2._StreamBeginningMessageConst) and msg.stream.name:
             self._stream_files.add(msg.stream.name)
         try:
             self._analyzer.feed(msg)
         except Exception as e:  # noqa: BLE001 — as the CLI: one sentence, never a traceback
-            self._unusable(paths.TraceError(f"cannot analyse {self._name()}: {type(e).__name__}: {_one_line(e)}"))
+            self._unusable(trace_input.unreadable(self._name(), e))
 
     def _name(self):
         return _input_names(self._stream_files)
@@ -148,9 +118,9 @@ class _AnalysisSink:
     def _finish(self):
         a = self._analyzer
         try:
-            check_usable(a, self._name())
+            trace_input.check_usable(a, self._name())
             result = a.finish()
-        except paths.TraceError as e:
+        except trace_input.TraceError as e:
             self._unusable(e)
         print(self._render(result), flush=True)
 

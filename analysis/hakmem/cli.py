@@ -50,7 +50,7 @@ def main(argv=None):
 
 
 def _run(args):
-    from .paths import TraceError
+    from .trace_input import TraceError
     try:
         status = args.func(args)
         sys.stdout.flush()  # here, where a reader that left is expected (below), not at exit

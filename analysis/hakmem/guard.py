@@ -15,6 +15,8 @@ import signal
 import sys
 import tempfile
 
+from .trace_input import REASON_LIMIT, one_line
+
 # Signals by which a library dies of what it read: the trace's fault, not the user's or the system's.
 CRASH_SIGNALS = {signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGTRAP}
 PR_SET_PDEATHSIG = 1
@@ -128,12 +130,11 @@ def _relay(err):
 
 def _telling_line(data):
     """The last line of what the child wrote that says something (the assertion), without Babeltrace2's
-    decoration, at most 240 characters."""
+    decoration, at most REASON_LIMIT characters."""
     for raw in reversed(data.decode(errors="replace").splitlines()):
         m = re.search(r"[A-Za-z0-9_./-]+\.(?:c|cpp|h):\d+:.*|\w.*", raw)
         if m:
-            line = " ".join(m.group(0).split())
-            return line if len(line) <= 240 else line[:237] + "..."
+            return one_line(m.group(0), REASON_LIMIT)
     return ""
 
 

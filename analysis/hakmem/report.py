@@ -2,6 +2,9 @@
 
 import time
 
+from . import catalogue
+from .paths import DETAIL_PER_CAUSE
+
 ERRNO = {12: "ENOMEM", 11: "EAGAIN", 22: "EINVAL", 0: "0"}
 
 
@@ -47,7 +50,7 @@ def _describe(event, f):
 
 
 def class_text(cls, block):
-    return "large path" if cls == 255 else f"class {cls} ({block} B)"
+    return "large path" if cls == catalogue.LARGE_CLASS else f"class {cls} ({block} B)"
 
 
 def oom_paths(report):
@@ -62,7 +65,6 @@ def oom_paths(report):
         lines.append(f"  the trace is not complete: {len(lost['ranges'])} stretch(es) of it lost events; an OOM "
                      "whose path overlaps one is marked incomplete")
     if s.get("ooms_unlisted"):
-        from .paths import DETAIL_PER_CAUSE
         lines.append(f"  {s['ooms_unlisted']} OOM(s) are counted but not listed: only the first {DETAIL_PER_CAUSE} "
                      "of each cause are "
                      "(causes of all: " + ", ".join(f"{k} {v}" for k, v in s.get("causes", {}).items()) + ")")
@@ -105,7 +107,7 @@ def summary(report):
                  f"{'inj':>5} {'ooms':>6}")
     for cls, c in s["classes"].items():
         b, m, x, f = c["bitmap_checks"], c["mid_simple_choices"], c["expansions"], c["failures"]
-        name = "large" if cls == "255" else cls
+        name = "large" if cls == str(catalogue.LARGE_CLASS) else cls  # JSON keys are strings
         lines.append(f"{name:>6} {c['block_size'] or 0:>6} {c['refills']:>8} {b.get('claimed', 0):>8} "
                      f"{b.get('full', 0):>6} {b.get('lost_race', 0):>5} {m.get('simple', 0):>7} "
                      f"{m.get('multi_stage', 0):>6} {x.get('reused_chained_chunk', 0):>7} {x.get('new_chunk', 0):>5} "

@@ -20,7 +20,7 @@ hatched where the trace says they were lost.
 import math
 from xml.sax.saxutils import escape
 
-from . import paths
+from . import catalogue, paths, report, trace_input
 
 DEFAULT_WIDTH = 1400
 GUTTER = 230             # left column: lane labels and row names
@@ -32,8 +32,7 @@ DETAIL_THREADS = 6       # other threads shown per detail strip (the rest share 
 
 ROW_H = 11
 LANE_PAD = 10
-ROWS = ["refill_enter", "bitmap_check", "mid_simple_choice", "chunk_expand", "superslab_alloc_fail", "refill_exit",
-        "oom"]
+ROWS = list(catalogue.OOM_PATH)  # one row per event kind, in the order of a refill that ends in an OOM
 ROW_NAME = {"refill_enter": "enter", "bitmap_check": "bitmap", "mid_simple_choice": "mid choice",
             "chunk_expand": "expand", "superslab_alloc_fail": "map refused", "refill_exit": "exit", "oom": "oom"}
 OUTCOME_FIELD = {"bitmap_check": "outcome", "mid_simple_choice": "path", "chunk_expand": "outcome",
@@ -161,16 +160,7 @@ def shape(kind_shape, x, y, r, colour, cls, title, extra="", outline=None):
     raise ValueError(kind_shape)
 
 
-def describe(event, fields):
-    from . import report
-    try:
-        return report.describe(event, fields)
-    except (KeyError, TypeError, ValueError):
-        return ", ".join(f"{k} {v}" for k, v in fields.items())
-
-
 def class_of(fields):
-    from . import report
     cls = fields.get("class_idx")
     if cls is None:
         return "class ?"
@@ -207,8 +197,7 @@ def tick_label(ns, step, span):
 
 class Picture:
     def __init__(self, analyzer, result, trace_name, width):
-        from . import report
-        self.a, self.r, self.report = analyzer, result, report
+        self.a, self.r = analyzer, result
         self.name = trace_name
         self.width = int(width)
         self.plot_w = analyzer.plot_width
@@ -249,9 +238,9 @@ class Picture:
             c1 = self.t0 + (col + 1) * self.span / self.plot_w
             lines.append(f"×{count} such events in this pixel column (+{rel(c0 - self.t0)} … +{rel(c1 - self.t0)}); "
                          f"the first:")
-        lines.append(f"+{rel(off)}  ({self.report.clock(ts)})")
+        lines.append(f"+{rel(off)}  ({report.clock(ts)})")
         lines.append(f"{class_of(fields)}, refill seq {fields.get('seq', '?')}")
-        lines.append(describe(ev_name, fields))
+        lines.append(report.describe(ev_name, fields))
         return "\n".join(lines)
 
     # -- sections --
@@ -262,7 +251,7 @@ class Picture:
         self.emit(f'<text class="h1" x="12" y="{y + 18}">hakmem timeline — {esc(self.name)}</text>')
         y += 38
         self.emit(f'<text class="sub" x="12" y="{y}">{s["hakmem_events"]} hakmem events from '
-                  f'{esc(self.report.clock(self.t0))} to {esc(self.report.clock(self.t1))} '
+                  f'{esc(report.clock(self.t0))} to {esc(report.clock(self.t1))} '
                   f'({esc(rel(self.t1 - self.t0))}), {len(s["threads"])} thread(s), {n_ooms} OOM(s); events lost: '
                   f'{lost["discarded_events"]} discarded events, {lost["discarded_packets"]} discarded packets'
                   f'</text>')
@@ -418,8 +407,8 @@ class Picture:
             if x1 - x0 < 4:
                 x0 = x1 - 4
             title = (f"OOM {o['index']}/{self.total_ooms}: pid {o['vpid']} tid {o['vtid']} {o['thread']}\n"
-                     f"{self.report.class_text(o['class'], o['block_size'])}, malloc({o['size']}) returned NULL at "
-                     f"+{rel(o['time_ns'] - self.t0)} ({self.report.clock(o['time_ns'])})\n"
+                     f"{report.class_text(o['class'], o['block_size'])}, malloc({o['size']}) returned NULL at "
+                     f"+{rel(o['time_ns'] - self.t0)} ({report.clock(o['time_ns'])})\n"
                      f"cause: {o['cause']} — {o['cause_detail']}\n"
                      f"path: {len(o['path'])} events over {rel(o['path'][-1]['offset_ns'] if o['path'] else 0)}"
                      + "".join(f"\n  {p['step']}. +{rel(p['offset_ns'])} {p['event']}" for p in o["path"]))
@@ -491,8 +480,8 @@ class Picture:
         self.emit(f'<rect x="4" y="{top}" width="{self.width - 8}" height="{h}" fill="#fff6f5" stroke="{OOM_RED}" '
                   f'stroke-width="0.8" rx="3"/>')
         head = (f"OOM {o['index']}/{total} — pid {o['vpid']} tid {o['vtid']} {o['thread']} — "
-                f"{self.report.class_text(o['class'], o['block_size'])}, malloc({o['size']}) at "
-                f"{self.report.clock(o['time_ns'])} — cause: {o['cause']} ({o['cause_detail']})")
+                f"{report.class_text(o['class'], o['block_size'])}, malloc({o['size']}) at "
+                f"{report.clock(o['time_ns'])} — cause: {o['cause']} ({o['cause_detail']})")
         self.emit(f'<text class="dhead" x="12" y="{top + 16}">{esc(head)}</text>')
         if o["begins_midway"] or o["lost_events_in_window"]:
             self.emit(f'<text class="dnote" x="12" y="{top + 29}">the beginning of this path is not in the trace'
@@ -663,20 +652,20 @@ def timeline(args):
     out = Path(args.output)
     fmt = args.format or {".svg": "svg", ".html": "html", ".htm": "html"}.get(out.suffix.lower())
     if fmt is None:
-        raise paths.TraceError(f"{out}: say --format html or svg (or name the file .html or .svg)")
+        raise trace_input.TraceError(f"{out}: say --format html or svg (or name the file .html or .svg)")
     if args.width < 400:
-        raise paths.TraceError(f"--width {args.width}: at least 400 pixels")
+        raise trace_input.TraceError(f"--width {args.width}: at least 400 pixels")
     import os
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise paths.TraceError(f"cannot write {out}: {parent} is not a writable folder")  # before a long read
+        raise trace_input.TraceError(f"cannot write {out}: {parent} is not a writable folder")  # before a long read
     a = TimelineAnalyzer(width=args.width)
     result = paths.analyse(args.trace, analyzer=a)
     text, pic = render(a, result, args.trace, fmt, args.width)
     try:
         out.write_text(text, encoding="utf-8")
     except OSError as e:
-        raise paths.TraceError(f"cannot write {out}: {e.strerror}") from None
+        raise trace_input.TraceError(f"cannot write {out}: {e.strerror}") from None
     print(f"{out}: {len(result['summary']['threads'])} lane(s), {pic.marks} marks for "
           f"{result['summary']['hakmem_events']} events"
           + (" (downsampled)" if pic.merged else "") + f", {len(result['ooms'])} OOM(s)")

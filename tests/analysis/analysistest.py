@@ -5,10 +5,13 @@
     rc, out, err = at.hakmem_trace("summary", trace)
     report = at.oom_json(trace)                  # `hakmem-trace oom-paths --json`, checked to succeed
     nulls = at.read_nulls(log)                   # trace_oom_workload's log: [(tid, size, errno)]
+    report, nulls = at.check_refused_ooms(args, simple, compiled, "cap_reached", "cap", HAKMEM_MAX_MEMORY="48M")
+    at.each_mid_simple("test_cap", run)          # main(): run(args, simple, compiled) for simple 0 and 1
 
 Every hakmem-trace run has a timeout: a hang fails the test instead of blocking ctest.
 """
 
+import collections
 import json
 import os
 import subprocess
@@ -104,20 +107,121 @@ def follows(oom, first, then):
 
 WORKLOAD_THREADS = 4
 WORKLOAD_REFUSALS = 3  # NULLs each thread of trace_oom_workload waits for
+INDEX_HEADER = 16      # LTTng's index: magic, major, minor, entry size (big-endian), then one entry per packet
+MANY_PACKETS = ["--subbuf-size", "16K", "--num-subbuf", "4"]  # record options: several packets per stream file
 
 
-def record_workload(args, **settings):
-    """Record trace_oom_workload with the given HAKMEM_* settings (other HAKMEM_* removed); check it ran to the
-    end with the expected NULLs, and return (trace_dir, nulls)."""
+def record_workload(args, options=(), refusals=WORKLOAD_REFUSALS, **settings):
+    """Record trace_oom_workload (`hakmem-trace record` options, the given HAKMEM_* settings, other HAKMEM_*
+    removed, each thread stopping at its refusals-th NULL); check it ran to the end with the expected NULLs, and
+    return (trace_dir, nulls)."""
     work = tt.workdir()
     log = work / "nulls.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAKMEM_") or k == "HAKMEM_TRACE_LIB"}
     env.update(settings)
-    status, trace = tt.record([args.workload, log, WORKLOAD_REFUSALS], lib=args.lib, output=work / "trace",
-                              env=env, timeout=300)
+    status, trace = tt.record([args.workload, log, refusals], lib=args.lib, output=work / "trace",
+                              options=options, env=env, timeout=300)
     tt.check(status == 0, f"the workload exited with status {status}")
     nulls = read_nulls(log)
-    want = WORKLOAD_THREADS * WORKLOAD_REFUSALS
+    want = WORKLOAD_THREADS * refusals
     tt.check(len(nulls) == want, f"the workload logged {len(nulls)} NULLs, want {want}")
     return trace, nulls
 
+
+def packet_offsets(folder, stream):
+    """Where the packets of the stream file folder/stream begin, from LTTng's index (folder/index/STREAM.idx: the
+    header, then one entry per packet, its offset first); None where there is no usable index."""
+    idx = Path(folder) / "index" / f"{Path(stream).name}.idx"
+    if not idx.is_file():
+        return None
+    data = idx.read_bytes()
+    entry = int.from_bytes(data[12:16], "big")
+    if entry < 8:
+        return None
+    return [int.from_bytes(data[o:o + 8], "big") for o in range(INDEX_HEADER, len(data) - entry + 1, entry)]
+
+
+WORKLOAD_CLASS, WORKLOAD_BLOCK = 4, 128  # trace_oom_workload's allocations: all class 4
+ENOMEM = 12
+
+
+def check_refused_ooms(args, simple, compiled, cause, reason, **settings):
+    """Record trace_oom_workload under settings with HAKMEM_TINY_MID_REFILL_SIMPLE=simple, where every NULL comes
+    from a refused chunk map of the given reason, and check what the analysis must then say: one OOM per NULL in
+    the log, on the same thread, each of the given cause, class 4 of 128 B, nothing lost, every path one refill
+    whose superslab_alloc_fail says reason and ENOMEM; where the whole path is compiled in, refill_enter, a
+    bitmap_check that found the chunk full, the mid-simple choice the setting asks for, a failed chunk_expand
+    immediately followed by that superslab_alloc_fail, refill_exit null, the oom. The summary and the text
+    report and summary must count the same. Returns (report, nulls) for the test's own checks."""
+    trace, nulls = record_workload(args, HAKMEM_TINY_MID_REFILL_SIMPLE=simple, **settings)
+    n = len(nulls)
+    tt.check(all(size == WORKLOAD_BLOCK and err == ENOMEM for _, size, err in nulls), f"NULLs without ENOMEM: {nulls}")
+
+    report = oom_json(trace)
+    ooms = report["ooms"]
+    tt.check(report["lost_events"]["discarded_events"] == 0, f"events were lost: {report['lost_events']}")
+    tt.check(len(ooms) == n and report["summary"]["ooms_total"] == n,
+             f"{len(ooms)} OOM paths (ooms_total {report['summary']['ooms_total']}), want exactly {n}")
+    bad = [(o["index"], o["vtid"], o["cause"], o["cause_detail"]) for o in ooms if o["cause"] != cause]
+    tt.check(not bad, f"OOMs whose cause is not {cause}: {bad}")
+    got = collections.Counter(o["vtid"] for o in ooms)
+    want = collections.Counter(tid for tid, _, _ in nulls)
+    tt.check(got == want, f"OOMs per vtid {dict(got)}, NULLs per tid in the log {dict(want)}")
+    tt.check(len({o["vpid"] for o in ooms}) == 1, f"OOMs from several processes: {[o['vpid'] for o in ooms]}")
+    full = set(tt.catalogue.OOM_PATH) <= compiled
+    for o in ooms:
+        i, names = o["index"], steps(o)
+        tt.check(o["class"] == WORKLOAD_CLASS and o["block_size"] == WORKLOAD_BLOCK and o["size"] == WORKLOAD_BLOCK,
+                 f"OOM {i}: class {o['class']} block {o['block_size']} size {o['size']}")
+        tt.check(not o["begins_midway"] and o["lost_events_in_window"] == 0, f"OOM {i} marked incomplete")
+        tt.check(names[-1] == "oom", f"OOM {i}: the path does not end with the oom: {names}")
+        tt.check(all(s["fields"].get("seq", o["seq"]) == o["seq"] for s in o["path"]),
+                 f"OOM {i}: the path mixes refills: seqs {[s['fields'].get('seq') for s in o['path']]}")
+        fails = [s["fields"] for s in o["path"] if s["event"] == "superslab_alloc_fail"]
+        tt.check(fails, f"OOM {i}: no superslab_alloc_fail in its path {names}")
+        for f in fails:
+            tt.check(f["reason"] == reason and f["err"] == ENOMEM,
+                     f"OOM {i}: superslab_alloc_fail {f}, want reason {reason}, errno {ENOMEM}")
+        if not full:
+            continue
+        tt.check(names[0] == "refill_enter", f"OOM {i}: the path does not begin with its refill_enter: {names}")
+        tt.check(any(s["event"] == "bitmap_check" and s["fields"]["outcome"] == "full" for s in o["path"]),
+                 f"OOM {i}: no bitmap_check found the chunk full: {names}")
+        tt.check(names.index("chunk_expand") > names.index("bitmap_check"),
+                 f"OOM {i}: chunk_expand before any bitmap_check: {names}")
+        mid = [s["fields"]["path"] for s in o["path"] if s["event"] == "mid_simple_choice"]
+        tt.check(mid and mid[0] == ("simple" if simple == "1" else "multi_stage"),
+                 f"OOM {i}: mid_simple_choice {mid} with HAKMEM_TINY_MID_REFILL_SIMPLE={simple}")
+        tt.check(follows(o, lambda a: a["event"] == "chunk_expand" and a["fields"]["outcome"] == "failed",
+                         lambda b: b["event"] == "superslab_alloc_fail" and b["fields"]["reason"] == reason),
+                 f"OOM {i}: no failed chunk_expand immediately followed by superslab_alloc_fail {reason}: {names}")
+        exits = [s["fields"]["result"] for s in o["path"] if s["event"] == "refill_exit"]
+        tt.check(exits == ["null"] and names[-2] == "refill_exit",
+                 f"OOM {i}: refill_exit results {exits}, want one null exit as the last decision: {names}")
+    tt.check(report["summary"]["causes"] == {cause: n}, f"summary causes {report['summary']['causes']}")
+    per_thread = {t["vtid"]: t["ooms"] for t in report["summary"]["threads"] if t["ooms"]}
+    tt.check(per_thread == dict(want), f"summary threads with OOMs {per_thread}, log {dict(want)}")
+
+    text = text_report(trace)
+    headers = [line for line in text.splitlines() if line.startswith("OOM ")]
+    tt.check(len(headers) == n and text.count(f"  cause: {cause} — ") == n,
+             f"the text report has {len(headers)} OOM headers and {text.count(f'  cause: {cause} — ')} {cause} "
+             f"causes, want {n} each")
+    tt.check(text.splitlines()[0].startswith(f"{n} OOM(s); events lost: 0 discarded events"),
+             f"the text report begins {text.splitlines()[0]!r}")
+    summary = text_report(trace, "summary")
+    tt.check(f"causes: {cause} {n}" in summary, f"the text summary does not say 'causes: {cause} {n}':\n{summary}")
+    return report, nulls
+
+
+def each_mid_simple(name, run):
+    """A test's main(): run(args, simple, compiled) with HAKMEM_TINY_MID_REFILL_SIMPLE 0 and 1, in a build that
+    compiles in at least the failure events."""
+    args = tt.arguments(workload="trace_oom_workload")
+    compiled = tt.compiled_events()
+    tt.check({"oom", "superslab_alloc_fail"} <= compiled, f"this build compiles in only {sorted(compiled)}")
+    for simple in ("0", "1"):
+        run(args, simple, compiled)
+    if not set(tt.catalogue.OOM_PATH) <= compiled:
+        print(f"(the paths' decisions are not checked: this build compiles in {sorted(compiled)} only)")
+    print(f"{name}: passed")

@@ -22,7 +22,6 @@ usage: test_mutants.py --lib libhakmem-trace.so --workload trace_oom_workload
 """
 import collections
 import json
-import os
 import random
 import shutil
 import subprocess
@@ -38,19 +37,14 @@ COMMANDS = (("oom-paths",), ("oom-paths", "--json"), ("summary",), ("summary", "
 RUN_TIMEOUT = 60
 MIN_SHARE = 0.15
 CAP = "48M"
-INDEX_HEADER = 16   # LTTng's index: magic, major, minor, entry size (big-endian), then one entry per packet
 METADATA_PACKET_HEADER = 37
 
 
-def record_bases(args, work):
+def record_bases(args):
     """The two real traces: (name, folder holding the CTF files)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAKMEM_") or k == "HAKMEM_TRACE_LIB"}
-    env["HAKMEM_MAX_MEMORY"] = CAP
     bases = []
-    for name, options in (("one-packet", []), ("many-packets", ["--subbuf-size", "16K", "--num-subbuf", "4"])):
-        status, trace = tt.record([args.workload, work / f"{name}.log", at.WORKLOAD_REFUSALS], lib=args.lib,
-                                  output=work / name, options=options, env=env, timeout=300)
-        tt.check(status == 0, f"the workload ({name}) exited with status {status}")
+    for name, options in (("one-packet", []), ("many-packets", at.MANY_PACKETS)):
+        trace, _ = at.record_workload(args, options=options, HAKMEM_MAX_MEMORY=CAP)
         folders = tt.find_traces(trace)
         tt.check(len(folders) == 1, f"{trace}: want one CTF trace, found {folders}")
         bases.append((name, folders[0]))
@@ -72,14 +66,8 @@ def packet_starts(folder, rel, role, size):
     if role == "metadata":
         return list(range(0, size, 4096))  # lttng-ust's metadata packets are 4 KiB
     if role == "index":
-        return [0, INDEX_HEADER]
-    idx = folder / "index" / f"{rel.name}.idx"
-    starts = [0]
-    if idx.is_file():
-        data = idx.read_bytes()
-        entry = int.from_bytes(data[12:16], "big")
-        if entry >= 16:
-            starts = [int.from_bytes(data[o:o + 8], "big") for o in range(INDEX_HEADER, len(data) - entry + 1, entry)]
+        return [0, at.INDEX_HEADER]
+    starts = at.packet_offsets(folder, rel) or [0]
     return [s for s in starts if s < size] or [0]
 
 
@@ -232,7 +220,7 @@ def run_pair(cmds, target):
 def main():
     args = tt.arguments(workload="trace_oom_workload")
     work = tt.workdir()
-    bases = record_bases(args, work)
+    bases = record_bases(args)
     for name, folder in bases:
         for cmd, (rc, out, err, _) in zip(COMMANDS, run_pair(COMMANDS[:2], folder) + run_pair(COMMANDS[2:], folder)):
             tt.check(outcome(cmd, rc, out, err) == "readable",

@@ -8,7 +8,8 @@ Records the capped 4-thread trace_oom_workload (4 threads x 3 NULLs = 12 OOMs), 
 and asserts identical stdout byte for byte, exit status 0 and the 12 OOMs. Then a trace without hakmem events
 (only hakmem:oom enabled, a program that never runs out of memory): both exit with status 2 and the same sentence
 on stderr ("no hakmem events in TRACE: ...", the plugin's prefixed with sink.hakmem.oom-paths: instead of
-hakmem-trace:).
+hakmem-trace:); and a recorded trace whose second packet names a stream class that does not exist
+(Babeltrace2's source fails mid-read): both exit 2 with the same "babeltrace2 cannot read TRACE: ..." sentence.
 
 usage: test_plugin.py --lib libhakmem-trace.so --workload trace_oom_workload
 Skips (77) only where lttng, bt2, babeltrace2 or its Python plugin provider is not installed.
@@ -134,6 +135,32 @@ def main():
     tt.check(not out1 and not out2, f"output on stdout for a trace without hakmem events: {out1!r} / {out2!r}")
     tt.ok(f"oom-paths, oom-paths --json, summary, summary --json: babeltrace2's sinks print what hakmem-trace "
           f"prints ({OOMS} OOMs); a trace without hakmem events: status 2 and the same sentence from both")
+
+    # A trace damaged past its first packet: Babeltrace2's source fails while the sink reads; both say the same.
+    # 200 NULLs a thread: enough events for several packets also where only the failure events are compiled in.
+    damaged, _ = at.record_workload(args, options=at.MANY_PACKETS, refusals=200, HAKMEM_MAX_MEMORY=CAP)
+    folder = tt.find_traces(damaged)[0]
+    streams = [(f, at.packet_offsets(folder, f.name) or []) for f in sorted(folder.iterdir()) if f.is_file()
+               and f.name != "metadata"]
+    stream, offsets = max(streams, key=lambda s: len(s[1]))
+    tt.check(len(offsets) >= 2, f"no stream file of {folder} has two packets: {[(f.name, o) for f, o in streams]}")
+    data = bytearray(stream.read_bytes())
+    data[offsets[1] + 20] ^= 0xFF  # the second packet's stream class id (after the magic and the uuid)
+    data[offsets[1] + 21] ^= 0xFF
+    stream.write_bytes(bytes(data))
+    rc1, out1, err1 = cli("summary", damaged)
+    rc2, out2, err2 = plugin(damaged, "summary")
+    lines = [line for line in err2.strip().splitlines() if line.startswith("sink.hakmem.")]
+    tt.check(rc1 == 2 and err1.startswith(f"hakmem-trace: babeltrace2 cannot read {damaged}: "),
+             f"hakmem-trace summary on a damaged trace: status {rc1}, stderr {err1[-2000:]!r}")
+    # Babeltrace2 logs the source's failure itself before the sink's sentence, which ends stderr.
+    tt.check(rc2 == 2 and len(lines) == 1 and err2.strip().endswith(lines[0])
+             and lines[0].startswith("sink.hakmem.summary: "),
+             f"the plugin on a damaged trace: status {rc2}, stderr {err2[-2000:]!r}")
+    addresses = re.compile(r"0x[0-9a-f]+")  # Babeltrace2's object addresses differ from process to process
+    tt.check(addresses.sub("0x?", lines[0].split(": ", 1)[1]) == addresses.sub("0x?", err1.strip().split(": ", 1)[1]),
+             f"the sentences differ:\n  hakmem-trace: {err1.strip()!r}\n  plugin:       {lines[0]!r}")
+    tt.ok("a trace damaged after its first packet: status 2 and the same sentence from both")
 
 
 if __name__ == "__main__":

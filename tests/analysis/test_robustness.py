@@ -68,16 +68,6 @@ def stream_files(trace):
     return sorted(p for p in trace.rglob("*") if p.is_file() and p.parent.name != "index" and p.name != "metadata")
 
 
-def packets(folder, rel):
-    """How many packets the stream file holds, from LTTng's index (header 16 bytes, then fixed-size entries)."""
-    idx = folder / "index" / f"{rel}.idx"
-    if not idx.is_file():
-        return None
-    data = idx.read_bytes()
-    entry = int.from_bytes(data[12:16], "big")
-    return (len(data) - 16) // entry if entry else None
-
-
 def damaged(base, work, name, edit):
     """A copy of the trace base, with edit(folder holding metadata) applied."""
     d = work / "damaged" / name
@@ -134,7 +124,7 @@ def damaged_traces(args, work, base):
     cases = []  # (name, edit, expect)
     for rel in streams:
         size = (folder / rel).stat().st_size
-        one_packet = packets(folder, rel) == 1
+        one_packet = len(at.packet_offsets(folder, rel) or []) == 1
         for n in (0, 1, 17, 40, 100, size // 2 + 3, size - 1):
             # Cut inside the first packet's header/context, or inside the last packet: unusable. Cut to nothing:
             # a stream file without packets, which Babeltrace2 reads as a stream without data. Half-way: inside
@@ -247,14 +237,14 @@ def several_processes(args, work):
     tt.ok(f"{len(ooms)} OOMs kept apart by vpid ({sorted(by_vpid)}), each run's matching its log; fork child "
           f"{pid_child} under its own vpid")
 
-    from hakmem import paths
+    from hakmem import records
     for name in ("trace_oom_w-ust", "seed_replay-ust", "lttng-ust-wait"):
-        tt.check(paths.thread_label(name, 10, 11) == f"{name} (lttng-ust thread)",
-                 f"thread_label({name!r}) = {paths.thread_label(name, 10, 11)!r}")
+        tt.check(records.thread_label(name, 10, 11) == f"{name} (lttng-ust thread)",
+                 f"thread_label({name!r}) = {records.thread_label(name, 10, 11)!r}")
     for name, label in (("trace_oom_workl", "trace_oom_workl"), ("rust", "rust"), ("ust", "ust")):
-        tt.check(paths.thread_label(name, 10, 11) == label, f"thread_label({name!r}) = "
-                 f"{paths.thread_label(name, 10, 11)!r}, want {label!r}")
-    tt.check(paths.thread_label("prog", 10, 10) == "prog (main thread)", "the main thread is not labelled")
+        tt.check(records.thread_label(name, 10, 11) == label, f"thread_label({name!r}) = "
+                 f"{records.thread_label(name, 10, 11)!r}, want {label!r}")
+    tt.check(records.thread_label("prog", 10, 10) == "prog (main thread)", "the main thread is not labelled")
     tt.ok("thread_label marks names ending in -ust as lttng-ust's threads, and only those")
 
 

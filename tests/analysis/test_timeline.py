@@ -183,6 +183,8 @@ def install_chromium():
 def chromium(exe, url, *mode):
     """Run headless Chromium in its own session (every child is stopped afterwards); (status, stdout, stderr)."""
     home = Path(tempfile.mkdtemp(prefix="hakmem-chromium-"))
+    # A fresh profile and no background traffic; --no-sandbox because as root (CI) Chromium refuses to start its
+    # sandbox, and the page is this test's own file.
     argv = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--disable-dev-shm-usage", "--enable-logging=stderr", "--v=0", f"--user-data-dir={home / 'profile'}",
@@ -288,7 +290,7 @@ def synthetic():
     to TimelineAnalyzer as Events. Every event must be accounted for by the marks' counts, the memory (cells kept)
     must stay within its bound, the picture must say it merged marks, and every OOM keeps its whole path."""
     sys.path.insert(0, str(tt.REPO / "analysis"))
-    from hakmem import catalogue, paths, timeline
+    from hakmem import catalogue, records, timeline
     a = timeline.TimelineAnalyzer(width=W)
     a.declared = {catalogue.full_name(n) for n in catalogue.EVENTS}  # as a trace's stream classes declare them
     enum_default = {"outcome": "claimed", "path": "multi_stage", "why": "option_off", "reason": "cap",
@@ -299,7 +301,7 @@ def synthetic():
         for k, kind in catalogue.EVENTS[name][1]:
             fields[k] = kw.get(k, enum_default.get(k, "claimed") if kind.startswith("enum:") else 0)
         fields.update(kw)
-        return paths.Event(name, ts, 100, tid, proc, fields)
+        return records.Event(name, ts, 100, tid, proc, fields)
 
     events, seq = [], {}
     t0, span = 1_000_000_000_000, 10_000_000_000

@@ -15,7 +15,7 @@ import tracetest as tt
 
 CAP = "80M"
 LIVE = "30000"  # as the cap stress test: phase 1 must outgrow the cap
-LARGE_CLASS = 255  # the oom event's class for the large path (catalogue.LARGE_CLASS)
+LARGE_CLASS = tt.catalogue.LARGE_CLASS  # the oom event's class for the large path
 
 
 def main():

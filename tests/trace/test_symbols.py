@@ -51,8 +51,9 @@ def main():
     events = sys.argv[3:] or list(catalogue.EVENTS)
     for lib in (release, trace):
         if not Path(lib).is_file():
-            print(f"SKIP: {lib} is not built (scripts/test builds every preset)")
-            sys.exit(77)
+            preset = Path(lib).parent.name
+            fail(f"{lib} is not built: build every preset with scripts/test, or this one with "
+                 f"cmake --preset {preset} && cmake --build --preset {preset}")
 
     check_exports(release)
     if re.search(r"lttng|tracepoint", run("nm", "-a", release), re.I):

@@ -1,0 +1,81 @@
+"""The OOM-path judgement: the cause a refill path that ended in NULL shows, and what other threads did meanwhile."""
+
+from . import catalogue
+from .records import PATH_LIMIT
+
+CAUSES = ("os_refused", "cap_reached", "injected", "expansion_bypassed", "bitmap_inconsistent", "incomplete")
+FAIL_CAUSE = {"os": "os_refused", "cap": "cap_reached", "injected": "injected"}
+LARGE = catalogue.LARGE_CLASS
+
+
+def declares(declared, event):
+    """Whether the event names a trace declares (what its build compiled in) include event."""
+    return catalogue.full_name(event) in declared
+
+
+def structural_cause(rec, declared):
+    """The cause the path itself shows, before loss and snapshot coverage (known only later) are weighed."""
+    path = rec["path"]
+    names = [e.name for e in path]
+    fails = [e for e in path if e.name == "superslab_alloc_fail"]
+    if rec["cut"]:
+        return "incomplete", f"the refill ran more than {PATH_LIMIT} events; the middle is not kept"
+    large = rec["oom"].get("class_idx") == LARGE
+    decisions = all(declares(declared, e) for e in ("refill_enter", "chunk_expand", "bitmap_check"))
+    if rec["begins_midway"] and decisions and not large:
+        return "incomplete", "the trace begins in the middle of this path (a snapshot, or lost events)"
+    for b in (e for e in path if e.name == "bitmap_check"):
+        if not b.get("chunk"):
+            continue  # no chunk yet: the check reports a full mask and 0 active slabs, with nothing to claim
+        bits, mask = b.get("bitmap"), b.get("full_mask")
+        if bin(bits & mask).count("1") != b.get("active_slabs"):
+            return "bitmap_inconsistent", (f"bitmap {bits:#010x} has {bin(bits & mask).count('1')} slabs in use "
+                                           f"but active_slabs says {b.get('active_slabs')}")
+        if b.get("outcome") == "full" and bits != mask:
+            return "bitmap_inconsistent", f"bitmap {bits:#010x} shows free slabs, yet the claim found it full"
+        if b.get("outcome") == "claimed" and bits == mask:
+            return "bitmap_inconsistent", f"a slab was claimed from a full bitmap {bits:#010x}"
+    if not large and decisions:
+        if "chunk_expand" not in names:
+            return "expansion_bypassed", "the refill returned NULL without expand_superslab_head"
+        for i, e in enumerate(path):
+            if e.name == "superslab_alloc_fail":
+                before = path[i - 1] if i else None
+                if before is None or before.name != "chunk_expand" or before.get("outcome") != "failed":
+                    return "expansion_bypassed", ("superslab_allocate failed outside a chunk expansion "
+                                                  "(called around expand_superslab_head)")
+    if fails:
+        last = fails[-1]
+        cause = FAIL_CAUSE.get(last.get("reason"))
+        if cause:
+            return cause, f"{last.get('bytes')} bytes refused, errno {last.get('err')}"
+    if not declares(declared, "superslab_alloc_fail"):
+        return "incomplete", "this trace was recorded without superslab_alloc_fail events"
+    return "incomplete", "no refusal recorded on this path"
+
+
+def cause(rec, lost, declared):
+    """The final cause: what the path shows, unless events were lost in its window or the snapshot's coverage
+    begins inside it."""
+    if lost:
+        return "incomplete", f"{lost} event(s) were lost while this path ran"
+    if rec.get("coverage_detail"):
+        return "incomplete", rec["coverage_detail"]
+    return rec.get("structural") or structural_cause(rec, declared)
+
+
+def notes(rec):
+    """What the other threads did that matters: who took the last free slab, who expanded."""
+    out = []
+    path = rec["path"]
+    start = path[0].ts
+    full_chunks = {e.get("chunk") for e in path if e.name == "bitmap_check" and e.get("outcome") == "full"}
+    for e in rec["context"]:
+        who = f"tid {e.vtid}"
+        if e.name == "bitmap_check" and e.get("outcome") == "claimed" and e.get("chunk") in full_chunks \
+                and e.get("active_slabs") == e.get("capacity") - 1:
+            out.append(f"{who} claimed the last free slab of chunk {e.get('chunk'):#x} at +{(e.ts - start) / 1000:.1f} µs")
+        elif e.name == "chunk_expand":
+            out.append(f"{who} expanded the head at +{(e.ts - start) / 1000:.1f} µs: {e.get('outcome')}")
+    return out
+
