@@ -29,9 +29,9 @@ HAK_API void *hak_memalign(size_t alignment, size_t size);
 HAK_API size_t hak_usable_size(const void *p);
 
 /* Gives back what the calling thread's heap holds without using it: blocks
- * other threads freed into its slabs are collected and empty slabs return to
- * their chunks (and empty chunks to the OS). Call it at quiescent points of a
- * long-running thread, like malloc_trim. */
+ * other threads freed into its slabs are collected, empty slabs return to
+ * their chunks, and free slabs' pages (every class's) to the OS. Call it at
+ * quiescent points of a long-running thread, like malloc_trim. */
 HAK_API void hak_collect(void);
 
 /* Counters since the process started (threads that exited included). */

@@ -12,8 +12,9 @@
       "1: refills of classes >= 4 skip adopting abandoned slabs and go straight to the "         \
       "bitmap claim and chunk expansion")                                                        \
     X(max_memory, "HAKMEM_MAX_MEMORY", cap, "0 (no cap)",                                        \
-      "cap on bytes hakmem maps: digits, optionally K, M, G or T (powers of 1024), at least 1M " \
-      "(0: no cap); beyond it allocation fails with ENOMEM")                                     \
+      "cap on the memory hakmem commits (slabs claimed, chunk headers, large blocks, heaps' "   \
+      "metadata), not the address space it reserves: digits, optionally K, M, G or T (powers "  \
+      "of 1024), at least 1M (0: no cap); beyond it allocation fails with ENOMEM")              \
     X(fault_superslab, "HAKMEM_FAULT_SUPERSLAB", fault, "off",                                   \
       "every:N or prob:P[:SEED], optionally /CLASS: make superslab_allocate fail as if the "     \
       "OS refused (for that size class only)")                                                   \

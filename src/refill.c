@@ -20,7 +20,7 @@ static hak_slab *refill_adopted(hak_heap *heap, unsigned class_idx, uint64_t seq
  *    before claiming a new one; the mid-simple path skips this
  * 3. bitmap check on the head's current chunk (claim by CAS, committing the
  *    slab's pages): claimed -> exit; cap_refused (the cap would not take its
- *    pages) -> 6
+ *    pages) -> 6, traced as a superslab_alloc_fail with reason cap
  * 4. mid-simple choice (classes >= 4), decided at entry and reported here,
  *    after the first check that did not claim: the simple path skipped 2
  * 5. chunk expansion: reused / new / lost race -> back to 3; failed -> 6
@@ -74,17 +74,18 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
             }
         }
 
-        hak_fail_reason refused = HAK_FAIL_CAP;
+        hak_os_failure refused = check.failure; /* CAP_REFUSED: the pages of a free slab */
         if (check.outcome == HAK_CLAIM_FULL) {
             hak_expansion exp;
             expand_superslab_head(head, check.chunk, &exp);
             HAK_TRACE(chunk_expand, cls, bs, seq, (int)exp.outcome, exp.chunk, exp.chunk_count, exp.waited);
             if (exp.outcome != HAK_EXPAND_FAILED) continue;
-            HAK_TRACE(superslab_alloc_fail, cls, bs, seq, exp.failure.bytes, exp.failure.err,
-                      (int)exp.failure.reason);
-            refused = exp.failure.reason;
+            refused = exp.failure;
         }
-        if (!reclaimed && refused != HAK_FAIL_INJECTED) {
+        /* The one failure event, right after the decision it ends: a failed expansion, or a claim whose
+         * slab the cap would not commit (expanding would not help: a new chunk's slabs need committing too). */
+        HAK_TRACE(superslab_alloc_fail, cls, bs, seq, refused.bytes, refused.err, (int)refused.reason);
+        if (!reclaimed && refused.reason != HAK_FAIL_INJECTED) {
             /* Tried again even when nothing came back here: a refusal is of its
              * moment, and another thread's reclaim may have made room since. */
             reclaimed = true;

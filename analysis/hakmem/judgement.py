@@ -13,6 +13,15 @@ def declares(declared, event):
     return catalogue.full_name(event) in declared
 
 
+def decision_before(path, i):
+    """The decision path[i] follows: the event before it, past the mid-simple choice (reported after the first
+    check that did not claim, whatever came next)."""
+    for e in reversed(path[:i]):
+        if e.name != "mid_simple_choice":
+            return e
+    return None
+
+
 def structural_cause(rec, declared):
     """The cause the path itself shows, before loss and snapshot coverage (known only later) are weighed."""
     path = rec["path"]
@@ -33,22 +42,34 @@ def structural_cause(rec, declared):
                                            f"but active_slabs says {b.get('active_slabs')}")
         if b.get("outcome") == "full" and bits != mask:
             return "bitmap_inconsistent", f"bitmap {bits:#010x} shows free slabs, yet the claim found it full"
-        if b.get("outcome") == "claimed" and bits == mask:
+        if b.get("outcome") in ("claimed", "cap_refused") and bits == mask:
             return "bitmap_inconsistent", f"a slab was claimed from a full bitmap {bits:#010x}"
     if not large and decisions:
-        if "chunk_expand" not in names:
+        # The cap refusing a free slab's pages ends a path without an expansion: a new chunk would need
+        # committing just the same. Any other NULL without one is the seed's bug.
+        cap_refused = any(e.name == "bitmap_check" and e.get("outcome") == "cap_refused" for e in path)
+        if "chunk_expand" not in names and not cap_refused:
             return "expansion_bypassed", "the refill returned NULL without expand_superslab_head"
         for i, e in enumerate(path):
             if e.name == "superslab_alloc_fail":
-                before = path[i - 1] if i else None
-                if before is None or before.name != "chunk_expand" or before.get("outcome") != "failed":
+                before = decision_before(path, i)
+                after_expand = before is not None and before.name == "chunk_expand" and before.get("outcome") == "failed"
+                after_claim = before is not None and before.name == "bitmap_check" and before.get("outcome") == "cap_refused"
+                if not after_expand and not after_claim:
                     return "expansion_bypassed", ("superslab_allocate failed outside a chunk expansion "
                                                   "(called around expand_superslab_head)")
     if fails:
         last = fails[-1]
         cause = FAIL_CAUSE.get(last.get("reason"))
         if cause:
-            return cause, f"{last.get('bytes')} bytes refused, errno {last.get('err')}"
+            before = decision_before(path, path.index(last))
+            if large:
+                what = "a large block's mapping"
+            elif before is not None and before.name == "bitmap_check":
+                what = "a free slab's pages"
+            else:
+                what = "a new chunk's header"
+            return cause, f"{last.get('bytes')} bytes refused ({what}), errno {last.get('err')}"
     if not declares(declared, "superslab_alloc_fail"):
         return "incomplete", "this trace was recorded without superslab_alloc_fail events"
     return "incomplete", "no refusal recorded on this path"

@@ -34,7 +34,7 @@ ROW_H = 11
 LANE_PAD = 10
 ROWS = list(catalogue.OOM_PATH)  # one row per event kind, in the order of a refill that ends in an OOM
 ROW_NAME = {"refill_enter": "enter", "bitmap_check": "bitmap", "mid_simple_choice": "mid choice",
-            "chunk_expand": "expand", "superslab_alloc_fail": "map refused", "refill_exit": "exit", "oom": "oom"}
+            "chunk_expand": "expand", "superslab_alloc_fail": "refused", "refill_exit": "exit", "oom": "oom"}
 OUTCOME_FIELD = {"bitmap_check": "outcome", "mid_simple_choice": "path", "chunk_expand": "outcome",
                  "superslab_alloc_fail": "reason", "refill_exit": "result"}
 
@@ -44,6 +44,7 @@ STYLE = {
     ("bitmap_check", "claimed"): ("#5aa02c", "tick", "bitmap: claimed"),
     ("bitmap_check", "full"): ("#e6a100", "tick", "bitmap: full"),
     ("bitmap_check", "lost_race"): ("#7a5cc7", "diamond", "bitmap: lost race"),
+    ("bitmap_check", "cap_refused"): ("#d7191c", "triangle", "bitmap: cap REFUSED"),
     ("mid_simple_choice", "multi_stage"): ("#9ec9e2", "tick", "mid: multi-stage"),
     ("mid_simple_choice", "simple"): ("#1f6fb4", "tick", "mid: simple"),
     ("chunk_expand", "reused_chained_chunk"): ("#1b9e77", "circle", "expand: reused chunk"),

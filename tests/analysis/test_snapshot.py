@@ -11,7 +11,8 @@ snapshot, `hakmem-trace oom-paths --json` must:
     its refill_enter, or some CPU's buffer in the snapshot begins after the path's first event (before that,
     what the thread did on that CPU is gone);
   - give every other OOM (whole path, no loss in its window) its real cause, `cap_reached`, with the whole
-    refill_enter .. chunk_expand failed, superslab_alloc_fail cap .. oom path; and there must be some;
+    refill_enter .. (a failed chunk_expand or a cap_refused bitmap_check), superslab_alloc_fail cap .. oom path;
+    and there must be some;
   - agree with the trace itself: an OOM is whole exactly when its path begins with its refill_enter at or after
     the time every CPU's buffer in the snapshot has begun (read here with bt2 from the packets);
   - never accuse the allocator (expansion_bypassed, bitmap_inconsistent), and say so in the text report.
@@ -94,10 +95,10 @@ def main():
             continue
         tt.check(o["cause"] == "cap_reached", f"whole OOM {i}: cause {o['cause']} ({o['cause_detail']}), "
                  f"want cap_reached; path {names}")
-        tt.check(names[0] == "refill_enter" and names[-1] == "oom"
-                 and at.follows(o, lambda a: a["event"] == "chunk_expand" and a["fields"]["outcome"] == "failed",
-                                lambda b: b["event"] == "superslab_alloc_fail" and b["fields"]["reason"] == "cap"),
-                 f"whole OOM {i}: path {names}")
+        decisions = at.refused_decisions(o, "cap")
+        tt.check(names[0] == "refill_enter" and names[-1] == "oom" and decisions
+                 and all(d in at.REFUSED_DECISIONS for d in decisions),
+                 f"whole OOM {i}: path {names}, refusals ending {decisions}")
     tt.ok(f"{len(midway)} OOM paths cut by the snapshot, all incomplete; {len(whole)} whole, all cap_reached")
 
     text = at.text_report(snap)
