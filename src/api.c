@@ -69,6 +69,13 @@ static HAK_NOINLINE void free_remote(hak_slab *s, void *p) {
     else hak_stats_shared_free();
 }
 
+/* A local free took the slab's last block back; ends the call hak_free began (a tail call, so that the fast
+ * path keeps no register across a call). */
+static HAK_NOINLINE void free_emptied(hak_heap *h, hak_slab *s) {
+    tiny_free_slow(h, s);
+    hak_op_end();
+}
+
 /* The large block p is, or no return. */
 static hak_large_header *large_or_die(const void *p, unsigned kind, const char *op) {
     hak_large_header *h = kind == HAK_REGION_LARGE ? large_block(p) : NULL;
@@ -101,7 +108,10 @@ void hak_free(void *p) {
         b->next = s->free;
         s->free = b;
         hak_heap_count(&h->counters.frees);
-        if (HAK_UNLIKELY(--s->used == 0)) tiny_free_slow(h, s);
+        if (HAK_UNLIKELY(--s->used == 0)) {
+            free_emptied(h, s);
+            return;
+        }
         hak_op_end();
         return;
     }

@@ -162,12 +162,13 @@ static inline hak_superslab *hak_chunk_of(const void *p) {
 static inline hak_slab *hak_slab_of(hak_superslab *chunk, const void *p) {
     return &chunk->slabs[((uintptr_t)p - (uintptr_t)chunk) >> HAK_SLAB_SHIFT];
 }
-/* True when p is the start of one of the slab's blocks. Exact for offsets
- * below 2^16 and blocks up to 2^15 bytes: the multiply-shift quotient errs by
- * less than 2^-16 while a fractional part is at most 1 - 2^-15 short of 1. */
+/* True when p is the start of one of the slab's blocks: an offset below the
+ * slab's end that the block size divides. Divisibility by one multiply, exact
+ * for every 32-bit offset (Lemire, Kaser, Kurz: n % d == 0 <=> n * c < c with
+ * c = 2^64 / d rounded up, the product taken mod 2^64). */
 static inline bool hak_slab_block_start(const hak_slab *s, const void *p) {
     uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)s->data);
-    return off < HAK_SLAB_SIZE && ((off * s->block_magic) >> 32) * s->block_size == off;
+    return off < HAK_SLAB_SIZE && off * s->block_magic < s->block_magic;
 }
 static inline hak_superslab *hak_slab_chunk(const hak_slab *s) {
     return (hak_superslab *)((uintptr_t)s & ~(uintptr_t)HAK_CHUNK_MASK);

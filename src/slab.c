@@ -77,7 +77,7 @@ void slab_init(hak_slab *s, unsigned class_idx, hak_heap *owner) {
     uint32_t offset = s->slab_idx == 0 ? HAK_SLAB0_DATA_OFFSET : 0;
     s->data = hak_slab_pages(c, s->slab_idx);
     s->block_size = hak_class_size[class_idx];
-    s->block_magic = (uint32_t)((((uint64_t)1 << 32) + s->block_size - 1) / s->block_size);
+    s->block_magic = UINT64_MAX / s->block_size + 1;
     s->capacity = (uint32_t)((HAK_SLAB_SIZE - offset) / s->block_size);
     /* class_idx was set with the chunk's (chunk_init_header) and never changes while the chunk
      * lives: late remote freers read it without any ordering against this claim. */

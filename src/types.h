@@ -129,10 +129,11 @@ typedef struct hak_slab {
                              * back here (LIFO: the block just freed is the warmest) */
     _Atomic(struct hak_heap *) owner;   /* the heap whose thread frees locally, or NONE */
     uint8_t *data;          /* first block */
+    uint64_t block_magic;   /* UINT64_MAX / block_size + 1: offset % block_size == 0 <=>
+                             * offset * block_magic < block_magic (one multiply, hak_slab_block_start) */
     uint32_t used;          /* blocks handed out and not yet collected back;
                              * 0 <=> no live block and nothing in remote_free */
     uint32_t block_size;
-    uint32_t block_magic;   /* ceil(2^32 / block_size): offset / block_size with one multiply */
     uint8_t class_idx;
     uint8_t slab_idx;       /* position in its chunk, 0..31 */
     uint8_t on_full;        /* on its owner's full list (else in its ring, or not a heap's) */
@@ -140,14 +141,14 @@ typedef struct hak_slab {
     uint32_t capacity;      /* blocks this slab holds */
     uint32_t carved;        /* blocks linked into lists so far (lazy, <= capacity) */
     struct hak_slab *next;  /* the owner's ring or full list */
+    /* -- written by other threads (and the rest of the ring links) -- */
     struct hak_slab *prev;
-    /* -- written by other threads -- */
     _Atomic uintptr_t remote_free;      /* lock-free stack of remote frees: top block (bits 3..47)
                                          * | its length (bits 48..63) | HAK_REMOTE_UNHELD */
     _Atomic uint64_t state;             /* tag | gen (slab_state.h) */
     struct hak_heap *home;  /* (holder) the heap that held it last: a free by that heap's
                              * thread into the unheld slab takes it straight back */
-    uint8_t pad2[40];
+    uint8_t pad2[32];
 } hak_slab;
 
 _Static_assert(sizeof(hak_slab) == 128, "slab metadata is two cache lines");
