@@ -44,7 +44,7 @@ STYLE = {
     ("bitmap_check", "claimed"): ("#5aa02c", "tick", "bitmap: claimed"),
     ("bitmap_check", "full"): ("#e6a100", "tick", "bitmap: full"),
     ("bitmap_check", "lost_race"): ("#7a5cc7", "diamond", "bitmap: lost race"),
-    ("bitmap_check", "cap_refused"): ("#d7191c", "triangle", "bitmap: cap REFUSED"),
+    ("bitmap_check", "cap_refused"): ("#d7191c", "circle", "bitmap: cap REFUSED"),
     ("mid_simple_choice", "multi_stage"): ("#9ec9e2", "tick", "mid: multi-stage"),
     ("mid_simple_choice", "simple"): ("#1f6fb4", "tick", "mid: simple"),
     ("chunk_expand", "reused_chained_chunk"): ("#1b9e77", "circle", "expand: reused chunk"),
