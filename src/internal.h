@@ -129,6 +129,7 @@ uint64_t hak_os_release_failures(void); /* munmap refusals since the start, retr
 size_t hak_os_mapped_bytes(void);    /* address space held for blocks */
 size_t hak_os_committed_bytes(void); /* what the cap counts */
 size_t hak_os_page_size(void);
+uint64_t hak_os_now_ns(void); /* a coarse monotonic clock (vDSO: no system call) */
 /* Calls HAKMEM_FAULT_OS has counted; unit tests set it to place an every:N failure. */
 extern _Atomic uint64_t hak_os_fault_calls;
 
@@ -145,14 +146,15 @@ static inline size_t hak_slab_pages_bytes(unsigned idx) {
 hak_superslab *superslab_allocate(unsigned class_idx, hak_os_failure *why);
 void superslab_free(hak_superslab *chunk);
 size_t superslab_reserve_flush(void); /* unmaps the reserve; returns chunks freed */
+void superslab_reserve_trim(void);    /* gives back the pages of the reserve's slabs now */
 size_t superslab_reserve_count(void);
 void superslab_reserve_lock(void);   /* fork handlers: lock order registry, heads, reserve */
 /* Slab idx's pages go back to the OS and its committed bit goes; false when refused. The caller holds the slab. */
 bool superslab_decommit_slab(hak_superslab *c, unsigned idx);
-/* The same for every free committed slab of the chunk; how many went. The
- * chunk's bitmap may briefly read those slabs in use; a chunk left with no slab
- * in use afterwards is for the caller to retire. Head lock held. */
-uint32_t superslab_decommit_free(hak_superslab *c);
+/* The same for up to `limit` free committed slabs of the chunk; how many went.
+ * The chunk's bitmap may briefly read those slabs in use; a chunk left with no
+ * slab in use afterwards is for the caller to retire. Head lock held. */
+uint32_t superslab_decommit_free(hak_superslab *c, uint32_t limit);
 void superslab_reserve_unlock(void);
 
 /* ---- slab.c ---- slabs inside a chunk: the bitmap claim, a slab's life, carving */
@@ -216,6 +218,9 @@ void superslab_heads_unlock_all(void);
 /* Free slabs' committed pages go back; with retire_idle, chunks no slab uses retire too (under
  * refusal: current chunks included); how many pieces. */
 size_t superslab_heads_give_back(bool retire_idle);
+/* A slab release left the class with more than HAK_COMMITTED_FREE_SLABS free slabs whose pages stay
+ * committed: once they have been so for HAK_PURGE_DELAY_NS, the excess gives its pages back. */
+void superslab_head_purge_later(hak_superslab_head *head);
 
 /* ---- reclaim.c ---- memory that remains, given back when the OS or the cap refuses */
 /* Returns what no one uses (refused releases, the large cache, the reserve, idle

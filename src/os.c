@@ -1,6 +1,7 @@
 /* os.c — every OS call hakmem makes for memory (mmap, munmap, mremap, madvise): committed memory and its cap, HAKMEM_FAULT_OS, refused releases, and the region map. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -33,6 +34,12 @@ size_t hak_os_page_size(void) {
         atomic_store_explicit(&page, p, memory_order_relaxed);
     }
     return p;
+}
+
+uint64_t hak_os_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 size_t hak_os_mapped_bytes(void) {

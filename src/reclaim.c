@@ -22,4 +22,5 @@ size_t hak_reclaim_unused(hak_heap *self) {
 void hak_reclaim_trim(void) {
     hak_os_release_pending();
     superslab_heads_give_back(false);
+    superslab_reserve_trim();
 }

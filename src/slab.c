@@ -95,10 +95,11 @@ void slab_init(hak_slab *s, unsigned class_idx, hak_heap *owner) {
 }
 
 /*
- * The holder gives back a slab with no block out. Its pages stay committed
- * while the class keeps fewer than HAK_COMMITTED_FREE_SLABS free slabs that
- * way (a churning program claims them straight back); beyond, they go back
- * to the OS now, and the cap is uncharged.
+ * The holder gives back a slab with no block out. Its pages stay committed:
+ * up to HAK_COMMITTED_FREE_SLABS free slabs per class for good (a churning
+ * program claims them straight back), the rest until the class's purge is
+ * due (superslab_head_purge_later), when their pages go back to the OS and
+ * the cap is uncharged.
  */
 void slab_release(hak_slab *s) {
     hak_superslab *c = hak_slab_chunk(s);
@@ -117,10 +118,10 @@ void slab_release(hak_slab *s) {
     uint32_t gen = hak_state_gen(atomic_load_explicit(&s->state, memory_order_relaxed));
     atomic_store_explicit(&s->state, hak_state_make(HAK_SLAB_FREE, gen), memory_order_release);
     bool warm = atomic_fetch_add_explicit(&head->free_committed, 1, memory_order_relaxed) < HAK_COMMITTED_FREE_SLABS;
-    if (!warm && superslab_decommit_slab(c, s->slab_idx)) atomic_fetch_sub_explicit(&head->free_committed, 1, memory_order_relaxed);
     uint32_t old = atomic_fetch_and_explicit(&c->slab_bitmap, ~bit, memory_order_acq_rel);
     HAK_CHECK(old & bit, "a released slab was claimed in its chunk's bitmap");
     if (old == bit) superslab_head_chunk_emptied(head, c);
+    if (!warm) superslab_head_purge_later(head);
 }
 
 /* Carving lazily keeps untouched pages untouched (fresh pages are zero and

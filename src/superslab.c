@@ -5,7 +5,7 @@
 #include "slab_state.h"
 
 /* Empty chunks kept mapped (16 MiB of address space, their slabs' pages given
- * back) for reuse by any class: the seed project's churn of thousands of
+ * back once idle for HAK_PURGE_DELAY_NS) for reuse by any class: the seed project's churn of thousands of
  * mmap/munmap calls halved its throughput, and with 2 the fragmentation bench
  * still unmapped and re-mapped a class's chunks every round. */
 #define HAK_CHUNK_RESERVE 8
@@ -119,18 +119,31 @@ size_t superslab_reserve_flush(void) {
     return n;
 }
 
+/* The slabs' pages of reserve chunks idle for HAK_PURGE_DELAY_NS (all: every
+ * one) go back to the OS; the address space and the header stay. Reserve lock held. */
+static void reserve_purge_locked(uint64_t now, bool all) {
+    for (hak_superslab *c = reserve; c; c = atomic_load_explicit(&c->next_chunk, memory_order_relaxed)) {
+        size_t slab_bytes = chunk_committed_bytes(c) - HAK_CHUNK_HEADER_BYTES;
+        if (!slab_bytes || (!all && now - c->idle_since_ns < HAK_PURGE_DELAY_NS)) continue;
+        if (hak_os_decommit(hak_slab_pages(c, 0), HAK_CHUNK_SIZE - HAK_SLAB0_DATA_OFFSET, slab_bytes))
+            atomic_store_explicit(&c->committed, 0, memory_order_relaxed);
+    }
+}
+
+void superslab_reserve_trim(void) {
+    pthread_mutex_lock(&reserve_lock);
+    reserve_purge_locked(0, true);
+    pthread_mutex_unlock(&reserve_lock);
+}
+
 /* The chunk is retired (unlinked, no claimer can reach it). In the reserve it
- * keeps its address space and header, not its slabs' pages. */
+ * keeps its address space and header, and its slabs' pages for a while: a
+ * program that empties a class's chunks often fills them again at once. */
 void superslab_free(hak_superslab *chunk) {
     hak_ck_chunk_idle(chunk);
     hak_count(chunk->class_idx, HAK_CTR_chunks_freed);
-    size_t slab_bytes = chunk_committed_bytes(chunk) - HAK_CHUNK_HEADER_BYTES;
-    pthread_mutex_lock(&reserve_lock);
-    bool room = reserve_count < HAK_CHUNK_RESERVE;
-    pthread_mutex_unlock(&reserve_lock);
-    if (room && slab_bytes &&
-        hak_os_decommit(hak_slab_pages(chunk, 0), HAK_CHUNK_SIZE - HAK_SLAB0_DATA_OFFSET, slab_bytes))
-        atomic_store_explicit(&chunk->committed, 0, memory_order_relaxed);
+    uint64_t now = hak_os_now_ns();
+    chunk->idle_since_ns = now;
     pthread_mutex_lock(&reserve_lock);
     if (reserve_count < HAK_CHUNK_RESERVE) {
         atomic_store_explicit(&chunk->next_chunk, reserve, memory_order_relaxed);
@@ -138,6 +151,7 @@ void superslab_free(hak_superslab *chunk) {
         reserve_count++;
         chunk = NULL;
     }
+    reserve_purge_locked(now, false);
     pthread_mutex_unlock(&reserve_lock);
     if (chunk) chunk_unmap(chunk);
 }
@@ -152,11 +166,12 @@ bool superslab_decommit_slab(hak_superslab *c, unsigned idx) {
 
 /* Each free committed slab is claimed in the bitmap for the moment, so no
  * claim can race with giving its pages back. */
-uint32_t superslab_decommit_free(hak_superslab *c) {
+uint32_t superslab_decommit_free(hak_superslab *c, uint32_t limit) {
     uint32_t n = 0;
     uint32_t bm = atomic_load_explicit(&c->slab_bitmap, memory_order_acquire);
     for (;;) {
         uint32_t take = ~bm & atomic_load_explicit(&c->committed, memory_order_relaxed);
+        for (uint32_t k = (uint32_t)__builtin_popcount(take); k > limit; k--) take &= take - 1; /* the highest */
         if (!take) return n;
         if (atomic_compare_exchange_weak_explicit(&c->slab_bitmap, &bm, bm | take, memory_order_acq_rel,
                                                   memory_order_acquire)) {

@@ -81,6 +81,9 @@
 /* Free slabs per class whose pages stay committed: a release and the next
  * claim reuse them without faulting pages in again; beyond them, pages go back. */
 #define HAK_COMMITTED_FREE_SLABS 4
+/* How long more of them may keep their pages: a program that frees a heap of
+ * blocks and builds the next one within this faults none of them in again. */
+#define HAK_PURGE_DELAY_NS (50ull * 1000 * 1000)
 #define HAK_MID_SIMPLE_MIN_CLASS 4 /* the mid-simple shortcut applies to classes >= 4 */
 
 #define HAK_ADDRESS_BITS 47 /* user-space virtual addresses on x86-64 / aarch64 */
@@ -167,7 +170,8 @@ typedef struct hak_superslab {
     _Atomic uint32_t listed;           /* bit i: slab i was let go with blocks to hand out; set
                                         * before its UNHELD bit, cleared by whoever takes it over */
     _Atomic uint32_t committed;        /* bit i: slab i's pages are committed and charged */
-    uint8_t pad1[32];
+    uint64_t idle_since_ns;            /* in the reserve: since when (its pages go back after a while) */
+    uint8_t pad1[24];
     hak_slab slabs[HAK_SLABS_PER_CHUNK];
 } hak_superslab;
 
@@ -187,6 +191,7 @@ typedef struct hak_superslab_head {
                                        * loading current_chunk and their CAS, or walking the chain */
     _Atomic uint32_t listed_slabs;    /* listed bits set across the chain: adopters walk only when > 0 */
     _Atomic uint32_t free_committed;  /* free slabs of the chain whose pages stay committed */
+    _Atomic uint64_t purge_due_ns;    /* when the excess of them gives its pages back (0: none due) */
     uint8_t class_idx;
     pthread_mutex_t lock;             /* chain, expansion, retired list */
     _Atomic(hak_superslab *) chunks;  /* chain, newest first */
