@@ -21,11 +21,15 @@
  *    bit holds the slab now: it takes it over (tiny_take_over decides what
  *    becomes of it: back to its chunk when every block is back, adopted into
  *    the freeing thread's heap, or let go again).
- *  - Letting go: the holder sets `owner` to NONE, then CASes an empty stack to
- *    UNHELD. A free pushed in between fails the CAS and is collected first, so
- *    an unheld slab's stack is always empty: its word is exactly UNHELD, and
- *    the free that clears it is the only party that can have taken it.
- *  - Adopting: a refill takes an unheld slab with CAS(UNHELD -> 0).
+ *  - Letting go: the holder sets `owner` to NONE, then sets UNHELD with a CAS
+ *    on the word it last read, stack and all: the blocks on it stay counted in
+ *    `used` for the next holder to collect. Before that CAS it compares the
+ *    stack's length with `used`: equal, every block is back and it returns the
+ *    slab to its chunk instead — no free is left to take it over. A push in
+ *    between fails the CAS and the comparison is made again. So a free that
+ *    takes a slab over and has no use for it lets it go again in one CAS,
+ *    without collecting.
+ *  - Adopting: a refill takes an unheld slab with CAS(w -> w & ~UNHELD).
  *
  * Both takes are acquire and the letting go is release: the new holder sees
  * every write of the last one. Nothing waits, nothing takes a lock.
@@ -94,6 +98,7 @@ bool slab_has_blocks(const hak_slab *s) {
 static void list(hak_slab *s) {
     hak_superslab *c = hak_slab_chunk(s);
     uint32_t bit = 1u << s->slab_idx;
+    if (atomic_load_explicit(&c->listed, memory_order_relaxed) & bit) return; /* still listed from last time */
     if (!(atomic_fetch_or_explicit(&c->listed, bit, memory_order_relaxed) & bit))
         atomic_fetch_add_explicit(&hak_heads[s->class_idx].listed_slabs, 1, memory_order_relaxed);
 }
@@ -109,32 +114,32 @@ void slab_unlist(hak_slab *s) {
 hak_letgo slab_let_go(hak_slab *s, bool keep_if_fed) {
     HAK_CHECK(s->used <= s->capacity, "a slab has no more blocks out than it holds");
     atomic_store_explicit(&s->owner, HAK_OWNER_NONE, memory_order_relaxed);
-    bool listed = false;
+    uintptr_t w = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
     for (;;) {
-        if (!listed && slab_has_blocks(s) && !keep_if_fed) {
-            list(s);
-            listed = true;
-        }
-        uintptr_t w = 0;
-        if (atomic_compare_exchange_strong_explicit(&s->remote_free, &w, HAK_REMOTE_UNHELD, memory_order_release,
-                                                    memory_order_relaxed))
-            return HAK_LET_GO;
-        if (keep_if_fed) return HAK_KEPT; /* frees came in while an exhausted slab was let go: blocks again */
-        remote_free_collect(s);
-        if (s->used == 0) {
-            if (listed) slab_unlist(s);
+        uint32_t stacked = (uint32_t)(w >> HAK_REMOTE_LEN_SHIFT);
+        if (keep_if_fed && stacked) return HAK_KEPT; /* frees came in while an exhausted slab was let go */
+        if (stacked == s->used) {
+            /* Every block is back: nobody is left to take it over, so it goes to its chunk now. */
+            remote_free_collect(s);
+            slab_unlist(s);
             slab_release(s);
             return HAK_RELEASED;
         }
+        if (stacked || slab_has_blocks(s)) list(s);
+        if (atomic_compare_exchange_weak_explicit(&s->remote_free, &w, w | HAK_REMOTE_UNHELD, memory_order_release,
+                                                  memory_order_relaxed))
+            return HAK_LET_GO;
     }
 }
 
-/* Takes an unheld slab: true when this thread holds it now. */
+/* Takes an unheld slab (its stack stays, for the new holder to collect): true when this thread holds it now. */
 static bool take(hak_slab *s) {
-    uintptr_t w = HAK_REMOTE_UNHELD;
-    return atomic_load_explicit(&s->remote_free, memory_order_relaxed) == HAK_REMOTE_UNHELD &&
-           atomic_compare_exchange_strong_explicit(&s->remote_free, &w, 0, memory_order_acquire,
-                                                   memory_order_relaxed);
+    uintptr_t w = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
+    while (w & HAK_REMOTE_UNHELD)
+        if (atomic_compare_exchange_weak_explicit(&s->remote_free, &w, w & ~HAK_REMOTE_UNHELD, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return true;
+    return false;
 }
 
 hak_slab *slab_adopt(hak_heap *heap, unsigned class_idx) {
@@ -155,6 +160,7 @@ hak_slab *slab_adopt(hak_heap *heap, unsigned class_idx) {
                       atomic_load_explicit(&found->owner, memory_order_relaxed) == HAK_OWNER_NONE,
                   "an adopted slab is live and had no owner");
         slab_unlist(found);
+        remote_free_collect(found);
         found->home = heap;
         atomic_store_explicit(&found->owner, heap, memory_order_relaxed);
     }

@@ -96,22 +96,23 @@ void tiny_free_slow(hak_heap *heap, hak_slab *s) {
     slab_release(s);
 }
 
-/* A free took an unheld slab over. Its blocks may all be back (to its chunk,
- * then); a heap that allocates the class and holds few of its slabs adopts it
- * (its next frees into it are local); else it is let go again, listed. */
+/* A free took an unheld slab over. A heap that allocates the class and holds
+ * few of its slabs (or any, the slab's last heap gone) adopts it: its next
+ * frees into it are local. Else it is let go again, listed, its stack kept —
+ * or, that free bringing its last block back, returned to its chunk. */
 void tiny_take_over(hak_heap *heap, hak_slab *s) {
-    slab_unlist(s);
-    remote_free_collect(s);
-    if (s->used == 0) {
-        slab_release(s);
-        return;
-    }
     if (heap) {
         hak_heap_enter_slow(heap);
         hak_class_cache *cc = &heap->cls[s->class_idx];
         bool orphan = !s->home || !atomic_load_explicit(&s->home->live, memory_order_relaxed);
         if (s->home == heap || (hak_current(cc) != &hak_empty_slab &&
                                 (orphan || cc->ring_count < HAK_ADOPT_ON_FREE_MAX))) {
+            slab_unlist(s);
+            remote_free_collect(s);
+            if (s->used == 0) {
+                slab_release(s);
+                return;
+            }
             s->home = heap;
             atomic_store_explicit(&s->owner, heap, memory_order_relaxed);
             ring_insert(cc, s);
@@ -119,7 +120,7 @@ void tiny_take_over(hak_heap *heap, hak_slab *s) {
             return;
         }
     }
-    slab_let_go(s, false);
+    slab_let_go(s, false); /* or back to its chunk, when that free was its last block */
 }
 
 /* A slab the heap leaves: an empty one goes back to its chunk, any other is let go for the frees still to come. */

@@ -29,7 +29,7 @@ static inline unsigned head_abandoned(hak_superslab_head *head) {
     pthread_mutex_lock(&head->lock);
     for (hak_superslab *c = atomic_load(&head->chunks); c; c = atomic_load(&c->next_chunk))
         for (unsigned i = 0; i < HAK_SLABS_PER_CHUNK; i++)
-            n += atomic_load(&c->slabs[i].remote_free) == HAK_REMOTE_UNHELD;
+            n += (atomic_load(&c->slabs[i].remote_free) & HAK_REMOTE_UNHELD) != 0;
     pthread_mutex_unlock(&head->lock);
     return n;
 }
