@@ -224,8 +224,19 @@ void superslab_head_purge_later(hak_superslab_head *head);
 
 /* ---- reclaim.c ---- memory that remains, given back when the OS or the cap refuses */
 /* Returns what no one uses (refused releases, the large cache, the reserve, idle
- * chunks) to the OS; how many pieces went. The caller then tries once more. */
+ * chunks) to the OS; how many pieces went. One reclaim runs at a time. */
 size_t hak_reclaim_unused(struct hak_heap *self); /* self: the caller's heap, or NULL */
+/* A refused request's retries: zero-initialised, one per request. */
+typedef struct hak_reclaim_ticket {
+    uint64_t seen;  /* reclaims ended when this request last looked */
+    unsigned tries;
+} hak_reclaim_ticket;
+/* After a refusal: true when the request should try again — after its own
+ * reclaim the first time, then while other reclaims have ended since (at most
+ * HAK_RECLAIM_RETRIES more); false makes the refusal an OOM. */
+bool hak_reclaim_retry(struct hak_heap *self, hak_reclaim_ticket *t);
+void hak_reclaim_fork_lock(void); /* fork handlers: before every other lock */
+void hak_reclaim_fork_unlock(void);
 /* hak_collect's part: free slabs' pages and the releases the OS refused go back; caches stay. */
 void hak_reclaim_trim(void);
 

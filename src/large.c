@@ -74,7 +74,7 @@ void *large_alloc(size_t size, size_t align, bool zeroed) {
         if (base && map_size >= HAK_CHUNK_SIZE) hak_os_advise_huge(base, map_size & ~(size_t)HAK_CHUNK_MASK);
     }
     hak_heap *self = hak_tls.heap != &hak_empty_heap ? hak_tls.heap : NULL;
-    if (!base && hak_reclaim_unused(self) > 0) base = hak_os_map(map_size, map_align, &why);
+    for (hak_reclaim_ticket t = {0}; !base && hak_reclaim_retry(self, &t);) base = hak_os_map(map_size, map_align, &why);
     if (!base) return large_refused(&why);
     uint8_t *user = base + offset;
     hak_large_header *h = hak_large_header_of(user);

@@ -26,7 +26,8 @@ static hak_slab *refill_adopted(hak_heap *heap, unsigned class_idx, uint64_t seq
  * 5. chunk expansion: reused / new / lost race -> back to 3; failed -> 6
  * 6. superslab_allocate failure (os / cap / injected), or the cap refusing a
  *    slab's pages: for os and cap, memory nobody uses (of every class) is
- *    given back once and 3 runs again; then listed slabs are tried once more
+ *    given back (reclaim.c) and 3 runs again, and again while other threads'
+ *    reclaims end meanwhile; then listed slabs are tried once more
  *    (the only step 2 of the simple path), so no OOM is reported while one
  *    remains
  * 7. refill exit: a slab, or NULL (the caller reports the OOM)
@@ -49,7 +50,8 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
         hak_slab *s = slab_adopt(heap, class_idx);
         if (s) return refill_adopted(heap, class_idx, seq, s);
     }
-    bool chose = false, reclaimed = false;
+    bool chose = false;
+    hak_reclaim_ticket retry = {0};
     for (;;) {
         hak_bitmap_check check;
         superslab_claim_slab(head, &check);
@@ -85,13 +87,9 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
         /* The one failure event, right after the decision it ends: a failed expansion, or a claim whose
          * slab the cap would not commit (expanding would not help: a new chunk's slabs need committing too). */
         HAK_TRACE(superslab_alloc_fail, cls, bs, seq, refused.bytes, refused.err, (int)refused.reason);
-        if (!reclaimed && refused.reason != HAK_FAIL_INJECTED) {
-            /* Tried again even when nothing came back here: a refusal is of its
-             * moment, and another thread's reclaim may have made room since. */
-            reclaimed = true;
-            hak_reclaim_unused(heap);
-            continue;
-        }
+        /* Tried again even when nothing came back here: a refusal is of its
+         * moment, and another thread's reclaim may have made room since. */
+        if (refused.reason != HAK_FAIL_INJECTED && hak_reclaim_retry(heap, &retry)) continue;
         /* What others let go since entry (and, on the simple path, at all) is memory that remains. */
         hak_slab *s = slab_adopt(heap, class_idx);
         if (s) return refill_adopted(heap, class_idx, seq, s);

@@ -94,6 +94,7 @@ static void thread_exit(void *arg) {
 /* ---- fork: no lock may be held by a thread that does not exist in the child ---- */
 
 static void fork_prepare(void) {
+    hak_reclaim_fork_lock(); /* a reclaim takes the registry and the heads after it */
     hak_heaps_fork_lock();
     superslab_heads_lock_all();
     superslab_reserve_lock();
@@ -103,12 +104,14 @@ static void fork_parent(void) {
     superslab_reserve_unlock();
     superslab_heads_unlock_all();
     hak_heaps_fork_unlock();
+    hak_reclaim_fork_unlock();
 }
 
 static void fork_child(void) {
     superslab_reserve_unlock();
     superslab_heads_unlock_all();
     hak_heaps_fork_unlock();
+    hak_reclaim_fork_unlock();
     /* Threads other than this one are gone: their slabs are let go, so the
      * child's frees of their blocks give the memory back. */
     hak_heap *me = hak_tls.heap;

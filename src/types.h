@@ -84,6 +84,9 @@
 /* How long more of them may keep their pages: a program that frees a heap of
  * blocks and builds the next one within this faults none of them in again. */
 #define HAK_PURGE_DELAY_NS (50ull * 1000 * 1000)
+/* Retries a refused request makes because other threads' reclaims ended meanwhile: bounded, so
+ * threads that keep reclaiming under a cap cannot keep one another from reporting their OOMs. */
+#define HAK_RECLAIM_RETRIES 8
 #define HAK_MID_SIMPLE_MIN_CLASS 4 /* the mid-simple shortcut applies to classes >= 4 */
 
 #define HAK_ADDRESS_BITS 47 /* user-space virtual addresses on x86-64 / aarch64 */
