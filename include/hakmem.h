@@ -61,6 +61,7 @@ typedef struct hak_stats {
     uint64_t frees;         /* blocks given back */
     uint64_t mapped_bytes;  /* address space currently mapped for blocks */
     uint64_t committed_bytes; /* memory committed: what HAKMEM_MAX_MEMORY caps */
+    uint64_t tracer_committed_bytes; /* trace build: what the tracer's own allocations committed, never capped */
     uint64_t large_ooms;
     hak_class_stats classes[HAK_STATS_CLASSES];
 } hak_stats;

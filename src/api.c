@@ -8,7 +8,8 @@
 
 static HAK_NOINLINE void *report_oom(size_t size, unsigned class_idx) {
     hak_count(class_idx, HAK_CTR_ooms);
-    HAK_TRACE(oom, size, (uint8_t)class_idx, hak_class_size[class_idx], hak_tls.heap->refill_seq);
+    uint64_t seq = hak_tls.heap->refill_seq; /* read before HAK_TRACE, which hides the heap (trace.h) */
+    HAK_TRACE(oom, size, (uint8_t)class_idx, hak_class_size[class_idx], seq);
     errno = ENOMEM;
     return NULL;
 }
@@ -16,12 +17,27 @@ static HAK_NOINLINE void *report_oom(size_t size, unsigned class_idx) {
 /* Inside the call small_alloc began; ends it. */
 static HAK_NOINLINE void *small_alloc_slow(size_t size, unsigned class_idx) {
     hak_heap *h = hak_tls.heap;
+    /* The tracer's (tracer.c): at teardown the fast path may still have served it from the thread's heap,
+     * but nothing of the program's is claimed or refused for it. */
+    if (hak_in_tracer() || (h == &hak_empty_heap && hak_tracer_thread_check())) {
+        void *p = hak_tracer_small_alloc(class_idx);
+        hak_op_end();
+        return p ? p : report_oom(size, class_idx);
+    }
     if (h == &hak_empty_heap) { /* the thread's first malloc */
         hak_op_end(); /* pthread_setspecific may allocate: no call of ours is open around it */
-        h = hak_thread_heap_init();
+        hak_os_failure why = {.reason = HAK_FAIL_NONE};
+        h = hak_thread_heap_init(&why);
         hak_op_begin();
+        if (!h) {
+            /* No refill ran: the refusal of the heap's own pages is the path, with seq 0. */
+            hak_op_end();
+            HAK_TRACE(superslab_alloc_fail, (uint8_t)class_idx, hak_class_size[class_idx], 0, why.bytes, why.err,
+                      (int)why.reason);
+            return report_oom(size, class_idx);
+        }
     }
-    void *p = h ? tiny_alloc_slow(h, class_idx) : NULL;
+    void *p = tiny_alloc_slow(h, class_idx);
     hak_op_end();
     return p ? p : report_oom(size, class_idx);
 }
@@ -45,8 +61,9 @@ static inline void *small_alloc(size_t size) {
 
 static HAK_NOINLINE void *large_alloc_counted(size_t size, size_t align, bool zeroed) {
     void *p = large_alloc(size, align, zeroed);
+    uint64_t seq = hak_tls.heap->refill_seq; /* read before HAK_TRACE, which hides the heap (trace.h) */
     if (p) hak_stats_shared_alloc();
-    else HAK_TRACE(oom, size, HAKMEM_TP_LARGE_CLASS, 0, hak_tls.heap->refill_seq);
+    else HAK_TRACE(oom, size, HAKMEM_TP_LARGE_CLASS, 0, seq);
     return p; /* errno: ENOMEM from large_alloc; trace events keep errno as they found it */
 }
 

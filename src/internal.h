@@ -81,7 +81,9 @@ static inline int32_t hak_gettid(void) {
     return (int32_t)syscall(SYS_gettid);
 }
 
-/* ---- os.c ---- every mmap, munmap, mremap and madvise; committed memory and the cap; the region map */
+/* ---- os.c ---- every mmap, munmap, mremap and madvise; committed memory and the cap; the region map.
+ * `arena` (HAK_ARENA_*) names the account a call charges or uncharges; only the program's is capped or
+ * meets HAKMEM_FAULT_OS. */
 /* none; os: mmap refused (by the OS or HAKMEM_FAULT_OS); cap: HAKMEM_MAX_MEMORY reached;
  * injected: HAKMEM_FAULT_SUPERSLAB fired */
 #define HAK_FAIL_ITEM(id, label, value) HAK_FAIL_##id = value,
@@ -102,32 +104,33 @@ void hak_region_set(uintptr_t base, unsigned kind);
 /* Maps `size` bytes aligned to `align` (a power of two >= HAK_CHUNK_SIZE)
  * without committing them (address space only: a chunk commits slab by slab);
  * on failure fills *why and returns NULL. errno is kept by every os.c call. */
-void *hak_os_reserve(size_t size, size_t align, hak_os_failure *why);
+void *hak_os_reserve(unsigned arena, size_t size, size_t align, hak_os_failure *why);
 /* hak_os_reserve, all of it committed (a large block): the cap may refuse. */
-void *hak_os_map(size_t size, size_t align, hak_os_failure *why);
+void *hak_os_map(unsigned arena, size_t size, size_t align, hak_os_failure *why);
 /* Charges `bytes` of memory about to be touched; false (why: cap) when the cap refuses. */
-bool hak_os_commit(size_t bytes, hak_os_failure *why);
-void hak_os_uncommit(size_t bytes);
+bool hak_os_commit(unsigned arena, size_t bytes, hak_os_failure *why);
+void hak_os_uncommit(unsigned arena, size_t bytes);
 /* Gives the pages of [base, base + size) back (MADV_DONTNEED) and uncharges the
  * `charged` bytes of them that were committed; false (nothing changed) when refused. */
-bool hak_os_decommit(void *base, size_t size, size_t charged);
+bool hak_os_decommit(unsigned arena, void *base, size_t size, size_t charged);
 /* Gives a range back, `committed` bytes of it charged; if the OS refuses, it stays
  * mapped and charged and is retried by later os.c calls (never lost, never
  * uncharged early). hak_os_unmap: all of it was committed. */
-void hak_os_unmap_part(void *base, size_t size, size_t committed);
-void hak_os_unmap(void *base, size_t size);
+void hak_os_unmap_part(unsigned arena, void *base, size_t size, size_t committed);
+void hak_os_unmap(unsigned arena, void *base, size_t size);
 /* Grows a mapping in place (no move); charges the cap. */
-bool hak_os_grow_in_place(void *base, size_t old_size, size_t new_size);
-/* Pages for thread heaps, committed and never given back; NULL if refused. */
-void *hak_os_map_metadata(size_t size);
+bool hak_os_grow_in_place(unsigned arena, void *base, size_t old_size, size_t new_size);
+/* Pages for thread heaps, committed and never given back; NULL (why filled) if refused. */
+void *hak_os_map_metadata(unsigned arena, size_t size, hak_os_failure *why);
 /* MADV_HUGEPAGE over [base, base + size); advice, so it cannot fail. */
-void hak_os_advise_huge(void *base, size_t size);
+void hak_os_advise_huge(unsigned arena, void *base, size_t size);
 /* Retries the releases the OS refused; returns how many went back now. */
 size_t hak_os_release_pending(void);
 size_t hak_os_pending_bytes(void);      /* refused releases still mapped (part of mapped bytes) */
 uint64_t hak_os_release_failures(void); /* munmap refusals since the start, retries included */
 size_t hak_os_mapped_bytes(void);    /* address space held for blocks */
-size_t hak_os_committed_bytes(void); /* what the cap counts */
+size_t hak_os_committed_bytes(void); /* what the cap counts: the program's */
+size_t hak_os_tracer_committed_bytes(void); /* the tracer's (trace build; 0 otherwise) */
 size_t hak_os_page_size(void);
 uint64_t hak_os_now_ns(void); /* a coarse monotonic clock (vDSO: no system call) */
 /* Calls HAKMEM_FAULT_OS has counted; unit tests set it to place an every:N failure. */
@@ -143,7 +146,7 @@ static inline uint8_t *hak_slab_pages(hak_superslab *c, unsigned idx) {
 static inline size_t hak_slab_pages_bytes(unsigned idx) {
     return HAK_SLAB_SIZE - (idx == 0 ? HAK_SLAB0_DATA_OFFSET : 0);
 }
-hak_superslab *superslab_allocate(unsigned class_idx, hak_os_failure *why);
+hak_superslab *superslab_allocate(unsigned class_idx, unsigned arena, hak_os_failure *why);
 void superslab_free(hak_superslab *chunk);
 size_t superslab_reserve_flush(void); /* unmaps the reserve; returns chunks freed */
 void superslab_reserve_trim(void);    /* gives back the pages of the reserve's slabs now */
@@ -198,7 +201,11 @@ bool slab_carve(hak_slab *s);
 
 
 /* ---- superslab_head.c ---- chains, expansion, retirement, abandoned slabs */
-extern hak_superslab_head hak_heads[HAK_NUM_CLASSES];
+extern hak_superslab_head hak_heads[HAK_ARENAS][HAK_NUM_CLASSES];
+/* The head that chains a chunk. */
+static inline hak_superslab_head *hak_chunk_head(const hak_superslab *c) {
+    return &hak_heads[HAK_ARENAS > 1 ? c->arena : 0][c->class_idx];
+}
 /* reused: a chained chunk with a free slab became current; new: superslab_allocate
  * gave a chunk; lost_race: another thread expanded first, retry on its chunk;
  * failed: superslab_allocate failed (see failure). */
@@ -273,6 +280,26 @@ extern HAK_TLS uint8_t hak_trace_busy; /* tracepoints/hakmem_tp.c; set while an 
 #else
 #define HAK_OP_CLOSED 0
 #endif
+/* ---- tracer.c ---- (trace build) the tracer's allocations, told apart and served from its arena */
+#if defined(HAKMEM_TRACING) && HAKMEM_TRACING
+extern _Atomic uint8_t hak_tracer_window; /* tracepoints/hakmem_tp.c: open until the trace library's last constructor */
+static inline bool hak_in_tracer(void) {
+    return hak_trace_busy || atomic_load_explicit(&hak_tracer_window, memory_order_acquire);
+}
+bool hak_tracer_thread_check(void);   /* a thread's first allocation: true (and the thread the tracer's) if it is */
+void *hak_tracer_small_alloc(unsigned class_idx);
+void hak_tracer_add_counts(uint64_t *allocs);
+#else
+static inline bool hak_in_tracer(void) { return false; }
+static inline bool hak_tracer_thread_check(void) { return false; }
+static inline void *hak_tracer_small_alloc(unsigned class_idx) { (void)class_idx; return NULL; }
+static inline void hak_tracer_add_counts(uint64_t *allocs) { (void)allocs; }
+#endif
+/* The arena the current call allocates for. */
+static inline unsigned hak_context_arena(void) {
+    return hak_in_tracer() ? HAK_ARENA_TRACER : HAK_ARENA_PROGRAM;
+}
+
 static inline void hak_op_begin(void) {
     atomic_store_explicit(&hak_tls.in_op, 1, memory_order_relaxed);
     atomic_signal_fence(memory_order_seq_cst); /* before the call reads any slab (steal.c) */
@@ -318,7 +345,10 @@ void tiny_heap_collect(struct hak_heap *heap);
 /* ---- thread.c ---- a thread's heap: its start, the thread's exit, fork */
 
 /* Gives the calling thread its heap; NULL (errno = ENOMEM) when no metadata page could be mapped. */
-hak_heap *hak_thread_heap_init(void);
+/* The calling thread's heap; NULL with errno ENOMEM (and *why) when its metadata was refused. */
+hak_heap *hak_thread_heap_init(hak_os_failure *why);
+/* A heap of `arena` for use under a lock of the caller's: in no registry, never stolen from (tracer.c). */
+hak_heap *hak_thread_heap_make(unsigned arena);
 
 /* ---- large_cache.c ---- freed large mappings kept for reuse */
 /* A cached mapping of at least `need` bytes (its size in *size), or NULL. */
@@ -339,6 +369,7 @@ typedef struct hak_large_header {
     size_t map_size;
     uint8_t *user;
     size_t requested; /* checked build: the usable size; canary bytes from there to the mapping's end */
+    unsigned arena;   /* charged to this arena's account; only the program's mappings are cached */
 } hak_large_header;
 static inline hak_large_header *hak_large_header_of(const void *p) {
     return (hak_large_header *)(((uintptr_t)p - 1) & ~(uintptr_t)HAK_CHUNK_MASK);

@@ -42,7 +42,8 @@ static void canary_check(const hak_large_header *h, const char *op) {
 static void *large_refused(const hak_os_failure *why) {
     hak_count(HAK_NUM_CLASSES, HAK_CTR_failures);
     hak_count(HAK_NUM_CLASSES, HAK_CTR_ooms);
-    HAK_TRACE(superslab_alloc_fail, HAKMEM_TP_LARGE_CLASS, 0, hak_tls.heap->refill_seq, why->bytes, why->err,
+    uint64_t seq = hak_tls.heap->refill_seq; /* read before HAK_TRACE, which hides the heap (trace.h) */
+    HAK_TRACE(superslab_alloc_fail, HAKMEM_TP_LARGE_CLASS, 0, seq, why->bytes, why->err,
               (int)why->reason);
     errno = ENOMEM;
     return NULL;
@@ -60,7 +61,8 @@ void *large_alloc(size_t size, size_t align, bool zeroed) {
     }
     size_t map_size = page_round(offset + size);
     uint8_t *base = NULL;
-    if (map_align == HAK_CHUNK_SIZE) {
+    unsigned arena = hak_context_arena();
+    if (map_align == HAK_CHUNK_SIZE && arena == HAK_ARENA_PROGRAM) {
         size_t cached_size;
         base = large_cache_take(map_size, &cached_size);
         if (base) {
@@ -70,11 +72,11 @@ void *large_alloc(size_t size, size_t align, bool zeroed) {
         }
     }
     if (!base) {
-        base = hak_os_map(map_size, map_align, &why);
-        if (base && map_size >= HAK_CHUNK_SIZE) hak_os_advise_huge(base, map_size & ~(size_t)HAK_CHUNK_MASK);
+        base = hak_os_map(arena, map_size, map_align, &why);
+        if (base && map_size >= HAK_CHUNK_SIZE) hak_os_advise_huge(arena, base, map_size & ~(size_t)HAK_CHUNK_MASK);
     }
     hak_heap *self = hak_tls.heap != &hak_empty_heap ? hak_tls.heap : NULL;
-    for (hak_reclaim_ticket t = {0}; !base && hak_reclaim_retry(self, &t);) base = hak_os_map(map_size, map_align, &why);
+    for (hak_reclaim_ticket t = {0}; !base && hak_reclaim_retry(self, &t);) base = hak_os_map(arena, map_size, map_align, &why);
     if (!base) return large_refused(&why);
     uint8_t *user = base + offset;
     hak_large_header *h = hak_large_header_of(user);
@@ -82,6 +84,7 @@ void *large_alloc(size_t size, size_t align, bool zeroed) {
     h->map_base = base;
     h->map_size = map_size;
     h->user = user;
+    h->arena = arena;
     canary_set(h, size);
     hak_region_set((uintptr_t)h, HAK_REGION_LARGE);
     return user;
@@ -99,7 +102,8 @@ void large_free(hak_large_header *h, bool keep_mapping) {
     size_t size = h->map_size;
     h->magic = 0;
     hak_region_set((uintptr_t)h, HAK_REGION_NONE);
-    if (!keep_mapping || !large_cache_put(base, size)) hak_os_unmap(base, size);
+    unsigned arena = h->arena;
+    if (!keep_mapping || arena != HAK_ARENA_PROGRAM || !large_cache_put(base, size)) hak_os_unmap(arena, base, size);
 }
 
 size_t large_usable_size(const hak_large_header *h) {
@@ -114,10 +118,10 @@ bool large_resize_in_place(hak_large_header *h, size_t size) {
     if (need <= h->map_size) {
         /* Shrinking by at least a quarter gives the tail back to the OS. */
         if (need < h->map_size - h->map_size / 4) {
-            hak_os_unmap(h->map_base + need, h->map_size - need);
+            hak_os_unmap(h->arena, h->map_base + need, h->map_size - need);
             h->map_size = need;
         }
-    } else if (hak_os_grow_in_place(h->map_base, h->map_size, need)) {
+    } else if (hak_os_grow_in_place(h->arena, h->map_base, h->map_size, need)) {
         h->map_size = need;
     } else {
         return false;

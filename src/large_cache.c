@@ -48,7 +48,7 @@ uint8_t *large_cache_take(size_t need, size_t *size) {
     if (m.base && m.size / 2 > need) {
         size_t keep = (2 * need + HAK_CHUNK_MASK) & ~(size_t)HAK_CHUNK_MASK;
         if (keep < m.size) {
-            hak_os_unmap(m.base + keep, m.size - keep);
+            hak_os_unmap(HAK_ARENA_PROGRAM, m.base + keep, m.size - keep);
             m.size = keep;
         }
     }
@@ -71,7 +71,7 @@ bool large_cache_put(uint8_t *base, size_t size) {
     atomic_store_explicit(&cache_bytes, atomic_load_explicit(&cache_bytes, memory_order_relaxed) + size,
                           memory_order_relaxed);
     pthread_mutex_unlock(&cache_lock);
-    for (unsigned i = 0; i < n_evicted; i++) hak_os_unmap(evicted[i].base, evicted[i].size);
+    for (unsigned i = 0; i < n_evicted; i++) hak_os_unmap(HAK_ARENA_PROGRAM, evicted[i].base, evicted[i].size);
     return true;
 }
 
@@ -83,7 +83,7 @@ size_t large_cache_flush(void) {
     cache_count = 0;
     atomic_store_explicit(&cache_bytes, 0, memory_order_relaxed);
     pthread_mutex_unlock(&cache_lock);
-    for (unsigned i = 0; i < n; i++) hak_os_unmap(all[i].base, all[i].size);
+    for (unsigned i = 0; i < n; i++) hak_os_unmap(HAK_ARENA_PROGRAM, all[i].base, all[i].size);
     return n;
 }
 

@@ -17,7 +17,7 @@ static _Atomic size_t mapped_bytes;
 /* What HAKMEM_MAX_MEMORY caps, as a cgroup counts pages: memory hakmem has
  * committed (slabs claimed, chunk headers, large blocks, heaps' metadata), not
  * the address space a chunk reserves. Pages given back are uncharged. */
-static _Atomic size_t committed_bytes;
+static _Atomic size_t committed_bytes[HAK_ARENAS]; /* the cap counts the program's only */
 
 _Atomic uint64_t hak_os_fault_calls;
 
@@ -47,27 +47,33 @@ size_t hak_os_mapped_bytes(void) {
 }
 
 size_t hak_os_committed_bytes(void) {
-    return atomic_load_explicit(&committed_bytes, memory_order_relaxed);
+    return atomic_load_explicit(&committed_bytes[HAK_ARENA_PROGRAM], memory_order_relaxed);
 }
 
-static bool charge(size_t bytes) {
-    uint64_t cap = hak_opt.max_memory;
-    size_t cur = atomic_load_explicit(&committed_bytes, memory_order_relaxed);
+size_t hak_os_tracer_committed_bytes(void) {
+    return HAK_ARENAS > 1 ? atomic_load_explicit(&committed_bytes[HAK_ARENAS - 1], memory_order_relaxed) : 0;
+}
+
+/* The tracer's memory is counted, never capped: it is not the program's. */
+static bool charge(unsigned arena, size_t bytes) {
+    uint64_t cap = arena == HAK_ARENA_PROGRAM ? hak_opt.max_memory : 0;
+    _Atomic size_t *account = &committed_bytes[arena];
+    size_t cur = atomic_load_explicit(account, memory_order_relaxed);
     for (;;) {
         if (cap && (cur > cap || bytes > cap - cur)) return false;
-        if (atomic_compare_exchange_weak_explicit(&committed_bytes, &cur, cur + bytes, memory_order_relaxed,
+        if (atomic_compare_exchange_weak_explicit(account, &cur, cur + bytes, memory_order_relaxed,
                                                   memory_order_relaxed))
             return true;
     }
 }
 
-static void uncharge(size_t bytes) {
-    atomic_fetch_sub_explicit(&committed_bytes, bytes, memory_order_relaxed);
+static void uncharge(unsigned arena, size_t bytes) {
+    atomic_fetch_sub_explicit(&committed_bytes[arena], bytes, memory_order_relaxed);
 }
 
-bool hak_os_commit(size_t bytes, hak_os_failure *why) {
+bool hak_os_commit(unsigned arena, size_t bytes, hak_os_failure *why) {
     why->bytes = bytes;
-    if (charge(bytes)) {
+    if (charge(arena, bytes)) {
         why->reason = HAK_FAIL_NONE;
         why->err = 0;
         return true;
@@ -77,19 +83,21 @@ bool hak_os_commit(size_t bytes, hak_os_failure *why) {
     return false;
 }
 
-void hak_os_uncommit(size_t bytes) {
-    uncharge(bytes);
+void hak_os_uncommit(unsigned arena, size_t bytes) {
+    uncharge(arena, bytes);
 }
 
 /* ---- the system calls: HAKMEM_FAULT_OS is decided here and nowhere else ---- */
 
-static bool os_fault(void) {
-    return hak_fault_fires(&hak_opt.fault_os, &hak_os_fault_calls, 0);
+/* The tracer's calls are never refused by injection, and draw no number: the program's calls meet the very
+ * refusals they meet untraced. */
+static bool os_fault(unsigned arena) {
+    return arena == HAK_ARENA_PROGRAM && hak_fault_fires(&hak_opt.fault_os, &hak_os_fault_calls, 0);
 }
 
 /* An injected refusal is what the kernel says when it has no room: ENOMEM. */
-static void *sys_map(void *hint, size_t size, int flags) {
-    if (HAK_UNLIKELY(os_fault())) {
+static void *sys_map(unsigned arena, void *hint, size_t size, int flags) {
+    if (HAK_UNLIKELY(os_fault(arena))) {
         errno = ENOMEM;
         return NULL;
     }
@@ -99,16 +107,16 @@ static void *sys_map(void *hint, size_t size, int flags) {
 
 /* munmap fails for real with ENOMEM when splitting a mapping would exceed
  * vm.max_map_count; the range then stays mapped, as it does when injected. */
-static bool sys_unmap(void *base, size_t size) {
-    if (HAK_UNLIKELY(os_fault())) {
+static bool sys_unmap(unsigned arena, void *base, size_t size) {
+    if (HAK_UNLIKELY(os_fault(arena))) {
         errno = ENOMEM;
         return false;
     }
     return munmap(base, size) == 0;
 }
 
-static bool sys_grow(void *base, size_t old_size, size_t new_size) {
-    if (HAK_UNLIKELY(os_fault())) {
+static bool sys_grow(unsigned arena, void *base, size_t old_size, size_t new_size) {
+    if (HAK_UNLIKELY(os_fault(arena))) {
         errno = ENOMEM;
         return false;
     }
@@ -126,16 +134,18 @@ typedef struct pending_release {
     struct pending_release *next;
     size_t size;
     size_t committed; /* the part still charged */
+    unsigned arena;   /* to whose account */
 } pending_release;
 
 static _Atomic(pending_release *) pending;
 static _Atomic size_t pending_bytes;
 static _Atomic uint64_t release_failures;
 
-static void pending_push(void *base, size_t size, size_t committed) {
+static void pending_push(unsigned arena, void *base, size_t size, size_t committed) {
     pending_release *r = base;
     r->size = size;
     r->committed = committed;
+    r->arena = arena;
     pending_release *head = atomic_load_explicit(&pending, memory_order_relaxed);
     do {
         r->next = head;
@@ -147,16 +157,16 @@ static void pending_push(void *base, size_t size, size_t committed) {
  * whether the mapped bytes count it already (a trim of an over-map does not).
  * Only what really went back leaves the counts; a refused range stays counted
  * and charged, and pending. */
-static void release(void *base, size_t size, size_t committed, bool counted) {
-    if (sys_unmap(base, size)) {
+static void release(unsigned arena, void *base, size_t size, size_t committed, bool counted) {
+    if (sys_unmap(arena, base, size)) {
         if (counted) atomic_fetch_sub_explicit(&mapped_bytes, size, memory_order_relaxed);
-        uncharge(committed);
+        uncharge(arena, committed);
         return;
     }
     atomic_fetch_add_explicit(&release_failures, 1, memory_order_relaxed);
     if (!counted) atomic_fetch_add_explicit(&mapped_bytes, size, memory_order_relaxed); /* it is mapped */
     atomic_fetch_add_explicit(&pending_bytes, size, memory_order_relaxed);
-    pending_push(base, size, committed);
+    pending_push(arena, base, size, committed);
 }
 
 size_t hak_os_release_pending(void) {
@@ -168,14 +178,15 @@ size_t hak_os_release_pending(void) {
         pending_release *r = list;
         list = r->next;
         size_t size = r->size, committed = r->committed;
-        if (sys_unmap(r, size)) {
+        unsigned arena = r->arena;
+        if (sys_unmap(arena, r, size)) {
             atomic_fetch_sub_explicit(&mapped_bytes, size, memory_order_relaxed);
-            uncharge(committed);
+            uncharge(arena, committed);
             atomic_fetch_sub_explicit(&pending_bytes, size, memory_order_relaxed);
             released++;
         } else {
             atomic_fetch_add_explicit(&release_failures, 1, memory_order_relaxed);
-            pending_push(r, size, committed); /* still mapped: its record is intact */
+            pending_push(arena, r, size, committed); /* still mapped: its record is intact */
         }
     }
     errno = saved;
@@ -193,17 +204,19 @@ uint64_t hak_os_release_failures(void) {
 /* ---- mappings ---- */
 
 /* Last aligned end we got: the next mapping is tried right there first, which
- * usually succeeds and saves the over-map-and-trim dance. */
-static _Atomic uintptr_t next_hint;
+ * usually succeeds and saves the over-map-and-trim dance. Per arena, so the
+ * tracer's mappings do not change which calls the program's make (and so which
+ * of them HAKMEM_FAULT_OS refuses). */
+static _Atomic uintptr_t next_hint[HAK_ARENAS];
 
-void *hak_os_reserve(size_t size, size_t align, hak_os_failure *why) {
+void *hak_os_reserve(unsigned arena, size_t size, size_t align, hak_os_failure *why) {
     int saved = errno;
     hak_os_release_pending(); /* what they give back may be what the cap needs */
     why->bytes = size;
-    uintptr_t hint = atomic_load_explicit(&next_hint, memory_order_relaxed);
-    void *p = hint ? sys_map((void *)hint, size, MAP_NORESERVE) : NULL;
+    uintptr_t hint = atomic_load_explicit(&next_hint[arena], memory_order_relaxed);
+    void *p = hint ? sys_map(arena, (void *)hint, size, MAP_NORESERVE) : NULL;
     if (p && ((uintptr_t)p & (align - 1)) != 0) {
-        release(p, size, 0, false);
+        release(arena, p, size, 0, false);
         p = NULL;
     }
     if (!p) {
@@ -211,15 +224,15 @@ void *hak_os_reserve(size_t size, size_t align, hak_os_failure *why) {
         if (span < size) {
             errno = ENOMEM;
         } else {
-            uint8_t *raw = sys_map(NULL, span, MAP_NORESERVE);
+            uint8_t *raw = sys_map(arena, NULL, span, MAP_NORESERVE);
             if (raw) {
                 /* A refused trim stays pending beside the result, which is
                  * exactly [start, start + size) either way. */
                 uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
                 size_t head = start - (uintptr_t)raw;
                 size_t tail = span - head - size;
-                if (head) release(raw, head, 0, false);
-                if (tail) release((void *)(start + size), tail, 0, false);
+                if (head) release(arena, raw, head, 0, false);
+                if (tail) release(arena, (void *)(start + size), tail, 0, false);
                 p = (void *)start;
             }
         }
@@ -231,47 +244,47 @@ void *hak_os_reserve(size_t size, size_t align, hak_os_failure *why) {
         return NULL;
     }
     atomic_fetch_add_explicit(&mapped_bytes, size, memory_order_relaxed);
-    atomic_store_explicit(&next_hint, (uintptr_t)p + ((size + align - 1) & ~(align - 1)), memory_order_relaxed);
+    atomic_store_explicit(&next_hint[arena], (uintptr_t)p + ((size + align - 1) & ~(align - 1)), memory_order_relaxed);
     errno = saved;
     why->reason = HAK_FAIL_NONE;
     why->err = 0;
     return p;
 }
 
-void *hak_os_map(size_t size, size_t align, hak_os_failure *why) {
+void *hak_os_map(unsigned arena, size_t size, size_t align, hak_os_failure *why) {
     hak_os_release_pending(); /* what they give back may be what the cap needs */
-    if (!hak_os_commit(size, why)) return NULL;
-    void *p = hak_os_reserve(size, align, why);
-    if (!p) uncharge(size);
+    if (!hak_os_commit(arena, size, why)) return NULL;
+    void *p = hak_os_reserve(arena, size, align, why);
+    if (!p) uncharge(arena, size);
     return p;
 }
 
-void hak_os_unmap_part(void *base, size_t size, size_t committed) {
+void hak_os_unmap_part(unsigned arena, void *base, size_t size, size_t committed) {
     int saved = errno;
     hak_os_release_pending();
-    release(base, size, committed, true);
+    release(arena, base, size, committed, true);
     errno = saved;
 }
 
-void hak_os_unmap(void *base, size_t size) {
-    hak_os_unmap_part(base, size, size);
+void hak_os_unmap(unsigned arena, void *base, size_t size) {
+    hak_os_unmap_part(arena, base, size, size);
 }
 
-bool hak_os_decommit(void *base, size_t size, size_t charged) {
-    if (os_fault()) return false;
+bool hak_os_decommit(unsigned arena, void *base, size_t size, size_t charged) {
+    if (os_fault(arena)) return false;
     int saved = errno;
     bool done = madvise(base, size, MADV_DONTNEED) == 0;
     errno = saved;
-    if (done) uncharge(charged);
+    if (done) uncharge(arena, charged);
     return done;
 }
 
-bool hak_os_grow_in_place(void *base, size_t old_size, size_t new_size) {
+bool hak_os_grow_in_place(unsigned arena, void *base, size_t old_size, size_t new_size) {
     int saved = errno;
     hak_os_release_pending(); /* a pending range right after this one would block the growth */
-    bool grown = charge(new_size - old_size);
-    if (grown && !sys_grow(base, old_size, new_size)) {
-        uncharge(new_size - old_size);
+    bool grown = charge(arena, new_size - old_size);
+    if (grown && !sys_grow(arena, base, old_size, new_size)) {
+        uncharge(arena, new_size - old_size);
         grown = false;
     }
     if (grown) atomic_fetch_add_explicit(&mapped_bytes, new_size - old_size, memory_order_relaxed);
@@ -279,20 +292,23 @@ bool hak_os_grow_in_place(void *base, size_t old_size, size_t new_size) {
     return grown;
 }
 
-void *hak_os_map_metadata(size_t size) {
-    hak_os_failure why;
-    if (!hak_os_commit(size, &why)) return NULL;
+void *hak_os_map_metadata(unsigned arena, size_t size, hak_os_failure *why) {
+    if (!hak_os_commit(arena, size, why)) return NULL;
     int saved = errno;
-    void *p = sys_map(NULL, size, 0);
+    void *p = sys_map(arena, NULL, size, 0);
+    if (!p) {
+        why->reason = HAK_FAIL_OS;
+        why->err = errno ? errno : ENOMEM;
+        uncharge(arena, size);
+    }
     errno = saved;
-    if (!p) uncharge(size);
     return p;
 }
 
 /* Huge pages for a big block: one fault per 2 MiB instead of 512. Advice
  * only: refused (really or injected), the block simply keeps small pages. */
-void hak_os_advise_huge(void *base, size_t size) {
-    if (os_fault()) return;
+void hak_os_advise_huge(unsigned arena, void *base, size_t size) {
+    if (os_fault(arena)) return;
     int saved = errno;
     madvise(base, size, MADV_HUGEPAGE);
     errno = saved;

@@ -100,7 +100,7 @@ static void list(hak_slab *s) {
     uint32_t bit = 1u << s->slab_idx;
     if (atomic_load_explicit(&c->listed, memory_order_relaxed) & bit) return; /* still listed from last time */
     if (!(atomic_fetch_or_explicit(&c->listed, bit, memory_order_relaxed) & bit))
-        atomic_fetch_add_explicit(&hak_heads[s->class_idx].listed_slabs, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&hak_chunk_head(c)->listed_slabs, 1, memory_order_relaxed);
 }
 
 void slab_unlist(hak_slab *s) {
@@ -108,7 +108,7 @@ void slab_unlist(hak_slab *s) {
     uint32_t bit = 1u << s->slab_idx;
     if (!(atomic_load_explicit(&c->listed, memory_order_relaxed) & bit)) return;
     if (atomic_fetch_and_explicit(&c->listed, ~bit, memory_order_relaxed) & bit)
-        atomic_fetch_sub_explicit(&hak_heads[s->class_idx].listed_slabs, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&hak_chunk_head(c)->listed_slabs, 1, memory_order_relaxed);
 }
 
 hak_letgo slab_let_go(hak_slab *s, bool keep_if_fed) {
@@ -143,7 +143,7 @@ static bool take(hak_slab *s) {
 }
 
 hak_slab *slab_adopt(hak_heap *heap, unsigned class_idx) {
-    hak_superslab_head *head = &hak_heads[class_idx];
+    hak_superslab_head *head = &hak_heads[HAK_ARENAS > 1 ? heap->arena : 0][class_idx];
     if (atomic_load_explicit(&head->listed_slabs, memory_order_relaxed) == 0) return NULL;
     hak_slab *found = NULL;
     atomic_fetch_add_explicit(&head->claimers, 1, memory_order_seq_cst); /* chunks stay mapped while we walk */

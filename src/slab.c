@@ -47,7 +47,7 @@ void superslab_claim_slab(hak_superslab_head *head, hak_bitmap_check *out) {
                 /* The slab is ours now: its committed bit cannot change under us. */
                 if (atomic_load_explicit(&c->committed, memory_order_relaxed) & bit) {
                     atomic_fetch_sub_explicit(&head->free_committed, 1, memory_order_relaxed);
-                } else if (hak_os_commit(hak_slab_pages_bytes(idx), &out->failure)) {
+                } else if (hak_os_commit(head->arena, hak_slab_pages_bytes(idx), &out->failure)) {
                     atomic_fetch_or_explicit(&c->committed, bit, memory_order_relaxed);
                 } else {
                     /* The cap refused its pages: it goes back free, as it was. */
@@ -103,8 +103,7 @@ void slab_init(hak_slab *s, unsigned class_idx, hak_heap *owner) {
  */
 void slab_release(hak_slab *s) {
     hak_superslab *c = hak_slab_chunk(s);
-    unsigned class_idx = s->class_idx;
-    hak_superslab_head *head = &hak_heads[class_idx];
+    hak_superslab_head *head = hak_chunk_head(c);
     uint32_t bit = 1u << s->slab_idx;
     HAK_CHECK(hak_state_tag(atomic_load_explicit(&s->state, memory_order_acquire)) == HAK_SLAB_LIVE && s->used == 0,
               "a released slab is live and has no block out");

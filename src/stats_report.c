@@ -22,8 +22,10 @@ static void add_heap(hak_heap *heap, void *arg) {
 void hak_stats_get(hak_stats *out) {
     memset(out, 0, sizeof *out);
     hak_heaps_visit(add_heap, out);
+    hak_tracer_add_counts(&out->allocs); /* its frees are counted where they happen */
     out->mapped_bytes = hak_os_mapped_bytes();
     out->committed_bytes = hak_os_committed_bytes();
+    out->tracer_committed_bytes = hak_os_tracer_committed_bytes();
     out->large_ooms = atomic_load_explicit(&hak_class_counters[HAK_NUM_CLASSES][HAK_CTR_ooms], memory_order_relaxed);
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         hak_class_stats *cs = &out->classes[c];
@@ -58,6 +60,11 @@ void hak_stats_print(int fd) {
                        (long long)(st.allocs - st.frees), (unsigned long long)st.mapped_bytes,
                        (unsigned long long)st.committed_bytes, (unsigned long long)st.large_ooms);
     hak_write_all(fd, line, (size_t)n);
+    if (HAK_ARENAS > 1) { /* the trace build: the tracer's share, apart from the program's */
+        n = hak_format(line, sizeof line, "hakmem stats: tracer committed %llu bytes (not capped, not faulted)\n",
+                       (unsigned long long)st.tracer_committed_bytes);
+        hak_write_all(fd, line, (size_t)n);
+    }
     n = hak_format(line, sizeof line, "%5s %6s", "class", "size");
     for (unsigned i = 0; i < COLUMNS; i++)
         n += hak_format(line + n, sizeof line - (size_t)n, " %*s", columns[i].width, columns[i].label);

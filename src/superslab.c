@@ -39,12 +39,13 @@ static size_t chunk_committed_bytes(const hak_superslab *c) {
 
 /* The committed slabs keep their bit; a reserve chunk whose pages could not be
  * given back brings them to its next class. */
-static void chunk_init_header(hak_superslab *c, unsigned class_idx) {
+static void chunk_init_header(hak_superslab *c, unsigned class_idx, unsigned arena) {
     HAK_CHECK(((uintptr_t)c & HAK_CHUNK_MASK) == 0, "a chunk is 2 MiB aligned");
     HAK_CHECK(hak_region_kind((uintptr_t)c) == HAK_REGION_SUPERSLAB, "a chunk's region is marked SuperSlab");
     c->magic = HAK_SUPERSLAB_MAGIC;
     atomic_store_explicit(&c->next_chunk, NULL, memory_order_relaxed);
     c->class_idx = (uint8_t)class_idx;
+    c->arena = (uint8_t)arena;
     for (unsigned i = 0; i < HAK_SLABS_PER_CHUNK; i++) {
         hak_slab *s = &c->slabs[i];
         s->slab_idx = (uint8_t)i;
@@ -58,38 +59,43 @@ static void chunk_init_header(hak_superslab *c, unsigned class_idx) {
     atomic_store_explicit(&c->slab_bitmap, 0, memory_order_release);
 }
 
-hak_superslab *superslab_allocate(unsigned class_idx, hak_os_failure *why) {
-    if (hak_fault_fires(&hak_opt.fault_superslab, &fault_calls, class_idx)) {
+/* The reserve is the program's: a tracer's chunk in it would carry the tracer's charge into a program class. */
+hak_superslab *superslab_allocate(unsigned class_idx, unsigned arena, hak_os_failure *why) {
+    bool program = arena == HAK_ARENA_PROGRAM;
+    if (program && hak_fault_fires(&hak_opt.fault_superslab, &fault_calls, class_idx)) {
         why->reason = HAK_FAIL_INJECTED;
         why->err = ENOMEM;
         why->bytes = HAK_CHUNK_SIZE;
         hak_count(class_idx, HAK_CTR_failures);
         return NULL;
     }
-    pthread_mutex_lock(&reserve_lock);
-    hak_superslab *c = reserve;
-    if (c) {
-        reserve = atomic_load_explicit(&c->next_chunk, memory_order_relaxed);
-        reserve_count--;
+    hak_superslab *c = NULL;
+    if (program) {
+        pthread_mutex_lock(&reserve_lock);
+        c = reserve;
+        if (c) {
+            reserve = atomic_load_explicit(&c->next_chunk, memory_order_relaxed);
+            reserve_count--;
+        }
+        pthread_mutex_unlock(&reserve_lock);
     }
-    pthread_mutex_unlock(&reserve_lock);
     if (c) hak_ck_chunk_idle(c); /* a reserve chunk was freed idle and nobody touched it since */
     if (!c) {
         /* Address space for the whole chunk; only the header is touched now. */
-        if (!hak_os_commit(HAK_CHUNK_HEADER_BYTES, why)) {
+        if (!hak_os_commit(arena, HAK_CHUNK_HEADER_BYTES, why)) {
             hak_count(class_idx, HAK_CTR_failures);
             return NULL;
         }
-        c = hak_os_reserve(HAK_CHUNK_SIZE, HAK_CHUNK_SIZE, why);
+        c = hak_os_reserve(arena, HAK_CHUNK_SIZE, HAK_CHUNK_SIZE, why);
         if (!c) {
-            hak_os_uncommit(HAK_CHUNK_HEADER_BYTES);
+            hak_os_uncommit(arena, HAK_CHUNK_HEADER_BYTES);
             hak_count(class_idx, HAK_CTR_failures);
             return NULL;
         }
         atomic_store_explicit(&c->committed, 0, memory_order_relaxed);
         hak_region_set((uintptr_t)c, HAK_REGION_SUPERSLAB);
     }
-    chunk_init_header(c, class_idx);
+    chunk_init_header(c, class_idx, arena);
     why->reason = HAK_FAIL_NONE;
     why->err = 0;
     why->bytes = HAK_CHUNK_SIZE;
@@ -101,7 +107,7 @@ static void chunk_unmap(hak_superslab *c) {
     size_t committed = chunk_committed_bytes(c);
     hak_region_set((uintptr_t)c, HAK_REGION_NONE);
     c->magic = 0;
-    hak_os_unmap_part(c, HAK_CHUNK_SIZE, committed);
+    hak_os_unmap_part(c->arena, c, HAK_CHUNK_SIZE, committed);
 }
 
 size_t superslab_reserve_flush(void) {
@@ -125,7 +131,7 @@ static void reserve_purge_locked(uint64_t now, bool all) {
     for (hak_superslab *c = reserve; c; c = atomic_load_explicit(&c->next_chunk, memory_order_relaxed)) {
         size_t slab_bytes = chunk_committed_bytes(c) - HAK_CHUNK_HEADER_BYTES;
         if (!slab_bytes || (!all && now - c->idle_since_ns < HAK_PURGE_DELAY_NS)) continue;
-        if (hak_os_decommit(hak_slab_pages(c, 0), HAK_CHUNK_SIZE - HAK_SLAB0_DATA_OFFSET, slab_bytes))
+        if (hak_os_decommit(HAK_ARENA_PROGRAM, hak_slab_pages(c, 0), HAK_CHUNK_SIZE - HAK_SLAB0_DATA_OFFSET, slab_bytes))
             atomic_store_explicit(&c->committed, 0, memory_order_relaxed);
     }
 }
@@ -145,7 +151,7 @@ void superslab_free(hak_superslab *chunk) {
     uint64_t now = hak_os_now_ns();
     chunk->idle_since_ns = now;
     pthread_mutex_lock(&reserve_lock);
-    if (reserve_count < HAK_CHUNK_RESERVE) {
+    if (reserve_count < HAK_CHUNK_RESERVE && chunk->arena == HAK_ARENA_PROGRAM) {
         atomic_store_explicit(&chunk->next_chunk, reserve, memory_order_relaxed);
         reserve = chunk;
         reserve_count++;
@@ -158,7 +164,7 @@ void superslab_free(hak_superslab *chunk) {
 
 bool superslab_decommit_slab(hak_superslab *c, unsigned idx) {
     size_t bytes = hak_slab_pages_bytes(idx);
-    if (!hak_os_decommit(hak_slab_pages(c, idx), bytes, bytes)) return false;
+    if (!hak_os_decommit(c->arena, hak_slab_pages(c, idx), bytes, bytes)) return false;
     atomic_fetch_and_explicit(&c->committed, ~(1u << idx), memory_order_relaxed);
     hak_count(c->class_idx, HAK_CTR_decommitted);
     return true;

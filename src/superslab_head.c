@@ -1,10 +1,16 @@
 /* superslab_head.c — per-class chains of chunks: expansion and retirement of empty chunks. */
 #include "internal.h"
 
-#define HEAD_INIT(i) [i] = {.lock = PTHREAD_MUTEX_INITIALIZER, .class_idx = (i)}
-#define HEAD_INIT4(i) HEAD_INIT(i), HEAD_INIT(i + 1), HEAD_INIT(i + 2), HEAD_INIT(i + 3)
-hak_superslab_head hak_heads[HAK_NUM_CLASSES] = {
-    HEAD_INIT4(0), HEAD_INIT4(4), HEAD_INIT4(8), HEAD_INIT4(12), HEAD_INIT4(16), HEAD_INIT4(20), HEAD_INIT4(24),
+#define HEAD_INIT(a, i) [i] = {.lock = PTHREAD_MUTEX_INITIALIZER, .class_idx = (i), .arena = (a)}
+#define HEAD_INIT4(a, i) HEAD_INIT(a, i), HEAD_INIT(a, i + 1), HEAD_INIT(a, i + 2), HEAD_INIT(a, i + 3)
+#define ARENA_HEADS(a)                                                                                          \
+    [a] = {HEAD_INIT4(a, 0), HEAD_INIT4(a, 4), HEAD_INIT4(a, 8), HEAD_INIT4(a, 12), HEAD_INIT4(a, 16),         \
+           HEAD_INIT4(a, 20), HEAD_INIT4(a, 24)}
+hak_superslab_head hak_heads[HAK_ARENAS][HAK_NUM_CLASSES] = {
+    ARENA_HEADS(HAK_ARENA_PROGRAM),
+#if HAK_ARENAS > 1
+    ARENA_HEADS(HAK_ARENA_TRACER),
+#endif
 };
 _Static_assert(HAK_NUM_CLASSES == 28, "HEAD_INIT covers every class");
 
@@ -62,7 +68,7 @@ void expand_superslab_head(hak_superslab_head *head, hak_superslab *observed, ha
             out->outcome = HAK_EXPAND_REUSED;
         } else {
             release_retired_locked(head); /* their bytes count against the cap */
-            found = superslab_allocate(head->class_idx, &out->failure);
+            found = superslab_allocate(head->class_idx, head->arena, &out->failure);
             if (found) {
                 HAK_CHECK(found->class_idx == head->class_idx &&
                               atomic_load_explicit(&found->slab_bitmap, memory_order_relaxed) == 0,
@@ -140,8 +146,8 @@ void superslab_head_chunk_emptied(hak_superslab_head *head, hak_superslab *chunk
  * claim — are memory that remains as well. */
 size_t superslab_heads_give_back(bool retire_idle) {
     size_t n = 0;
-    for (unsigned i = 0; i < HAK_NUM_CLASSES; i++) {
-        hak_superslab_head *head = &hak_heads[i];
+    for (unsigned i = 0; i < HAK_ARENAS * HAK_NUM_CLASSES; i++) {
+        hak_superslab_head *head = &hak_heads[i / HAK_NUM_CLASSES][i % HAK_NUM_CLASSES];
         pthread_mutex_lock(&head->lock);
         hak_superslab *cur = atomic_load_explicit(&head->current_chunk, memory_order_relaxed);
         _Atomic(hak_superslab *) *link = &head->chunks;
@@ -188,9 +194,11 @@ void superslab_head_purge_later(hak_superslab_head *head) {
 }
 
 void superslab_heads_lock_all(void) {
-    for (unsigned i = 0; i < HAK_NUM_CLASSES; i++) pthread_mutex_lock(&hak_heads[i].lock);
+    for (unsigned i = 0; i < HAK_ARENAS * HAK_NUM_CLASSES; i++)
+        pthread_mutex_lock(&hak_heads[i / HAK_NUM_CLASSES][i % HAK_NUM_CLASSES].lock);
 }
 
 void superslab_heads_unlock_all(void) {
-    for (unsigned i = HAK_NUM_CLASSES; i-- > 0;) pthread_mutex_unlock(&hak_heads[i].lock);
+    for (unsigned i = HAK_ARENAS * HAK_NUM_CLASSES; i-- > 0;)
+        pthread_mutex_unlock(&hak_heads[i / HAK_NUM_CLASSES][i % HAK_NUM_CLASSES].lock);
 }

@@ -6,7 +6,7 @@
 /* Heaps are carved from metadata pages that are never unmapped: a remote free
  * may still read the owner of a slab whose heap's thread just exited.
  * Guarded by the registry lock (heaps.c). */
-static uint8_t *meta_cursor, *meta_end;
+static uint8_t *meta_cursor[HAK_ARENAS], *meta_end[HAK_ARENAS]; /* per arena: each pays for its own pages */
 
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
@@ -21,42 +21,61 @@ static void create_exit_key(void) {
  * outlive its TLS (in_op), so no stealer may ever read it. */
 static HAK_TLS bool thread_exiting;
 
-static hak_heap *heap_take_locked(void) {
-    hak_heap *h = hak_heaps_pooled_locked();
+static hak_heap *heap_take_locked(unsigned arena, hak_os_failure *why) {
+    hak_heap *h = arena == HAK_ARENA_PROGRAM ? hak_heaps_pooled_locked() : NULL;
     if (h) return h;
     size_t size = (sizeof(hak_heap) + 63) & ~(size_t)63;
-    if (!meta_cursor || (size_t)(meta_end - meta_cursor) < size) {
+    unsigned a = HAK_ARENAS > 1 ? arena : 0;
+    if (!meta_cursor[a] || (size_t)(meta_end[a] - meta_cursor[a]) < size) {
         size_t span = 64 * 1024;
-        void *p = hak_os_map_metadata(span);
+        void *p = hak_os_map_metadata(arena, span, why);
         if (!p) return NULL; /* the caller's malloc returns NULL with ENOMEM; the next one tries again */
-        meta_cursor = p;
-        meta_end = meta_cursor + span;
+        meta_cursor[a] = p;
+        meta_end[a] = meta_cursor[a] + span;
     }
-    h = (hak_heap *)meta_cursor;
-    meta_cursor += size;
+    h = (hak_heap *)meta_cursor[a];
+    meta_cursor[a] += size;
     return h;
 }
 
-hak_heap *hak_thread_heap_init(void) {
+static void heap_reset(hak_heap *h, unsigned arena) {
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+        hak_class_cache *cc = &h->cls[c];
+        cc->current = &hak_empty_slab;
+        cc->ring_count = 0;
+        cc->full = NULL;
+        cc->full_count = 0;
+        cc->chunk = NULL;
+    }
+    atomic_store_explicit(&h->counters.allocs, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->counters.frees, 0, memory_order_relaxed);
+    h->refill_seq = 0;
+    h->tid = hak_gettid();
+    h->arena = (uint8_t)arena;
+    atomic_store_explicit(&h->stealing, 0, memory_order_relaxed);
+}
+
+hak_heap *hak_thread_heap_make(unsigned arena) {
+    hak_ensure_init();
+    hak_os_failure why;
+    hak_heaps_lock();
+    hak_heap *h = heap_take_locked(arena, &why);
+    if (h) {
+        heap_reset(h, arena);
+        h->in_op = &hak_in_op_always; /* used under its own lock, by any thread: never stolen from */
+    }
+    hak_heaps_unlock();
+    return h;
+}
+
+hak_heap *hak_thread_heap_init(hak_os_failure *why) {
     int saved = errno;
     hak_ensure_init();
     hak_heaps_lock();
-    hak_heap *h = heap_take_locked();
+    hak_heap *h = heap_take_locked(HAK_ARENA_PROGRAM, why);
     if (h) {
-        for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-            hak_class_cache *cc = &h->cls[c];
-            cc->current = &hak_empty_slab;
-            cc->ring_count = 0;
-            cc->full = NULL;
-            cc->full_count = 0;
-            cc->chunk = NULL;
-        }
-        atomic_store_explicit(&h->counters.allocs, 0, memory_order_relaxed);
-        atomic_store_explicit(&h->counters.frees, 0, memory_order_relaxed);
-        h->refill_seq = 0;
-        h->tid = hak_gettid();
+        heap_reset(h, HAK_ARENA_PROGRAM);
         h->in_op = thread_exiting ? &hak_in_op_always : &hak_tls.in_op;
-        atomic_store_explicit(&h->stealing, 0, memory_order_relaxed);
         hak_heaps_add_locked(h);
     }
     hak_heaps_unlock();

@@ -101,7 +101,8 @@ void tiny_free_slow(hak_heap *heap, hak_slab *s) {
  * frees into it are local. Else it is let go again, listed, its stack kept —
  * or, that free bringing its last block back, returned to its chunk. */
 void tiny_take_over(hak_heap *heap, hak_slab *s) {
-    if (heap) {
+    /* A heap adopts only its own arena's slabs: the tracer's memory never serves the program, nor the reverse. */
+    if (heap && (HAK_ARENAS == 1 || heap->arena == hak_slab_chunk(s)->arena)) {
         hak_heap_enter_slow(heap);
         hak_class_cache *cc = &heap->cls[s->class_idx];
         bool orphan = !s->home || !atomic_load_explicit(&s->home->live, memory_order_relaxed);

@@ -33,14 +33,19 @@ enum hak_trace_refill_result { HAKMEM_TP_REFILL_RESULT(HAK_REFILL_ITEM) };
 #define HAK_TRACE_PICK(on, event, ...) HAK_TP_CAT(HAK_TRACE_PICK_, on)(event, __VA_ARGS__)
 #define HAK_TRACE_PICK_0(event, ...) hak_trace_nop_##event(__VA_ARGS__)
 /* The tracer's allocations leave in_op set while the event is emitted (internal.h); afterwards it is
- * what it was, in a call or not. */
+ * what it was, in a call or not. While it emits, the thread has no heap: what the tracer allocates comes
+ * from the tracer's arena (tracer.c), and nothing of it is traced. The arguments are evaluated then too:
+ * a caller reads what it needs of hak_tls.heap before. */
 #define HAK_TRACE_PICK_1(event, ...)                                                           \
     do {                                                                                       \
-        if (lttng_ust_tracepoint_enabled(hakmem, event) && !hak_trace_busy) {                  \
+        if (lttng_ust_tracepoint_enabled(hakmem, event) && !hak_in_tracer()) {                 \
             int hak_trace_errno = errno; /* the tracer's own syscalls must not show */         \
             uint8_t hak_trace_in_op = atomic_load_explicit(&hak_tls.in_op, memory_order_relaxed); \
+            hak_heap *hak_trace_heap = hak_tls.heap;                                           \
             hak_trace_busy = 1;                                                                \
+            hak_tls.heap = &hak_empty_heap;                                                    \
             lttng_ust_do_tracepoint(hakmem, event, __VA_ARGS__);                               \
+            hak_tls.heap = hak_trace_heap;                                                     \
             hak_trace_busy = 0;                                                                \
             atomic_store_explicit(&hak_tls.in_op, hak_trace_in_op, memory_order_release);      \
             errno = hak_trace_errno;                                                           \

@@ -47,6 +47,13 @@
  * region map     One byte per 2 MiB of address space telling whether hakmem
  *                mapped it and as what; lets free() identify a pointer's owner
  *                without reading memory hakmem did not map.
+ * arena          Whose memory a chunk, heap or large block is: the program's,
+ *                or (trace build only) the tracer's — what lttng-ust and what it
+ *                loads allocate. The tracer's arena has chunks, heads and heaps
+ *                of its own, is charged apart and is never refused by the cap or
+ *                by fault injection, so a traced program gets exactly the memory
+ *                and the refusals it gets untraced (trace_context.c says how the
+ *                tracer's allocations are told apart).
  */
 
 #include <pthread.h>
@@ -54,6 +61,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+enum { HAK_ARENA_PROGRAM = 0, HAK_ARENA_TRACER = 1 };
+#if defined(HAKMEM_TRACING) && HAKMEM_TRACING
+#define HAK_ARENAS 2
+#else
+#define HAK_ARENAS 1 /* the release build has the program's only: every arena test folds away */
+#endif
 
 #define HAK_CHUNK_SHIFT 21
 #define HAK_CHUNK_SIZE ((size_t)1 << HAK_CHUNK_SHIFT)
@@ -168,7 +182,8 @@ typedef struct hak_superslab {
      * lock, inside the claimers bracket), then the retired list or the reserve. */
     _Atomic(struct hak_superslab *) next_chunk;
     uint8_t class_idx;
-    uint8_t pad0[3];
+    uint8_t arena;                     /* HAK_ARENA_*: whose head chains it, whose account it is charged to */
+    uint8_t pad0[2];
     _Atomic uint32_t slab_bitmap;      /* bit set = slab in use; see glossary */
     _Atomic uint32_t listed;           /* bit i: slab i was let go with blocks to hand out; set
                                         * before its UNHELD bit, cleared by whoever takes it over */
@@ -196,6 +211,7 @@ typedef struct hak_superslab_head {
     _Atomic uint32_t free_committed;  /* free slabs of the chain whose pages stay committed */
     _Atomic uint64_t purge_due_ns;    /* when the excess of them gives its pages back (0: none due) */
     uint8_t class_idx;
+    uint8_t arena;                    /* its chunks' arena */
     pthread_mutex_t lock;             /* chain, expansion, retired list */
     _Atomic(hak_superslab *) chunks;  /* chain, newest first */
     uint32_t chunk_count;
@@ -229,6 +245,7 @@ typedef struct hak_heap {
     struct hak_heap *next_heap; /* registry or pool list; guarded by the registry lock */
     int32_t tid;
     _Atomic bool live;          /* its thread runs (false once pooled); read without the lock as a hint */
+    uint8_t arena;              /* it claims slabs from this arena's heads only, and adopts only its slabs */
 } hak_heap;
 
 #endif

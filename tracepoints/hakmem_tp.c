@@ -1,4 +1,5 @@
 /* hakmem_tp.c — the probe-definition unit: creates the `hakmem` provider inside the trace library. */
+#include <stdatomic.h>
 #include <stdint.h>
 
 #define LTTNG_UST_TRACEPOINT_CREATE_PROBES
@@ -9,3 +10,19 @@
 
 /* The nesting flag of src/trace.h: static TLS, so reading it never allocates. */
 __attribute__((visibility("hidden"))) __thread __attribute__((tls_model("initial-exec"))) uint8_t hak_trace_busy;
+
+/* The constructor window (src/tracer.c): open from the process start, so the tracer's allocations before any
+ * constructor of ours count as the tracer's too. */
+__attribute__((visibility("hidden"))) _Atomic uint8_t hak_tracer_window = 1;
+
+/* Defined after the includes above, so it runs after their constructors (the tracepoints' and the probe's
+ * registration, in this unit's order): everything allocated until here was the tracer's. */
+__attribute__((constructor)) static void hak_tracer_constructors_done(void) {
+    atomic_store_explicit(&hak_tracer_window, 0, memory_order_release);
+}
+
+/* Destructors run in the reverse order: this one before the probe's and lttng-ust's teardown, whose
+ * allocations on this thread are the tracer's from here on (and nothing more is traced from it). */
+__attribute__((destructor)) static void hak_tracer_teardown_begins(void) {
+    hak_trace_busy = 1;
+}

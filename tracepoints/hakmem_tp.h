@@ -12,7 +12,9 @@
  * analysis/hakmem/catalogue.py mirrors this file; tests/trace checks the two
  * agree. Rules (after QEMU's trace-events): fixed-width integers, pointers as
  * hex integers, outcomes as enums, no floats; every refill event carries the
- * per-thread refill sequence number `seq` that ties one refill together.
+ * per-thread refill sequence number `seq` that ties one refill together
+ * (refills count from 1: seq 0 on superslab_alloc_fail and oom means no refill
+ * ran, the thread heap's own pages were refused).
  */
 
 #ifndef HAKMEM_TP_CATALOGUE_H

@@ -30,7 +30,8 @@ def structural_cause(rec, declared):
     if rec["cut"]:
         return "incomplete", f"the refill ran more than {PATH_LIMIT} events; the middle is not kept"
     large = rec["oom"].get("class_idx") == LARGE
-    decisions = all(declares(declared, e) for e in ("refill_enter", "chunk_expand", "bitmap_check"))
+    heapless = not large and rec["oom"].get("seq") == 0  # no refill ran: the thread's heap itself was refused
+    decisions = not heapless and all(declares(declared, e) for e in ("refill_enter", "chunk_expand", "bitmap_check"))
     if rec["begins_midway"] and decisions and not large:
         return "incomplete", "the trace begins in the middle of this path (a snapshot, or lost events)"
     for b in (e for e in path if e.name == "bitmap_check"):
@@ -65,6 +66,8 @@ def structural_cause(rec, declared):
             before = decision_before(path, path.index(last))
             if large:
                 what = "a large block's mapping"
+            elif heapless:
+                what = "the thread heap's own pages"
             elif before is not None and before.name == "bitmap_check":
                 what = "a free slab's pages"
             else:

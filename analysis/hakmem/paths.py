@@ -96,12 +96,13 @@ class Analyzer:
         if ev.name == "oom":
             self._oom(key, ev)
             return
-        if cls == LARGE:
+        seq = ev.get("seq")
+        if cls == LARGE or (seq == 0 and ev.name == "superslab_alloc_fail"):
+            # Paths with no refill: a large block's mapping, or (seq 0) the pages of the thread's own heap.
             if ev.name == "superslab_alloc_fail":
                 self.large_fail[key] = ev
             return
         ref = self.open.get(key)
-        seq = ev.get("seq")
         if ev.name == "refill_enter":
             ref = self.open[key] = OpenRefill(seq, begins_midway=False)
         elif ref is None or ref.seq != seq:
@@ -130,7 +131,7 @@ class Analyzer:
         self.threads[key]["ooms"] += 1
         self.n_ooms += 1
         cls = oom.get("class_idx")
-        if cls == LARGE:
+        if cls == LARGE or oom.get("seq") == 0:
             fail = self.large_fail.pop(key, None)
             path, midway, cut = ([fail] if fail else []), False, False
         else:

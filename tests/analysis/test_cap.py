@@ -2,7 +2,7 @@
 """test_cap.py — every OOM that HAKMEM_MAX_MEMORY causes is one OOM of cause `cap_reached`, behind the refusal it ends.
 
 Records trace_oom_workload (4 threads grow class-4 live sets; each stops after its K-th NULL and logs every NULL
-with its gettid()) under HAKMEM_MAX_MEMORY=48M, with HAKMEM_TINY_MID_REFILL_SIMPLE 0 and 1. `hakmem-trace
+with its gettid()) under HAKMEM_MAX_MEMORY=16M, with HAKMEM_TINY_MID_REFILL_SIMPLE 0 and 1. `hakmem-trace
 oom-paths --json` must give exactly one OOM per NULL in the log, on the same vtids, each of cause `cap_reached`;
 where the refill events are compiled in, each superslab_alloc_fail of a path says reason cap (errno 12) and ends
 either a failed chunk_expand (a new chunk's header refused: 8 KiB) or a bitmap_check the cap refused (a free
@@ -14,7 +14,7 @@ usage: test_cap.py --lib libhakmem-trace.so --workload trace_oom_workload
 import analysistest as at
 
 tt = at.tt
-CAP = "48M"     # room for lttng-ust's own allocations in the traced process (24M starves it)
+CAP = "16M"     # the tracer's own allocations are not charged to it (src/tracer.c)
 # What each refused decision asked the cap for (where the refill events say which decision it was).
 REFUSED_BYTES = {"chunk_expand:failed": {8192}, "bitmap_check:cap_refused": {65536, 65536 - 8192}, None: {8192, 65536,
                                                                                                         65536 - 8192}}

@@ -309,7 +309,7 @@ static long long anon_bytes(void) {
 static size_t chunk_bytes(void) {
     size_t chunks = superslab_reserve_count();
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-        hak_superslab_head *head = &hak_heads[c];
+        hak_superslab_head *head = &hak_heads[HAK_ARENA_PROGRAM][c];
         pthread_mutex_lock(&head->lock);
         chunks += head->chunk_count;
         for (hak_superslab *r = head->retired; r; r = r->next_chunk) chunks++;

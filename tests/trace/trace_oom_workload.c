@@ -1,8 +1,9 @@
-/* trace_oom_workload.c — 4 threads grow class-4 live sets until each has been refused K times; every NULL is logged with its gettid(). */
+/* trace_oom_workload.c — threads (4 unless told) grow class-4 live sets until each has been refused K times; every NULL is logged with its gettid(). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,12 +11,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define THREADS 4
+#define MAX_THREADS 8
 #define MAX_LIVE (1 << 20)
 
 static int log_fd;
 static int refusals_wanted;
 static pthread_barrier_t start;
+static _Atomic long blocks_got; /* what the allocator handed out before and between the refusals */
 
 /* One line per NULL, "tid size errno", written with one write() so lines never interleave. */
 static void log_null(size_t size, int err) {
@@ -43,22 +45,41 @@ static void *grow(void *arg) {
         if (n == MAX_LIVE) _exit(5); /* the cap never refused: the test's cap is too high */
         live[n++] = p;
     }
+    atomic_fetch_add(&blocks_got, n);
     for (int i = 0; i < n; i++) free(live[i]);
     munmap(live, MAX_LIVE * sizeof(void *));
     return NULL;
 }
 
+/* With COUNT_FILE, writes "blocks N" there: under a cap with one thread and nothing freed before the end, N is
+ * what the cap let the program have, so a traced run can be compared with an untraced one. */
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: trace_oom_workload LOG REFUSALS_PER_THREAD\n");
+    if (argc < 3 || argc > 5) {
+        fprintf(stderr, "usage: trace_oom_workload LOG REFUSALS_PER_THREAD [THREADS [COUNT_FILE]]\n");
         return 2;
     }
     log_fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
     refusals_wanted = atoi(argv[2]);
-    if (log_fd < 0 || refusals_wanted < 1) return 2;
-    pthread_barrier_init(&start, NULL, THREADS);
-    pthread_t t[THREADS];
-    for (int i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, grow, NULL);
-    for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+    int threads = argc >= 4 ? atoi(argv[3]) : 4;
+    if (log_fd < 0 || refusals_wanted < 1 || threads < 1 || threads > MAX_THREADS) return 2;
+    pthread_barrier_init(&start, NULL, (unsigned)threads);
+    pthread_t t[MAX_THREADS];
+    for (int i = 0; i < threads; i++) {
+        /* pthread_create allocates (the new thread's TLS vector): a refusal there is a NULL of this thread's,
+         * logged with size 0, and the run ends with status 7, for traced and untraced runs to compare. */
+        int err = pthread_create(&t[i], NULL, grow, NULL);
+        if (err) {
+            log_null(0, err);
+            _exit(7);
+        }
+    }
+    for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
+    if (argc == 5) {
+        int fd = open(argv[4], O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        char line[32];
+        int n = snprintf(line, sizeof line, "blocks %ld\n", atomic_load(&blocks_got));
+        if (fd < 0 || write(fd, line, (size_t)n) != n) return 6;
+        close(fd);
+    }
     return 0;
 }

@@ -9,7 +9,7 @@
 #define ROUNDS 20000
 #define CLASS 27
 
-static hak_superslab_head *head = &hak_heads[CLASS];
+static hak_superslab_head *head = &hak_heads[HAK_ARENA_PROGRAM][CLASS];
 static _Atomic int holder[HAK_SLABS_PER_CHUNK];
 static _Atomic unsigned long claims, fulls, lost;
 static pthread_barrier_t start;

@@ -10,7 +10,7 @@
 #define ROUNDS 10
 #define CLASS 26
 
-static hak_superslab_head *head = &hak_heads[CLASS];
+static hak_superslab_head *head = &hak_heads[HAK_ARENA_PROGRAM][CLASS];
 static pthread_barrier_t start;
 static hak_heap heaps[THREADS];
 static hak_slab *got[THREADS][PER_THREAD];

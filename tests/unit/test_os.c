@@ -74,7 +74,7 @@ static bool none_mapped(const void *p, size_t size) {
 
 static void *map_ok(size_t size, size_t align) {
     hak_os_failure why;
-    void *p = hak_os_map(size, align, &why);
+    void *p = hak_os_map(HAK_ARENA_PROGRAM, size, align, &why);
     CHECK(p && ((uintptr_t)p & (align - 1)) == 0, "map %zu aligned %zu: %p, reason %d", size, align, p,
           (int)why.reason);
     return p;
@@ -105,7 +105,7 @@ static void test_map_refused(void) {
     size_t base = hak_os_mapped_bytes();
     hak_os_failure why;
     errno = EDOM;
-    CHECK(hak_os_map(HAK_CHUNK_SIZE, HAK_CHUNK_SIZE, &why) == NULL, "every map refused");
+    CHECK(hak_os_map(HAK_ARENA_PROGRAM, HAK_CHUNK_SIZE, HAK_CHUNK_SIZE, &why) == NULL, "every map refused");
     CHECK(why.reason == HAK_FAIL_OS && why.err == ENOMEM && why.bytes == HAK_CHUNK_SIZE,
           "refusal reported as the OS's: reason %d err %d bytes %zu", (int)why.reason, why.err, why.bytes);
     CHECK(errno == EDOM, "errno kept (%d)", errno);
@@ -125,18 +125,18 @@ static void test_release_retried(void) {
     uint64_t refusals = hak_os_release_failures();
 
     faults("every:2");
-    hak_os_unmap(p, HAK_CHUNK_SIZE); /* call 1 */
+    hak_os_unmap(HAK_ARENA_PROGRAM, p, HAK_CHUNK_SIZE); /* call 1 */
     CHECK(none_mapped(p, HAK_CHUNK_SIZE), "p went back");
     check_accounting(base, 2 * HAK_CHUNK_SIZE, "p released");
     errno = EDOM;
-    hak_os_unmap(q, HAK_CHUNK_SIZE); /* call 2: refused */
+    hak_os_unmap(HAK_ARENA_PROGRAM, q, HAK_CHUNK_SIZE); /* call 2: refused */
     CHECK(errno == EDOM, "errno kept across a refused release");
     CHECK(hak_os_pending_bytes() == HAK_CHUNK_SIZE, "q is pending (%zu)", hak_os_pending_bytes());
     CHECK(all_mapped(q, HAK_CHUNK_SIZE), "q still mapped");
     CHECK(((unsigned char *)q)[HAK_CHUNK_SIZE - 1] == 0x5a, "q's contents untouched past its record");
     check_accounting(base, HAK_CHUNK_SIZE, "q refused");
     CHECK(hak_os_mapped_bytes() == base + 2 * HAK_CHUNK_SIZE, "q stays charged");
-    hak_os_unmap(r, HAK_CHUNK_SIZE); /* call 3 retries q and succeeds, call 4 refuses r */
+    hak_os_unmap(HAK_ARENA_PROGRAM, r, HAK_CHUNK_SIZE); /* call 3 retries q and succeeds, call 4 refuses r */
     CHECK(none_mapped(q, HAK_CHUNK_SIZE), "q went back on the next unmap");
     CHECK(all_mapped(r, HAK_CHUNK_SIZE), "r still mapped");
     CHECK(hak_os_pending_bytes() == HAK_CHUNK_SIZE, "only r is pending");
@@ -155,12 +155,12 @@ static void test_release_retried(void) {
     /* A refused release is also retried by the next map. */
     p = map_ok(HAK_CHUNK_SIZE, HAK_CHUNK_SIZE);
     fail_call(1);
-    hak_os_unmap(p, HAK_CHUNK_SIZE);
+    hak_os_unmap(HAK_ARENA_PROGRAM, p, HAK_CHUNK_SIZE);
     CHECK(hak_os_pending_bytes() == HAK_CHUNK_SIZE, "p pending");
     q = map_ok(HAK_CHUNK_SIZE, HAK_CHUNK_SIZE);
     CHECK(hak_os_pending_bytes() == 0, "the map retried p");
     check_accounting(base, HAK_CHUNK_SIZE, "after the map");
-    hak_os_unmap(q, HAK_CHUNK_SIZE);
+    hak_os_unmap(HAK_ARENA_PROGRAM, q, HAK_CHUNK_SIZE);
     faults("off");
 }
 
@@ -185,8 +185,8 @@ static void test_trim_refused(void) {
           "releasing the trim left the result alone");
     CHECK(all_mapped(p, HAK_CHUNK_SIZE), "the result is still mapped");
     check_accounting(base, HAK_CHUNK_SIZE, "trim released");
-    hak_os_unmap(p, HAK_CHUNK_SIZE);
-    hak_os_unmap(warm, HAK_CHUNK_SIZE);
+    hak_os_unmap(HAK_ARENA_PROGRAM, p, HAK_CHUNK_SIZE);
+    hak_os_unmap(HAK_ARENA_PROGRAM, warm, HAK_CHUNK_SIZE);
 }
 
 static void test_grow_and_shrink_refused(void) {
@@ -194,12 +194,12 @@ static void test_grow_and_shrink_refused(void) {
     size_t base = hak_os_mapped_bytes();
     void *p = map_ok(HAK_CHUNK_SIZE, HAK_CHUNK_SIZE);
     fail_call(1);
-    CHECK(!hak_os_grow_in_place(p, HAK_CHUNK_SIZE, 2 * HAK_CHUNK_SIZE), "a refused mremap does not grow");
+    CHECK(!hak_os_grow_in_place(HAK_ARENA_PROGRAM, p, HAK_CHUNK_SIZE, 2 * HAK_CHUNK_SIZE), "a refused mremap does not grow");
     check_accounting(base, HAK_CHUNK_SIZE, "grow refused");
     faults("off");
-    size_t size = hak_os_grow_in_place(p, HAK_CHUNK_SIZE, 2 * HAK_CHUNK_SIZE) ? 2 * HAK_CHUNK_SIZE : HAK_CHUNK_SIZE;
+    size_t size = hak_os_grow_in_place(HAK_ARENA_PROGRAM, p, HAK_CHUNK_SIZE, 2 * HAK_CHUNK_SIZE) ? 2 * HAK_CHUNK_SIZE : HAK_CHUNK_SIZE;
     check_accounting(base, size, "grow allowed");
-    hak_os_unmap(p, size);
+    hak_os_unmap(HAK_ARENA_PROGRAM, p, size);
 
     /* realloc moves a large block whose growth was refused, contents and all. */
     unsigned char *a = hak_malloc(100000);
@@ -248,7 +248,7 @@ static void test_random(uint64_t seed) {
             size_t size = HAK_CHUNK_SIZE + ((rng >> 20) % 512) * page;
             size_t align = (rng >> 40) & 1 ? HAK_CHUNK_SIZE : 2 * HAK_CHUNK_SIZE;
             hak_os_failure why;
-            unsigned char *p = hak_os_map(size, align, &why);
+            unsigned char *p = hak_os_map(HAK_ARENA_PROGRAM, size, align, &why);
             if (p) {
                 CHECK(((uintptr_t)p & (align - 1)) == 0, "aligned");
                 p[0] = p[size - 1] = (unsigned char)step;
@@ -264,7 +264,7 @@ static void test_random(uint64_t seed) {
             int i = (int)((rng >> 8) % (uint64_t)n);
             size_t grown = live[i].size + (1 + (rng >> 24) % 64) * page;
             unsigned char mark = live[i].p[0];
-            if (hak_os_grow_in_place(live[i].p, live[i].size, grown)) {
+            if (hak_os_grow_in_place(HAK_ARENA_PROGRAM, live[i].p, live[i].size, grown)) {
                 live_bytes += grown - live[i].size;
                 live[i].size = grown;
                 live[i].p[grown - 1] = mark;
@@ -274,7 +274,7 @@ static void test_random(uint64_t seed) {
         } else {
             int i = (int)((rng >> 8) % (uint64_t)n);
             live_bytes -= live[i].size;
-            hak_os_unmap(live[i].p, live[i].size);
+            hak_os_unmap(HAK_ARENA_PROGRAM, live[i].p, live[i].size);
             live[i] = live[--n];
         }
         check_accounting(base, live_bytes, "random step");
@@ -285,7 +285,7 @@ static void test_random(uint64_t seed) {
     faults("off");
     while (n) {
         n--;
-        hak_os_unmap(live[n].p, live[n].size);
+        hak_os_unmap(HAK_ARENA_PROGRAM, live[n].p, live[n].size);
     }
     hak_os_release_pending();
     CHECK(hak_os_pending_bytes() == 0 && hak_os_mapped_bytes() == base, "seed %llu: all back (mapped %zu, base %zu)",
@@ -326,7 +326,7 @@ static void test_real_refusal(void) {
             break;
         }
     }
-    hak_os_unmap(p + 64 * page, page); /* splits p: refused at the limit */
+    hak_os_unmap(HAK_ARENA_PROGRAM, p + 64 * page, page); /* splits p: refused at the limit */
     size_t pending = hak_os_pending_bytes();
     munmap(flood, span);
     CHECK(full, "the map count was never reached");
@@ -336,8 +336,8 @@ static void test_real_refusal(void) {
     CHECK(p[64 * page + page - 1] == 0x77 && p[0] == 0x77, "contents intact");
     CHECK(hak_os_release_pending() == 1 && hak_os_pending_bytes() == 0, "released once mappings are available");
     CHECK(none_mapped(p + 64 * page, page), "the page went back");
-    hak_os_unmap(p, 64 * page);
-    hak_os_unmap(p + 65 * page, HAK_CHUNK_SIZE - 65 * page);
+    hak_os_unmap(HAK_ARENA_PROGRAM, p, 64 * page);
+    hak_os_unmap(HAK_ARENA_PROGRAM, p + 65 * page, HAK_CHUNK_SIZE - 65 * page);
     CHECK(hak_os_mapped_bytes() == base, "back to the start");
     printf("real refusal: munmap refused at vm.max_map_count %ld, retried after\n", max);
 }

@@ -56,7 +56,7 @@ int main(void) {
           "remote frees were not reused: mapped %zu bytes after refilling, %zu before", mapped_after_second,
           mapped_after_first);
     /* The owner exited with everything freed: nothing of class 4 stays in use. */
-    CHECK(head_slabs_in_use(&hak_heads[4]) == 0, "%u class-4 slabs still in use", head_slabs_in_use(&hak_heads[4]));
+    CHECK(head_slabs_in_use(&hak_heads[HAK_ARENA_PROGRAM][4]) == 0, "%u class-4 slabs still in use", head_slabs_in_use(&hak_heads[HAK_ARENA_PROGRAM][4]));
     printf("remote free ok: mapped %zu -> %zu bytes\n", mapped_after_first, mapped_after_second);
     return 0;
 }

@@ -35,7 +35,7 @@ static void *owner(void *arg) {
 }
 
 int main(void) {
-    hak_superslab_head *head = &hak_heads[CLASS];
+    hak_superslab_head *head = &hak_heads[HAK_ARENA_PROGRAM][CLASS];
     pthread_barrier_init(&step, NULL, 2);
     pthread_t t;
     pthread_create(&t, NULL, owner, NULL);

@@ -70,7 +70,7 @@ static void *churner(void *arg) {
 }
 
 int main(void) {
-    hak_superslab_head *lh = &hak_heads[LEAVE_CLASS];
+    hak_superslab_head *lh = &hak_heads[HAK_ARENA_PROGRAM][LEAVE_CLASS];
     pthread_t t;
     pthread_create(&t, NULL, leaver, NULL);
     pthread_join(t, NULL);
@@ -88,7 +88,7 @@ int main(void) {
     /* A refill that adopts must not take a slab with nothing to hand out for an OOM. */
     pthread_create(&t, NULL, keeper, NULL);
     pthread_join(t, NULL);
-    CHECK(head_abandoned(&hak_heads[KEEP_CLASS]) > 0, "the keeper's full slabs are abandoned");
+    CHECK(head_abandoned(&hak_heads[HAK_ARENA_PROGRAM][KEEP_CLASS]) > 0, "the keeper's full slabs are abandoned");
     for (int i = 0; i < KEEP_N; i++) {
         void *p = hak_malloc(KEEP_SIZE);
         CHECK(p, "malloc(1024) #%d returned NULL with no cap next to a dead thread's full slabs", i);
@@ -98,9 +98,9 @@ int main(void) {
         kept[i] = (hak_free(kept[i]), p);
     }
     for (int i = 0; i < KEEP_N; i++) hak_free(kept[i]);
-    CHECK(head_abandoned(&hak_heads[KEEP_CLASS]) == 0, "the dead thread's slabs drained");
+    CHECK(head_abandoned(&hak_heads[HAK_ARENA_PROGRAM][KEEP_CLASS]) == 0, "the dead thread's slabs drained");
 
-    hak_superslab_head *ch = &hak_heads[CHURN_CLASS];
+    hak_superslab_head *ch = &hak_heads[HAK_ARENA_PROGRAM][CHURN_CLASS];
     unsigned max_chunks = 0;
     for (int i = 0; i < CHURN_THREADS; i++) {
         pthread_create(&t, NULL, churner, NULL);
