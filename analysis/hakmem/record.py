@@ -1,4 +1,5 @@
-"""`hakmem-trace record`: run a command on libhakmem-trace.so under an LTTng session and keep the trace."""
+"""`hakmem-trace record`: run a command on libhakmem-trace.so under an LTTng session and keep the trace, or say why
+none was recorded."""
 
 import errno
 import fcntl
@@ -13,11 +14,14 @@ import time
 from pathlib import Path
 
 from . import catalogue
+from . import command as command_check
+from .output_folder import OutputFolder, OutputFolderError, holds_trace
 
 REPO = Path(__file__).resolve().parents[2]
 LIB_NAME = "libhakmem-trace.so"
 FORK_LIB = "liblttng-ust-fork.so.1"
 CHANNEL = "hakmem"
+NOTHING_RECORDED = "no trace recorded"  # how every line of a recording that left no trace begins
 
 
 class RecordError(Exception):
@@ -126,7 +130,7 @@ class SessionDaemon:
     is reaped), in a session of its own (a Ctrl-C meant for the recording must not stop it before the trace is
     flushed; we stop it). Its helpers are noted before it is stopped and stopped in turn if they outlive it.
     (A umask would not make the trace private: lttng 2.13 creates trace folders 0770 and files 0660 whatever
-    the daemon's umask; make_private() does, after the recording.)"""
+    the daemon's umask; OutputFolder.make_private() does, after the recording.)"""
 
     START_TIMEOUT = 10
     STOP_TIMEOUT = 10
@@ -321,18 +325,15 @@ class Signals:
         return False
 
 
-def _run_command(command, env, signals):
-    """The command's exit status (128+N for signal N); on a signal to us, the command is ended first."""
+def _run_command(command, executable, env, signals):
+    """The command's exit status (128+N for signal N); on a signal to us, the command is ended first. A command
+    that cannot be executed after all (runnable() found it, the exec still failed) is a RecordError: nothing ran."""
     if signals.pending:
         return None
     try:
         proc = subprocess.Popen(command, env=env)
-    except FileNotFoundError:
-        print(f"hakmem-trace: {command[0]}: command not found", file=sys.stderr)
-        return 127
-    except PermissionError:
-        print(f"hakmem-trace: {command[0]}: permission denied", file=sys.stderr)
-        return 126
+    except OSError as e:
+        raise RecordError(command_check.exec_failure(command[0], executable, e)) from None
     try:
         signals.raising = True
         if signals.pending:
@@ -360,86 +361,118 @@ def _end_command(proc, signum):
     proc.wait()
 
 
-def _output_folder(args):
-    """(folder, whether this run created it, its entries before the run). A folder made here is 0700."""
-    if args.set_url:
-        return None, False, set()  # streamed: nothing is written here
-    if not args.output:
-        return Path(tempfile.mkdtemp(prefix="hakmem-trace-")), True, set()  # mkdtemp: 0700
-    out = Path(args.output).resolve()
-    try:
-        out.mkdir(parents=True, mode=0o700)
-        created = True
-    except FileExistsError:
-        created = False
-    except OSError as e:
-        raise RecordError(f"cannot create {out}: {e.strerror}") from None
-    if created:
-        os.chmod(out, 0o700)  # whatever the umask left
-    elif not out.is_dir():
-        raise RecordError(f"{out} exists and is not a folder")
-    return out, created, ({e.name for e in out.iterdir()} if not created else set())
+class Run:
+    """What happened to one recording: the command's status (None: it never ran), the RecordError that ended the
+    session, the signal that interrupted it, and (flight recorder) whether a program registered with the session."""
 
-
-def make_private(out, before):
-    """What the recording wrote under out (entries not in before) loses group and world write permission: lttng
-    creates trace folders 0770 and files 0660. (Inside a folder of mode 0700 nobody else could reach them; a
-    folder given with -o may be more open, and a trace is often copied or moved on.)"""
-    for entry in out.iterdir():
-        if entry.name in before:
-            continue
-        for path in [entry, *(entry.rglob("*") if entry.is_dir() and not entry.is_symlink() else [])]:
-            try:
-                st = path.lstat()
-                if not stat.S_ISLNK(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o022:
-                    os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o022)
-            except OSError:
-                pass  # gone meanwhile, or not ours to change
+    def __init__(self):
+        self.status = None
+        self.failure = None
+        self.interrupted = None
+        self.registered = False
 
 
 def record(args):
+    """Records args.command; its exit status. Prints where the trace is, or raises RecordError with
+    nothing_recorded()'s sentence (exit status 2) after taking back the folder made for it — or, interrupted by a
+    signal with nothing recorded, prints that sentence itself and returns 128+N."""
     if not args.command:
-        raise RecordError("nothing to run: hakmem-trace record [options] -- CMD ARGS...")
-    # --no-preload: the command links the hakmem provider itself (or is recorded as is): nothing is preloaded.
-    lib = None if args.no_preload else find_trace_library(args.lib)
-    fork_lib = None if args.no_preload else find_fork_library()
-    events = _event_names(args.events)
-    out, created, before = _output_folder(args)
+        raise nothing_recorded("nothing to run: hakmem-trace record [options] -- CMD ARGS...")
+    try:
+        # Before anything is set up: a command that cannot run costs no daemon, no session and no folder.
+        executable = command_check.runnable(args.command[0])
+        # --no-preload: the command links the hakmem provider itself (or is recorded as is): nothing is preloaded.
+        lib = None if args.no_preload else find_trace_library(args.lib)
+        fork_lib = None if args.no_preload else find_fork_library()
+        events = _event_names(args.events)
+        folder = OutputFolder.streamed() if args.set_url else OutputFolder.create(args.output)
+    except (RecordError, command_check.CommandError, OutputFolderError) as e:
+        raise nothing_recorded(e) from None
     name = f"hakmem-{os.getpid()}-{int(time.time())}"
-    trigger = f"{name}-oom"
-    status = None
-    with RecordingLock(), Signals() as signals:
+    run = Run()
+    try:
         try:
-            with SessionDaemon():
-                status = _record_session(args, name, trigger, out, events, lib, fork_lib, signals)
-        except RecordError:
-            if signals.pending is None:
-                if created and not any(out.iterdir()):
-                    out.rmdir()  # nothing recorded: leave nothing behind
-                raise
-            # an lttng command failed because the recording was interrupted: the interruption is the news
-        finally:
-            if out is not None and out.is_dir():
-                make_private(out, before)
-        interrupted = signals.pending
-    if interrupted is not None:
-        where = "" if out is None else f"; what was recorded is in {out}"
-        print(f"hakmem-trace: interrupted by {signal.Signals(interrupted).name}{where}", file=sys.stderr)
-        return 128 + interrupted
+            with RecordingLock(), Signals() as signals:
+                try:
+                    with SessionDaemon():
+                        _record_session(args, name, folder.path, events, lib, fork_lib, executable, signals, run)
+                finally:
+                    run.interrupted = signals.pending
+                    folder.make_private()
+        except RecordError as e:
+            run.failure = e
+        return _outcome(args, folder, executable, run)
+    except BaseException:
+        folder.remove_untraced(CHANNEL)  # whatever ended the recording, an empty folder is not left behind
+        raise
+
+
+def nothing_recorded(why):
+    """The error of a recording that recorded nothing: `hakmem-trace: no trace recorded: WHY`, exit status 2."""
+    return RecordError(f"{NOTHING_RECORDED}: {why}")
+
+
+def _outcome(args, folder, executable, run):
+    """Says what the recording left (one line on stderr) and returns the exit status; raises nothing_recorded()
+    when it left no trace. Judged from the output folder, not from what was meant to happen."""
     if args.set_url:
-        print(f"hakmem-trace: trace streamed to {args.set_url}", file=sys.stderr)
-    elif args.flight_recorder:
-        snaps = sorted(str(p) for p in out.glob("snapshot-*"))
-        where = ", ".join(snaps) if snaps else f"{out} (no OOM fired, so no snapshot was taken)"
-        print(f"hakmem-trace: snapshot in {where}", file=sys.stderr)
+        # Streamed: the relay's folder is not ours to look at; nothing was sent before the command ran.
+        recorded = run.status is not None
+        where = args.set_url
     else:
-        print(f"hakmem-trace: trace in {out}", file=sys.stderr)
-    return status
+        recorded = folder.holds_trace(CHANNEL)
+        where = str(folder.path)
+    if run.interrupted is not None:
+        signame = signal.Signals(run.interrupted).name
+        # An lttng command that failed because of the interruption is not the news: the interruption is.
+        if recorded:
+            print(f"hakmem-trace: interrupted by {signame}; what was recorded is in {where}", file=sys.stderr)
+        else:
+            folder.remove_untraced(CHANNEL)
+            print(f"hakmem-trace: {NOTHING_RECORDED}: interrupted by {signame}", file=sys.stderr)
+        return 128 + run.interrupted
+    if run.failure is not None:
+        if recorded:
+            raise RecordError(f"{run.failure}; what was recorded is in {where}")
+        folder.remove_untraced(CHANNEL)
+        raise nothing_recorded(run.failure)
+    if args.set_url:
+        print(f"hakmem-trace: trace streamed to {where}", file=sys.stderr)
+        return run.status
+    if recorded:
+        if args.flight_recorder:
+            where = ", ".join(sorted(str(p) for p in folder.path.glob("snapshot-*")))
+            print(f"hakmem-trace: snapshot in {where}", file=sys.stderr)
+        else:
+            print(f"hakmem-trace: trace in {where}", file=sys.stderr)
+        return run.status
+    folder.remove_untraced(CHANNEL)
+    if args.flight_recorder and run.registered:
+        # The program was traced and no OOM fired: the flight recorder's history is thrown away, as asked.
+        print("hakmem-trace: no OOM fired, so no snapshot was taken", file=sys.stderr)
+        return run.status
+    raise nothing_recorded(_why_unregistered(args, executable, run.status))
 
 
-def _record_session(args, name, trigger, out, events, lib, fork_lib, signals):
-    """Creates the session, runs the command in it, stops and destroys it; the command's status (None when a
-    signal came before it could start)."""
+def _why_unregistered(args, executable, status):
+    """Why a program that ran left no trace: it never registered with the session daemon (lttng writes a trace's
+    metadata and streams once a traced program has), and what about it shows why."""
+    why = "the program never registered with the session daemon"
+    if args.no_preload:
+        why += f" (with --no-preload it must link {LIB_NAME} itself)"
+    elif command_check.statically_linked(executable):
+        why += f": {args.command[0]} is statically linked, so LD_PRELOAD cannot load {LIB_NAME} into it"
+    else:
+        why += f" (is {LIB_NAME} loaded?)"
+    if status:
+        why += f"; its exit status was {status}"
+    return why
+
+
+def _record_session(args, name, out, events, lib, fork_lib, executable, signals, run):
+    """Creates the session, runs the command in it (its status into run.status: None when a signal came before it
+    could start), stops and destroys it."""
+    trigger = f"{name}-oom"
     if args.set_url:
         _lttng("create", name, f"--set-url={args.set_url}")
     elif args.flight_recorder:
@@ -470,20 +503,36 @@ def _record_session(args, name, trigger, out, events, lib, fork_lib, signals):
             env["LD_PRELOAD"] = ":".join(preload)
         if not args.discard:
             env["LTTNG_UST_ALLOW_BLOCKING"] = "1"
-        status = _run_command(args.command, env, signals)
+        run.status = _run_command(args.command, executable, env, signals)
         _lttng("stop", name)
-        return status
+        if args.flight_recorder and run.status is not None and not any(out.glob("snapshot-*")):
+            run.registered = _registered_in_snapshot_session(name)
     finally:
         if args.flight_recorder:
             _lttng("remove-trigger", trigger, check=False)
         _lttng("destroy", name, check=False)
 
 
+def _registered_in_snapshot_session(name):
+    """Whether a program registered with the snapshot session name: a snapshot session writes nothing until a
+    snapshot is taken, so with no OOM an unused flight recorder and a program that never registered look alike.
+    A snapshot into a private temporary folder tells them apart (it holds a trace only if the session has
+    buffers, which the first registration makes), and is removed."""
+    probe = Path(tempfile.mkdtemp(prefix="hakmem-snapshot-probe-"))
+    try:
+        _lttng("snapshot", "record", "-s", name, f"file://{probe}")
+        return holds_trace(probe, CHANNEL)
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
 def add_parser(sub):
     p = sub.add_parser("record", help="run a command on libhakmem-trace.so and record its hakmem events",
                        description="Run CMD with libhakmem-trace.so preloaded under an LTTng session "
                                    "(starting a private lttng-sessiond if none is reachable) and keep the trace. "
-                                   "Exits with CMD's status.")
+                                   "Exits with CMD's status; when nothing was recorded (CMD not found, a program "
+                                   "that never registered with the session daemon, a failed lttng command) it "
+                                   "says why in one line, removes the folder it made and exits with 2.")
     p.add_argument("-o", "--output", help="trace folder (default: a new private folder under $TMPDIR)")
     p.add_argument("--flight-recorder", action="store_true",
                    help="keep only recent history in memory and write a snapshot when an OOM fires")

@@ -7,19 +7,36 @@ end, it notes the live lttng-sessiond / lttng-consumerd / lttng-relayd / lttng-r
 time) before, while the program runs, and after, and asserts:
   - no lttng process that was not there before is alive after (the private lttng-sessiond record started, its
     consumer daemons and run-as helpers are all gone), and none of those seen during the recording survives;
-  - the output folder (-o, created by record) has mode 0700, and nothing under it is group- or world-writable;
+  - the output folder (created by record) has mode 0700, and nothing under it is group- or world-writable;
   - the lock file is a regular file of ours, mode 0600;
   - hakmem-trace's exit status, and a readable trace with hakmem events where a trace was due.
 The program (trace_hygiene_program) allocates, then says it is ready on one FIFO and blocks on another, so the
 test acts mid-recording without sleeping: it releases the program to exit 0, releases it to abort(), sends
-SIGINT to the whole process group (a Ctrl-C at the terminal), or SIGTERM to hakmem-trace alone. One more
-recording fails in setup after the daemon started (an invalid --subbuf-size makes `lttng enable-channel` fail):
-one line, status 2, and the empty output folder it made removed again.
+SIGINT to the whole process group (a Ctrl-C at the terminal), or SIGTERM to hakmem-trace alone; once more it
+exits 0 recorded without -o (the trace then is the one hakmem-trace-* folder in the recording's private TMPDIR).
+
+Recordings that record nothing must say so in exactly one line, `hakmem-trace: no trace recorded: WHY`, exit
+non-zero (2; 128+N when a signal interrupted them) and leave no folder behind: neither the -o folder (nor the
+parents) they made, nor a hakmem-trace-* folder in $TMPDIR without -o (each recording gets a private TMPDIR, so
+any such folder is this recording's), and in a -o folder that was there before only what was there before. Each
+with and without -o where it matters:
+  - a command that does not exist;
+  - a script whose interpreter does not exist (the exec fails inside the session);
+  - trace_hygiene_program_static, a static copy of the program that LD_PRELOAD cannot reach: it runs (it says so
+    on the FIFO) but never registers with the session daemon, and the sentence says it is statically linked;
+    also under --flight-recorder, and interrupted by SIGTERM (status 143, the interruption is the reason);
+  - the dynamic program under --no-preload (nothing loads the tracer into it);
+  - a recording that fails in setup after the daemon started (an invalid --subbuf-size makes `lttng
+    enable-channel` fail).
+A flight recording of the traced program in which no OOM fires keeps the program's status 0, says that no OOM
+fired, and leaves no empty folder either. A trace of another traced program of this user running meanwhile would
+count as recorded (the session takes every registered program's events): the failure then names such programs.
 Then open_lock_file() is checked on a lock path in a private folder: a symbolic link there (dangling or not), a
 FIFO, a hard link, a file of another user are refused and left untouched, a 0666 file of ours becomes 0600, and a
 new one is created 0600 under umask 0.
 
 usage: test_record_hygiene.py --lib libhakmem-trace.so --program trace_hygiene_program
+                              --static-program trace_hygiene_program_static
 """
 import fcntl
 import os
@@ -28,6 +45,7 @@ import stat
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import tracetest as tt
 from hakmem import record
@@ -69,19 +87,24 @@ def check_lock(what):
 
 
 class Recording:
-    """hakmem-trace record of the hygiene program, in a process group of its own; stderr collected."""
+    """hakmem-trace record of a command (default: program, the hygiene program or a copy of it, on this recording's
+    FIFOs), in a process group of its own, with a private TMPDIR; stderr collected. output: "new" for -o DIR where
+    DIR (and its parent) does not exist yet, None for no -o, or an existing folder."""
 
-    def __init__(self, args, work, name, lock, options=()):
-        self.out = work / name / "trace"
+    def __init__(self, args, work, name, lock, options=(), command=None, output="new", program=None):
         (work / name).mkdir()
+        self.tmpdir = work / name / "tmp"
+        self.tmpdir.mkdir()
+        self.out = work / name / "new" / "trace" if output == "new" else output
         self.ready, self.go = work / name / "ready", work / name / "go"
         os.mkfifo(self.ready)
         os.mkfifo(self.go)
-        env = dict(os.environ, HAKMEM_TRACE_LOCK_FD=str(lock))
+        env = dict(os.environ, HAKMEM_TRACE_LOCK_FD=str(lock), TMPDIR=str(self.tmpdir))
         for k in [k for k in env if k.startswith("HAKMEM_") and k not in ("HAKMEM_TRACE_LOCK_FD", "HAKMEM_TRACE_LIB")]:
             del env[k]
-        argv = [tt.PYTHON, str(tt.HAKMEM_TRACE), "record", "--lib", args.lib, "-o", str(self.out), *options, "--",
-                args.program, str(self.ready), str(self.go)]
+        command = command or [program or args.program, str(self.ready), str(self.go)]
+        where = [] if self.out is None else ["-o", str(self.out)]
+        argv = [tt.PYTHON, str(tt.HAKMEM_TRACE), "record", "--lib", args.lib, *where, *options, "--", *command]
         print("+ " + " ".join(argv), flush=True)
         self.proc = subprocess.Popen(argv, env=env, pass_fds=(lock,), stderr=subprocess.PIPE,
                                      start_new_session=True)
@@ -126,6 +149,10 @@ class Recording:
         self.reader.join(10)
         return b"".join(self.err).decode(errors="replace")
 
+    def temporary_traces(self):
+        """The hakmem-trace-* folders in the private TMPDIR: those record made without -o."""
+        return sorted(self.tmpdir.glob("hakmem-trace-*"))
+
     def kill(self):
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -134,14 +161,41 @@ class Recording:
         self.proc.wait()
 
 
-def scenario(args, work, lock, name, act, want_status, want_trace=True, options=(), program_runs=True):
+def traced_elsewhere(recording):
+    """'pid command' of each live process that has lttng-ust loaded, other than the recording's own: a program of
+    this user running meanwhile registers with the session daemon, and its events go into the trace too."""
+    own = {pid for pid, _ in record.descendants(recording.proc.pid)}
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) in own:
+            continue
+        try:
+            maps = (d / "maps").read_text()
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if any(Path(line.split()[-1]).name.startswith("liblttng-ust.so") for line in maps.splitlines()
+               if "/" in line):
+            out.append(f"{d.name} {cmd[:120]}")
+    return out
+
+
+def scenario(args, work, lock, name, act, want_status, want_trace=True, options=(), program_runs=True, command=None,
+             output="new", program=None):
+    """One recording, acted on by act(recording) once the program runs (program_runs: it says so on its FIFO). With
+    want_trace, the folder must hold a trace of hakmem events; without, nothing this recording made may be left:
+    stderr is returned to check the sentence."""
     before = daemons()
-    rec = Recording(args, work, name, lock, options)
+    rec = Recording(args, work, name, lock, options, command, output, program)
+    existing = None if rec.out is None or not rec.out.exists() else sorted(p.name for p in rec.out.iterdir())
+    elsewhere = []
     try:
         during = {}
         if program_runs:
             rec.wait_ready()
             during = {p: c for p, c in daemons().items() if p not in before}
+            if not want_trace:
+                elsewhere = traced_elsewhere(rec)
             act(rec)
         rc = rec.finish()
     finally:
@@ -149,30 +203,108 @@ def scenario(args, work, lock, name, act, want_status, want_trace=True, options=
             rec.kill()
     err = rec.stderr()
     sys.stdout.write(err)
-    tt.check(rc == want_status, f"{name}: hakmem-trace exited with {rc}, want {want_status}; stderr: {err[-1500:]}")
+    hint = (f" (traced programs outside this test were running: {elsewhere}; their events count as a trace)"
+            if elsewhere else "")
+    tt.check(rc == want_status, f"{name}: hakmem-trace exited with {rc}, want {want_status}{hint}; "
+                                f"stderr: {err[-1500:]}")
     tt.check("Traceback" not in err, f"{name}: a Python traceback:\n{err}")
     left = {p: c for p, c in daemons().items() if p not in before}
     tt.check(not left, f"{name}: lttng processes started by the recording are still alive: {left}")
     tt.check(not alive(during), f"{name}: of those seen during the recording, alive: {alive(during)}")
     started = sorted(set(during.values()))
     foreign = sorted(set(before.values()))
-    if program_runs:
-        check_private(rec.out, name)
-    else:  # nothing was recorded: the folder record made for it is gone again
-        tt.check(not rec.out.exists(), f"{name}: {rec.out} was left behind: {sorted(rec.out.rglob('*'))}")
-    check_lock(name)
+    temporary = rec.temporary_traces()
     if want_trace:
-        tt.check(tt.find_traces(rec.out), f"{name}: no trace in {rec.out}")
-        t = tt.read_trace(rec.out)
+        out = rec.out
+        if out is None:
+            tt.check(len(temporary) == 1, f"{name}: want one hakmem-trace-* folder in {rec.tmpdir}: {temporary}")
+            out = temporary[0]
+        check_private(out, name)
+        tt.check(tt.find_traces(out), f"{name}: no trace in {out}")
+        t = tt.read_trace(out)
         # The program's refills are events where the build compiles them in (not in trace-failures: it never fails).
         tt.check(t.events or "refill_enter" not in tt.compiled_events(),
-                 f"{name}: the trace in {rec.out} holds no event")
+                 f"{name}: the trace in {out} holds no event")
         tt.check(all(e["name"].startswith("hakmem:") for e in t.events), f"{name}: foreign events in the trace")
+        gone = "output folder 0700, nothing writable by others"
+    else:  # nothing was recorded: whatever record made for it is gone again
+        tt.check(not temporary, f"{name}: left in TMPDIR: {[str(p) for p in temporary]}")
+        if existing is not None:
+            now = sorted(p.name for p in rec.out.iterdir())
+            tt.check(now == existing, f"{name}: {rec.out} held {existing} before, {now} after")
+            gone = f"{rec.out} holds what it held before"
+        elif rec.out is not None:
+            tt.check(not rec.out.parent.exists(), f"{name}: {rec.out.parent} was left behind: "
+                                                  f"{sorted(rec.out.parent.rglob('*'))}")
+            gone = "no output folder left (nor the parent it made)"
+        else:
+            gone = "no hakmem-trace-* folder left in TMPDIR"
+    check_lock(name)
     how = (f"started and stopped {', '.join(started)}" if started else
-           f"used the running {', '.join(foreign)}" if foreign else "started no daemon")
-    tt.ok(f"{name}: status {rc}, {how}; nothing left alive; "
-          + ("output folder 0700, nothing writable by others" if program_runs else "no output folder left"))
+           f"used the running {', '.join(foreign)}" if foreign else
+           "started no daemon" if program_runs else "no program ran")
+    tt.ok(f"{name}: status {rc}, {how}; nothing left alive; {gone}")
     return err
+
+
+def said(name, err, want):
+    """err (record's stderr) is one line, starting with want."""
+    lines = err.strip().splitlines()
+    tt.check(len(lines) == 1 and lines[0].startswith(want), f"{name}: want one line starting {want!r}, got {err!r}")
+    return lines[0]
+
+
+def nothing_recorded(args, work, lock):
+    """Each way a recording records nothing: the sentence, status 2 (143 when interrupted), no folder left."""
+    missing = f"hakmem-no-such-command-{os.getpid()}"
+    no_trace = "hakmem-trace: no trace recorded: "
+    for output, how in (("new", ""), (None, "-tmpdir")):
+        name = f"missing-command{how}"
+        err = scenario(args, work, lock, name, None, 2, want_trace=False, program_runs=False,
+                       command=[missing, "arg"], output=output)
+        line = said(name, err, no_trace)
+        tt.check(line == f"{no_trace}command not found: {missing}", f"{name}: {line!r}")
+
+    script = work / "no-interpreter.sh"
+    script.write_text("#!/nonexistent/interpreter\n")
+    script.chmod(0o755)
+    err = scenario(args, work, lock, "no-interpreter", None, 2, want_trace=False, program_runs=False,
+                   command=[str(script)])
+    line = said("no-interpreter", err, f"{no_trace}cannot execute {script}: ")
+    tt.check("interpreter" in line, f"no-interpreter: the sentence does not name the missing interpreter: {line!r}")
+
+    never = f"{no_trace}the program never registered with the session daemon"
+    static = args.static_program
+    existing = work / "existing"
+    existing.mkdir()
+    (existing / "kept").write_text("the user's\n")
+    for output, how in (("new", ""), (None, "-tmpdir"), (existing, "-existing-folder")):
+        name = f"static{how}"
+        err = scenario(args, work, lock, name, lambda r: r.release(b"x"), 2, want_trace=False, output=output,
+                       program=static)
+        line = said(name, err, never)
+        tt.check(f"{args.static_program} is statically linked" in line, f"{name}: {line!r}")
+    err = scenario(args, work, lock, "static-flight-recorder", lambda r: r.release(b"x"), 2, want_trace=False,
+                   options=["--flight-recorder"], program=static)
+    said("static-flight-recorder", err, never)
+    err = scenario(args, work, lock, "static-sigterm", lambda r: r.proc.send_signal(signal.SIGTERM),
+                   128 + signal.SIGTERM, want_trace=False, program=static)
+    line = said("static-sigterm", err, no_trace)
+    tt.check(line == f"{no_trace}interrupted by SIGTERM", f"static-sigterm: {line!r}")
+
+    err = scenario(args, work, lock, "no-preload", lambda r: r.release(b"x"), 2, want_trace=False,
+                   options=["--no-preload"])
+    line = said("no-preload", err, never)
+    tt.check("--no-preload" in line, f"no-preload: the sentence does not say why: {line!r}")
+
+    err = scenario(args, work, lock, "setup-fails", None, 2, want_trace=False, options=["--subbuf-size", "bogus"],
+                   program_runs=False)
+    said("setup-fails", err, f"{no_trace}lttng enable-channel")
+
+    err = scenario(args, work, lock, "flight-recorder-no-oom", lambda r: r.release(b"x"), 0, want_trace=False,
+                   options=["--flight-recorder"])
+    line = said("flight-recorder-no-oom", err, "hakmem-trace: ")
+    tt.check(line == "hakmem-trace: no OOM fired, so no snapshot was taken", f"flight-recorder-no-oom: {line!r}")
 
 
 def lock_file_checks(work):
@@ -239,7 +371,8 @@ def lock_file_checks(work):
 
 
 def main():
-    args = tt.arguments(program="trace_hygiene_program")
+    args = tt.arguments(program="trace_hygiene_program",
+                        static_program="trace_hygiene_program_static (the same, statically linked)")
     work = tt.workdir()
     lock_file_checks(work)
 
@@ -250,17 +383,16 @@ def main():
         print(f"waiting for another recording to finish (lock {record.lock_path()})", flush=True)
         fcntl.flock(lock, fcntl.LOCK_EX)
 
-    scenario(args, work, lock, "exit", lambda r: r.release(b"x"), 0)
+    err = scenario(args, work, lock, "exit", lambda r: r.release(b"x"), 0)
+    said("exit", err, "hakmem-trace: trace in ")
     scenario(args, work, lock, "abort", lambda r: r.release(b"a"), 128 + signal.SIGABRT)
     err = scenario(args, work, lock, "ctrl-c", lambda r: os.killpg(r.proc.pid, signal.SIGINT), 128 + signal.SIGINT)
     tt.check("interrupted by SIGINT" in err, f"ctrl-c: hakmem-trace did not say it was interrupted: {err}")
     err = scenario(args, work, lock, "sigterm", lambda r: r.proc.send_signal(signal.SIGTERM), 128 + signal.SIGTERM)
     tt.check("interrupted by SIGTERM" in err, f"sigterm: hakmem-trace did not say it was interrupted: {err}")
-    err = scenario(args, work, lock, "setup-fails", None, 2, want_trace=False, options=["--subbuf-size", "bogus"],
-                   program_runs=False)
-    lines = err.strip().splitlines()
-    tt.check(len(lines) == 1 and lines[0].startswith("hakmem-trace: lttng enable-channel"),
-             f"setup-fails: want one line about lttng enable-channel, got {err!r}")
+    err = scenario(args, work, lock, "exit-tmpdir", lambda r: r.release(b"x"), 0, output=None)
+    said("exit-tmpdir", err, "hakmem-trace: trace in ")
+    nothing_recorded(args, work, lock)
     os.close(lock)
     print("test_record_hygiene: passed")
 

@@ -6,6 +6,8 @@
  * READY_FIFO (the test then knows the recording is under way: no sleeping and hoping), and blocks reading one
  * byte from GO_FIFO: 'a' makes it abort(), anything else or end of file exit 0. A signal the test sends meanwhile
  * finds it blocked. Errors: a line on stderr, exit 1.
+ * Built twice: trace_hygiene_program (malloc from the preloaded libhakmem-trace.so) and
+ * trace_hygiene_program_static (statically linked: LD_PRELOAD never reaches it, so it runs untraced).
  */
 #include <errno.h>
 #include <fcntl.h>
