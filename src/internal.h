@@ -247,6 +247,20 @@ void hak_reclaim_fork_unlock(void);
 /* hak_collect's part: free slabs' pages and the releases the OS refused go back; caches stay. */
 void hak_reclaim_trim(void);
 
+/* ---- census.c ---- where the memory is, per class, when an OOM is traced */
+typedef struct hak_class_census {
+    uint8_t class_idx;
+    uint64_t committed;   /* chunk headers and committed slab pages of the class's chain */
+    uint64_t live;        /* bytes in blocks the program holds */
+    uint64_t free;        /* committed bytes not in live blocks: free blocks, free slabs' pages */
+    int32_t holder_tid;   /* the thread whose heap holds the most of `free` (0: no heap's) */
+    uint64_t holder_free;
+} hak_class_census;
+/* Fills classes[] (HAK_NUM_CLASSES entries) with the program's classes that commit memory; how many. */
+unsigned hak_census_take(hak_class_census *classes);
+/* Trace build, events enabled: the census as oom_memory and one oom_class_memory per class, before an oom. */
+void hak_census_trace(uint64_t seq);
+
 /* ---- refill.c ---- */
 hak_slab *superslab_refill(struct hak_heap *heap, unsigned class_idx);
 
@@ -376,6 +390,7 @@ static inline hak_large_header *hak_large_header_of(const void *p) {
 }
 /* zeroed: the caller needs zero bytes (calloc); fresh mappings are, cached ones get cleared. */
 void *large_alloc(size_t size, size_t align, bool zeroed);
+size_t large_committed_bytes(void); /* the program's large mappings */
 /* The block's header, or NULL when p is not a large block hakmem handed out. */
 hak_large_header *large_block(const void *p);
 /* keep_mapping: the mapping may go to the cache of freed mappings. */

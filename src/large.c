@@ -49,6 +49,18 @@ static void *large_refused(const hak_os_failure *why) {
     return NULL;
 }
 
+static _Atomic size_t program_large_bytes; /* mapped for the program's large blocks (the census's figure) */
+
+size_t large_committed_bytes(void) {
+    return atomic_load_explicit(&program_large_bytes, memory_order_relaxed);
+}
+
+static void large_count(unsigned arena, size_t bytes, bool add) {
+    if (arena != HAK_ARENA_PROGRAM) return;
+    if (add) atomic_fetch_add_explicit(&program_large_bytes, bytes, memory_order_relaxed);
+    else atomic_fetch_sub_explicit(&program_large_bytes, bytes, memory_order_relaxed);
+}
+
 void *large_alloc(size_t size, size_t align, bool zeroed) {
     hak_ensure_init();
     if (align < HAK_LARGE_HEADER) align = HAK_LARGE_HEADER;
@@ -85,6 +97,7 @@ void *large_alloc(size_t size, size_t align, bool zeroed) {
     h->map_size = map_size;
     h->user = user;
     h->arena = arena;
+    large_count(arena, map_size, true);
     canary_set(h, size);
     hak_region_set((uintptr_t)h, HAK_REGION_LARGE);
     return user;
@@ -103,6 +116,7 @@ void large_free(hak_large_header *h, bool keep_mapping) {
     h->magic = 0;
     hak_region_set((uintptr_t)h, HAK_REGION_NONE);
     unsigned arena = h->arena;
+    large_count(arena, size, false);
     if (!keep_mapping || arena != HAK_ARENA_PROGRAM || !large_cache_put(base, size)) hak_os_unmap(arena, base, size);
 }
 
@@ -119,9 +133,11 @@ bool large_resize_in_place(hak_large_header *h, size_t size) {
         /* Shrinking by at least a quarter gives the tail back to the OS. */
         if (need < h->map_size - h->map_size / 4) {
             hak_os_unmap(h->arena, h->map_base + need, h->map_size - need);
+            large_count(h->arena, h->map_size - need, false);
             h->map_size = need;
         }
     } else if (hak_os_grow_in_place(h->arena, h->map_base, h->map_size, need)) {
+        large_count(h->arena, need - h->map_size, true);
         h->map_size = need;
     } else {
         return false;

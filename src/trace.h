@@ -51,9 +51,14 @@ enum hak_trace_refill_result { HAKMEM_TP_REFILL_RESULT(HAK_REFILL_ITEM) };
             errno = hak_trace_errno;                                                           \
         }                                                                                      \
     } while (0)
+/* Whether the event would be recorded now: for work done only to fill an event (census.c). */
+#define HAK_TRACE_ON(event) HAK_TP_CAT(HAK_TRACE_ON_, HAKMEM_TRACE_EVENT_##event)(event)
+#define HAK_TRACE_ON_0(event) 0
+#define HAK_TRACE_ON_1(event) (lttng_ust_tracepoint_enabled(hakmem, event) && !hak_in_tracer())
 #else
 /* Compiled out: an empty inline call that still type-checks its arguments. */
 #define HAK_TRACE(event, ...) hak_trace_nop_##event(__VA_ARGS__)
+#define HAK_TRACE_ON(event) 0
 #endif
 
 #endif

@@ -94,6 +94,25 @@
            lttng_ust_field_integer(uint64_t, seq, seq)                                                              \
            lttng_ust_field_integer_hex(uintptr_t, slab, (uintptr_t)slab)                                            \
            lttng_ust_field_enum(hakmem, refill_result, int, result, result)))                                       \
+    EVENT(oom_memory, ERR,                                                                                         \
+          (uint64_t, seq, uint64_t, cap, uint64_t, committed, uint64_t, large, uint64_t, tracer, uint8_t, classes), \
+          (lttng_ust_field_integer(uint64_t, seq, seq)                                                              \
+           lttng_ust_field_integer(uint64_t, cap, cap)                                                              \
+           lttng_ust_field_integer(uint64_t, committed, committed)                                                  \
+           lttng_ust_field_integer(uint64_t, large, large)                                                          \
+           lttng_ust_field_integer(uint64_t, tracer, tracer)                                                        \
+           lttng_ust_field_integer(uint8_t, classes, classes)))                                                     \
+    EVENT(oom_class_memory, ERR,                                                                                   \
+          (uint64_t, seq, uint8_t, class_idx, uint32_t, block_size, uint64_t, committed, uint64_t, live, uint64_t,  \
+           free, int32_t, holder_tid, uint64_t, holder_free),                                                      \
+          (lttng_ust_field_integer(uint64_t, seq, seq)                                                              \
+           lttng_ust_field_integer(uint8_t, class_idx, class_idx)                                                   \
+           lttng_ust_field_integer(uint32_t, block_size, block_size)                                                \
+           lttng_ust_field_integer(uint64_t, committed, committed)                                                  \
+           lttng_ust_field_integer(uint64_t, live, live)                                                            \
+           lttng_ust_field_integer(uint64_t, free, free)                                                            \
+           lttng_ust_field_integer(int32_t, holder_tid, holder_tid)                                                 \
+           lttng_ust_field_integer(uint64_t, holder_free, holder_free)))                                            \
     EVENT(oom, ERR, (uint64_t, size, uint8_t, class_idx, uint32_t, block_size, uint64_t, seq),                     \
           (lttng_ust_field_integer(uint64_t, size, size)                                                            \
            lttng_ust_field_integer(uint8_t, class_idx, class_idx)                                                   \

@@ -42,6 +42,14 @@ EVENTS = {
         ("class_idx", "int"), ("block_size", "int"), ("seq", "int"), ("slab", "hex"),
         ("result", "enum:refill_result"),
     ]),
+    "oom_memory": ("ERR", [
+        ("seq", "int"), ("cap", "int"), ("committed", "int"), ("large", "int"), ("tracer", "int"),
+        ("classes", "int"),
+    ]),
+    "oom_class_memory": ("ERR", [
+        ("seq", "int"), ("class_idx", "int"), ("block_size", "int"), ("committed", "int"), ("live", "int"),
+        ("free", "int"), ("holder_tid", "int"), ("holder_free", "int"),
+    ]),
     "oom": ("ERR", [
         ("size", "int"), ("class_idx", "int"), ("block_size", "int"), ("seq", "int"),
     ]),

@@ -25,6 +25,8 @@ class Analyzer:
         self.declared = set()             # event names the trace declares (what the recorded build compiled in)
         self.open = {}                    # (vpid, vtid) -> OpenRefill
         self.large_fail = {}              # (vpid, vtid) -> superslab_alloc_fail of the large path, awaiting oom
+        self.memory_pending = {}          # (vpid, vtid) -> the census (oom_memory + oom_class_memory) awaiting oom
+        self.last_memory = None           # the census of the last OOM, for the summary
         self.recent = collections.defaultdict(lambda: collections.deque(maxlen=CONTEXT_WINDOW))
         self.ooms = []
         self.losses = losses.Losses()
@@ -83,6 +85,9 @@ class Analyzer:
             self.first_ts = ev.ts
         self.last_ts = ev.ts
         key = (ev.vpid, ev.vtid)
+        if ev.name in ("oom_memory", "oom_class_memory"):
+            self._census(key, ev)
+            return
         th = self.threads.setdefault(key, {"procname": ev.procname, "ooms": 0})
         th["procname"] = ev.procname or th["procname"]
         cls = ev.get("class_idx")
@@ -112,6 +117,20 @@ class Analyzer:
         if ev.name == "refill_exit" and ev.get("result") != "null":
             del self.open[key]
 
+    def _census(self, key, ev):
+        """Where the memory was, emitted just before the thread's oom (census.c): kept until that oom."""
+        if ev.name == "oom_memory":
+            self.memory_pending[key] = {
+                "seq": ev.get("seq"), "cap": ev.get("cap"), "committed": ev.get("committed"),
+                "large": ev.get("large"), "tracer": ev.get("tracer"), "classes_expected": ev.get("classes"),
+                "classes": []}
+            return
+        m = self.memory_pending.get(key)
+        if m is not None and m["seq"] == ev.get("seq"):
+            m["classes"].append({"class": ev.get("class_idx"), "block_size": ev.get("block_size"),
+                                 "committed": ev.get("committed"), "live": ev.get("live"), "free": ev.get("free"),
+                                 "holder_vtid": ev.get("holder_tid"), "holder_free": ev.get("holder_free")})
+
     def _count(self, cc, ev):
         n = ev.name
         if n == "refill_enter":
@@ -129,6 +148,16 @@ class Analyzer:
 
     def _oom(self, key, oom):
         self.threads[key]["ooms"] += 1
+        memory = self.memory_pending.pop(key, None)
+        if memory is not None and memory["seq"] == oom.get("seq"):
+            memory["complete"] = len(memory["classes"]) == memory.pop("classes_expected")
+            del memory["seq"]
+            # The rest of what the program commits: thread heaps' own pages (and releases the OS refused).
+            memory["other"] = max(0, (memory["committed"] or 0) - (memory["large"] or 0)
+                                  - sum(c["committed"] or 0 for c in memory["classes"]))
+            self.last_memory = memory
+        else:
+            memory = None
         self.n_ooms += 1
         cls = oom.get("class_idx")
         if cls == LARGE or oom.get("seq") == 0:
@@ -145,7 +174,7 @@ class Analyzer:
         path = path + [oom]
         start = path[0].ts
         rec = {"key": key, "oom": oom, "path": path, "begins_midway": midway, "cut": cut,
-               "trace": self.vpid_trace.get(key[0]), "number": self.n_ooms}
+               "trace": self.vpid_trace.get(key[0]), "number": self.n_ooms, "memory": memory}
         cause, detail = judgement.structural_cause(rec, self.declared)
         trace = rec["trace"]
         if self.listed[cause] >= DETAIL_PER_CAUSE:
@@ -211,6 +240,7 @@ class Analyzer:
                              "thread": thread_label(e.procname, e.vpid, e.vtid), "event": e.name,
                              "fields": dict(e.fields)} for e in rec["context"]],
                 "notes": judgement.notes(rec),
+                "memory": rec["memory"],
             })
         self._settle(None, final=True)
         causes.update(self.unlisted_causes)
@@ -224,6 +254,7 @@ class Analyzer:
             "causes": {c: causes[c] for c in judgement.CAUSES if causes[c]},
             "ooms_total": self.n_ooms,
             "ooms_unlisted": self.unlisted,
+            "memory_at_last_oom": self.last_memory,
         }
         return {"schema": "hakmem-trace/1", "ooms": ooms, "summary": summary, "lost_events": self.losses.report()}
 

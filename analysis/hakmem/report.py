@@ -53,6 +53,26 @@ def class_text(cls, block):
     return "large path" if cls == catalogue.LARGE_CLASS else f"class {cls} ({block} B)"
 
 
+def mib(n):
+    return f"{(n or 0) / (1 << 20):.1f} MiB"
+
+
+def memory_lines(m, title):
+    """Where the memory was at an OOM (the census of census.c), most committed class first."""
+    cap = f"cap {mib(m['cap'])}" if m.get("cap") else "no cap"
+    lines = [f"  {title}: {cap}; the program commits {mib(m['committed'])} (large blocks {mib(m['large'])}, "
+             f"thread heaps and other {mib(m.get('other'))}); "
+             f"the tracer {mib(m['tracer'])}, apart and not capped"]
+    for c in sorted(m["classes"], key=lambda c: -(c["committed"] or 0)):
+        held = (f", {mib(c['holder_free'])} of it in tid {c['holder_vtid']}'s heap" if c.get("holder_vtid")
+                else "")
+        lines.append(f"    {class_text(c['class'], c['block_size'])}: {mib(c['committed'])} committed, "
+                     f"{mib(c['live'])} live, {mib(c['free'])} free{held}")
+    if not m.get("complete", True):
+        lines.append("    (some classes' figures were lost)")
+    return lines
+
+
 def oom_paths(report):
     lines = []
     ooms = report["ooms"]
@@ -88,6 +108,8 @@ def oom_paths(report):
             for c in o["context"]:
                 lines.append(f"      {us(c['offset_ns']):>14}  tid {c['vtid']!s:<7} {c['event']:<20} "
                              f"{describe(c['event'], c['fields'])}")
+        if o.get("memory"):
+            lines.extend(memory_lines(o["memory"], "memory at this OOM"))
         for n in o["notes"]:
             lines.append(f"  note: {n}")
     return "\n".join(lines)
@@ -120,4 +142,6 @@ def summary(report):
             lines.append(f"  pid {t['vpid']} tid {t['vtid']} {t['thread']}: {t['ooms']} OOM(s)")
     if s["causes"]:
         lines.append("causes: " + ", ".join(f"{k} {v}" for k, v in sorted(s["causes"].items())))
+    if s.get("memory_at_last_oom"):
+        lines.extend(memory_lines(s["memory_at_last_oom"], "memory at the last OOM"))
     return "\n".join(lines)
