@@ -9,7 +9,12 @@ gettid()) runs once on the release library and once recorded with `hakmem-trace 
   - one thread, HAKMEM_MAX_MEMORY = 8M, 12M, 16M, 24M, 32M, and HAKMEM_FAULT_SUPERSLAB / HAKMEM_FAULT_OS =
     prob:0.3:SEED for 20 seeds each: the same exit status, the same NULLs and the same number of blocks handed
     out (nothing is freed before the end, so that number is what the cap or the faults let the program have);
-  - four threads (the seed's shape) at the same caps: the same exit status and NULLs.
+  - four threads (the seed's shape: a 4-thread class-4 OOM) under the same caps: the same exit status and NULLs;
+    under the same fault specs only what the trace holds is checked: which thread meets which number of the fault
+    sequence is the scheduler's, so untraced runs already differ among themselves (HAKMEM_FAULT_OS=prob:0.3:2:
+    1 to 4 NULLs over six runs of the release library), and the traced run must end as the program ends (status
+    0; 5 when a thread filled its live array before its refusals; 7 when pthread_create was refused), never in
+    the tracer's abort.
 In every recording the OOM events are the NULLs the program logged, thread by thread, none was lost, and each OOM
 stands behind a complete decision path (refill entry ... refill exit with no slab; or, seq 0, the refusal of the
 thread heap's own pages), which `hakmem-trace oom-paths --json` explains by what the setting refuses.
@@ -39,6 +44,9 @@ def settings():
             yield 1, {var: f"prob:0.3:{seed}"}
     for cap in CAPS:
         yield 4, {"HAKMEM_MAX_MEMORY": cap}
+    for var in ("HAKMEM_FAULT_SUPERSLAB", "HAKMEM_FAULT_OS"):
+        for seed in SEEDS:
+            yield 4, {var: f"prob:0.3:{seed}"}
 
 
 def clean_env(extra):
@@ -102,12 +110,15 @@ def main():
                                timeout=TIMEOUT)
         status, trace = tt.record(argv("traced"), lib=args.lib, env=env, output=work / f"trace-{runs}",
                                   timeout=TIMEOUT)
-        tt.check(status == plain.returncode,
-                 f"{what}: exit status {status} traced, {plain.returncode} on the release library")
         nulls_plain, blocks_plain = outcome(work, "plain")
         nulls_traced, blocks_traced = outcome(work, "traced")
-        tt.check(len(nulls_traced) == len(nulls_plain),
-                 f"{what}: {len(nulls_traced)} NULLs traced, {len(nulls_plain)} on the release library")
+        if threads == 1 or "HAKMEM_MAX_MEMORY" in extra:
+            tt.check(status == plain.returncode,
+                     f"{what}: exit status {status} traced, {plain.returncode} on the release library")
+            tt.check(len(nulls_traced) == len(nulls_plain),
+                     f"{what}: {len(nulls_traced)} NULLs traced, {len(nulls_plain)} on the release library")
+        else:
+            tt.check(status in (0, 5, 7), f"{what}: the traced run ended with status {status}, not as the program ends")
         if threads == 1:
             tt.check(blocks_traced == blocks_plain,
                      f"{what}: {blocks_traced} traced, {blocks_plain} on the release library")
