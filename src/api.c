@@ -6,11 +6,16 @@
 #include "slab_state.h"
 #include "trace.h"
 
-static HAK_NOINLINE void *report_oom(size_t size, unsigned class_idx) {
-    hak_count(class_idx, HAK_CTR_ooms);
+/* The census (census.c), then the oom itself. */
+static void trace_oom(size_t size, uint8_t class_idx, uint32_t block_size) {
     uint64_t seq = hak_tls.heap->refill_seq; /* read before HAK_TRACE, which hides the heap (trace.h) */
     hak_census_trace(seq);
-    HAK_TRACE(oom, size, (uint8_t)class_idx, hak_class_size[class_idx], seq);
+    HAK_TRACE(oom, size, class_idx, block_size, seq);
+}
+
+static HAK_NOINLINE void *report_oom(size_t size, unsigned class_idx) {
+    hak_count(class_idx, HAK_CTR_ooms);
+    trace_oom(size, (uint8_t)class_idx, hak_class_size[class_idx]);
     errno = ENOMEM;
     return NULL;
 }
@@ -62,13 +67,8 @@ static inline void *small_alloc(size_t size) {
 
 static HAK_NOINLINE void *large_alloc_counted(size_t size, size_t align, bool zeroed) {
     void *p = large_alloc(size, align, zeroed);
-    uint64_t seq = hak_tls.heap->refill_seq; /* read before HAK_TRACE, which hides the heap (trace.h) */
-    if (p) {
-        hak_stats_shared_alloc();
-    } else {
-        hak_census_trace(seq);
-        HAK_TRACE(oom, size, HAKMEM_TP_LARGE_CLASS, 0, seq);
-    }
+    if (p) hak_stats_shared_alloc();
+    else trace_oom(size, HAKMEM_TP_LARGE_CLASS, 0);
     return p; /* errno: ENOMEM from large_alloc; trace events keep errno as they found it */
 }
 

@@ -12,6 +12,15 @@
  * Heaps are never unmapped, so a slab's owner can be read for its tid.
  */
 
+typedef struct hak_class_census {
+    uint8_t class_idx;
+    uint64_t committed;   /* chunk headers and committed slab pages of the class's chain */
+    uint64_t live;        /* bytes in blocks the program holds */
+    uint64_t free;        /* committed bytes not in live blocks: free blocks, free slabs' pages */
+    int32_t holder_tid;   /* the thread whose heap holds the most of `free` (0: no heap's) */
+    uint64_t holder_free;
+} hak_class_census;
+
 /* Blocks handed out and not on the remote stack: what the program holds. */
 static uint64_t slab_live_blocks(hak_slab *s) {
     uint64_t used = __atomic_load_n(&s->used, __ATOMIC_RELAXED);
@@ -65,11 +74,12 @@ static void census_class(hak_superslab_head *head, hak_class_census *out) {
     }
 }
 
-unsigned hak_census_take(hak_class_census *classes) {
+/* Fills classes[] (HAK_NUM_CLASSES entries) with the program's classes that commit memory; how many. */
+static unsigned census_take(hak_class_census *classes) {
     unsigned n = 0;
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         hak_class_census cc = {.class_idx = (uint8_t)c};
-        census_class(&hak_heads[HAK_ARENA_PROGRAM][c], &cc);
+        census_class(hak_head(HAK_ARENA_PROGRAM, c), &cc);
         if (cc.committed) classes[n++] = cc;
     }
     return n;
@@ -78,7 +88,7 @@ unsigned hak_census_take(hak_class_census *classes) {
 void hak_census_trace(uint64_t seq) {
     if (!HAK_TRACE_ON(oom_memory) && !HAK_TRACE_ON(oom_class_memory)) return;
     hak_class_census classes[HAK_NUM_CLASSES];
-    unsigned n = hak_census_take(classes); /* the head locks are released again: the tracer may allocate */
+    unsigned n = census_take(classes); /* the head locks are released again: the tracer may allocate */
     HAK_TRACE(oom_memory, seq, hak_opt.max_memory, hak_os_committed_bytes(), large_committed_bytes(),
               hak_os_tracer_committed_bytes(), (uint8_t)n);
     for (unsigned i = 0; i < n; i++) {

@@ -202,9 +202,20 @@ bool slab_carve(hak_slab *s);
 
 /* ---- superslab_head.c ---- chains, expansion, retirement, abandoned slabs */
 extern hak_superslab_head hak_heads[HAK_ARENAS][HAK_NUM_CLASSES];
+/* An arena's slot in per-arena arrays: always 0 in the release build, which has only the program's. */
+static inline unsigned hak_arena_slot(unsigned arena) {
+    return HAK_ARENAS > 1 ? arena : 0;
+}
+static inline hak_superslab_head *hak_head(unsigned arena, unsigned class_idx) {
+    return &hak_heads[hak_arena_slot(arena)][class_idx];
+}
+/* Every head, i < HAK_ARENAS * HAK_NUM_CLASSES, arena by arena (one lock order for all who take them all). */
+static inline hak_superslab_head *hak_head_at(unsigned i) {
+    return hak_head(i / HAK_NUM_CLASSES, i % HAK_NUM_CLASSES);
+}
 /* The head that chains a chunk. */
 static inline hak_superslab_head *hak_chunk_head(const hak_superslab *c) {
-    return &hak_heads[HAK_ARENAS > 1 ? c->arena : 0][c->class_idx];
+    return hak_head(c->arena, c->class_idx);
 }
 /* reused: a chained chunk with a free slab became current; new: superslab_allocate
  * gave a chunk; lost_race: another thread expanded first, retry on its chunk;
@@ -248,16 +259,6 @@ void hak_reclaim_fork_unlock(void);
 void hak_reclaim_trim(void);
 
 /* ---- census.c ---- where the memory is, per class, when an OOM is traced */
-typedef struct hak_class_census {
-    uint8_t class_idx;
-    uint64_t committed;   /* chunk headers and committed slab pages of the class's chain */
-    uint64_t live;        /* bytes in blocks the program holds */
-    uint64_t free;        /* committed bytes not in live blocks: free blocks, free slabs' pages */
-    int32_t holder_tid;   /* the thread whose heap holds the most of `free` (0: no heap's) */
-    uint64_t holder_free;
-} hak_class_census;
-/* Fills classes[] (HAK_NUM_CLASSES entries) with the program's classes that commit memory; how many. */
-unsigned hak_census_take(hak_class_census *classes);
 /* Trace build, events enabled: the census as oom_memory and one oom_class_memory per class, before an oom. */
 void hak_census_trace(uint64_t seq);
 

@@ -49,14 +49,15 @@ static void *large_refused(const hak_os_failure *why) {
     return NULL;
 }
 
-static _Atomic size_t program_large_bytes; /* mapped for the program's large blocks (the census's figure) */
+/* Mapped for the program's large blocks: the census's figure, so only the trace build pays the atomic. */
+static _Atomic size_t program_large_bytes;
 
 size_t large_committed_bytes(void) {
     return atomic_load_explicit(&program_large_bytes, memory_order_relaxed);
 }
 
 static void large_count(unsigned arena, size_t bytes, bool add) {
-    if (arena != HAK_ARENA_PROGRAM) return;
+    if (HAK_ARENAS == 1 || arena != HAK_ARENA_PROGRAM) return;
     if (add) atomic_fetch_add_explicit(&program_large_bytes, bytes, memory_order_relaxed);
     else atomic_fetch_sub_explicit(&program_large_bytes, bytes, memory_order_relaxed);
 }

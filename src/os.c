@@ -51,7 +51,8 @@ size_t hak_os_committed_bytes(void) {
 }
 
 size_t hak_os_tracer_committed_bytes(void) {
-    return HAK_ARENAS > 1 ? atomic_load_explicit(&committed_bytes[HAK_ARENAS - 1], memory_order_relaxed) : 0;
+    return HAK_ARENAS > 1 ? atomic_load_explicit(&committed_bytes[hak_arena_slot(HAK_ARENA_TRACER)], memory_order_relaxed)
+                          : 0;
 }
 
 /* The tracer's memory is counted, never capped: it is not the program's. */

@@ -36,7 +36,7 @@ static hak_slab *refill_adopted(hak_heap *heap, unsigned class_idx, uint64_t seq
  * Events are emitted with no lock held: the tracer may allocate.
  */
 hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
-    hak_superslab_head *head = &hak_heads[HAK_ARENAS > 1 ? heap->arena : 0][class_idx];
+    hak_superslab_head *head = hak_head(heap->arena, class_idx);
     uint64_t seq = ++heap->refill_seq;
     uint8_t cls = (uint8_t)class_idx;
     uint32_t bs = hak_class_size[class_idx];

@@ -143,7 +143,7 @@ static bool take(hak_slab *s) {
 }
 
 hak_slab *slab_adopt(hak_heap *heap, unsigned class_idx) {
-    hak_superslab_head *head = &hak_heads[HAK_ARENAS > 1 ? heap->arena : 0][class_idx];
+    hak_superslab_head *head = hak_head(heap->arena, class_idx);
     if (atomic_load_explicit(&head->listed_slabs, memory_order_relaxed) == 0) return NULL;
     hak_slab *found = NULL;
     atomic_fetch_add_explicit(&head->claimers, 1, memory_order_seq_cst); /* chunks stay mapped while we walk */

@@ -147,7 +147,7 @@ void superslab_head_chunk_emptied(hak_superslab_head *head, hak_superslab *chunk
 size_t superslab_heads_give_back(bool retire_idle) {
     size_t n = 0;
     for (unsigned i = 0; i < HAK_ARENAS * HAK_NUM_CLASSES; i++) {
-        hak_superslab_head *head = &hak_heads[i / HAK_NUM_CLASSES][i % HAK_NUM_CLASSES];
+        hak_superslab_head *head = hak_head_at(i);
         pthread_mutex_lock(&head->lock);
         hak_superslab *cur = atomic_load_explicit(&head->current_chunk, memory_order_relaxed);
         _Atomic(hak_superslab *) *link = &head->chunks;
@@ -194,11 +194,9 @@ void superslab_head_purge_later(hak_superslab_head *head) {
 }
 
 void superslab_heads_lock_all(void) {
-    for (unsigned i = 0; i < HAK_ARENAS * HAK_NUM_CLASSES; i++)
-        pthread_mutex_lock(&hak_heads[i / HAK_NUM_CLASSES][i % HAK_NUM_CLASSES].lock);
+    for (unsigned i = 0; i < HAK_ARENAS * HAK_NUM_CLASSES; i++) pthread_mutex_lock(&hak_head_at(i)->lock);
 }
 
 void superslab_heads_unlock_all(void) {
-    for (unsigned i = HAK_ARENAS * HAK_NUM_CLASSES; i-- > 0;)
-        pthread_mutex_unlock(&hak_heads[i / HAK_NUM_CLASSES][i % HAK_NUM_CLASSES].lock);
+    for (unsigned i = HAK_ARENAS * HAK_NUM_CLASSES; i-- > 0;) pthread_mutex_unlock(&hak_head_at(i)->lock);
 }

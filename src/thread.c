@@ -25,7 +25,7 @@ static hak_heap *heap_take_locked(unsigned arena, hak_os_failure *why) {
     hak_heap *h = arena == HAK_ARENA_PROGRAM ? hak_heaps_pooled_locked() : NULL;
     if (h) return h;
     size_t size = (sizeof(hak_heap) + 63) & ~(size_t)63;
-    unsigned a = HAK_ARENAS > 1 ? arena : 0;
+    unsigned a = hak_arena_slot(arena);
     if (!meta_cursor[a] || (size_t)(meta_end[a] - meta_cursor[a]) < size) {
         size_t span = 64 * 1024;
         void *p = hak_os_map_metadata(arena, span, why);
