@@ -6,16 +6,9 @@
 #include "slab_state.h"
 #include "trace.h"
 
-/* The census (census.c), then the oom itself. */
-static void trace_oom(size_t size, uint8_t class_idx, uint32_t block_size) {
-    uint64_t seq = hak_tls.heap->refill_seq; /* read before HAK_TRACE, which hides the heap (trace.h) */
-    hak_census_trace(seq);
-    HAK_TRACE(oom, size, class_idx, block_size, seq);
-}
-
-static HAK_NOINLINE void *report_oom(size_t size, unsigned class_idx) {
-    hak_count(class_idx, HAK_CTR_ooms);
-    trace_oom(size, (uint8_t)class_idx, hak_class_size[class_idx]);
+static HAK_NOINLINE void *report_oom(size_t size, unsigned class_idx, unsigned arena) {
+    hak_count(arena, class_idx, HAK_CTR_ooms);
+    hak_oom_trace(size, class_idx, hak_class_size[class_idx], arena);
     errno = ENOMEM;
     return NULL;
 }
@@ -28,7 +21,7 @@ static HAK_NOINLINE void *small_alloc_slow(size_t size, unsigned class_idx) {
     if (hak_in_tracer() || (h == &hak_empty_heap && hak_tracer_thread_check())) {
         void *p = hak_tracer_small_alloc(class_idx);
         hak_op_end();
-        return p ? p : report_oom(size, class_idx);
+        return p ? p : report_oom(size, class_idx, HAK_ARENA_TRACER);
     }
     if (h == &hak_empty_heap) { /* the thread's first malloc */
         hak_op_end(); /* pthread_setspecific may allocate: no call of ours is open around it */
@@ -40,12 +33,12 @@ static HAK_NOINLINE void *small_alloc_slow(size_t size, unsigned class_idx) {
             hak_op_end();
             HAK_TRACE(superslab_alloc_fail, (uint8_t)class_idx, hak_class_size[class_idx], 0, why.bytes, why.err,
                       (int)why.reason);
-            return report_oom(size, class_idx);
+            return report_oom(size, class_idx, HAK_ARENA_PROGRAM);
         }
     }
     void *p = tiny_alloc_slow(h, class_idx);
     hak_op_end();
-    return p ? p : report_oom(size, class_idx);
+    return p ? p : report_oom(size, class_idx, h->arena);
 }
 
 /* `size` is what the class must hold: the request and, in the checked build, its trailer. */
@@ -68,7 +61,7 @@ static inline void *small_alloc(size_t size) {
 static HAK_NOINLINE void *large_alloc_counted(size_t size, size_t align, bool zeroed) {
     void *p = large_alloc(size, align, zeroed);
     if (p) hak_stats_shared_alloc();
-    else trace_oom(size, HAKMEM_TP_LARGE_CLASS, 0);
+    else hak_oom_trace(size, HAKMEM_TP_LARGE_CLASS, 0, hak_context_arena());
     return p; /* errno: ENOMEM from large_alloc; trace events keep errno as they found it */
 }
 
@@ -160,19 +153,35 @@ size_t hak_usable_size(const void *p) {
     return small_usable(p, "malloc_usable_size");
 }
 
-void *hak_calloc(size_t count, size_t size) {
-    size_t total;
-    if (__builtin_mul_overflow(count, size, &total)) {
-        errno = ENOMEM;
-        return NULL;
-    }
+static void *calloc_total(size_t total) {
     if (total > HAK_SMALL_REQUEST_MAX) return large_alloc_counted(total, 0, true); /* zeroed only if reused */
     void *p = hak_malloc(total);
     if (p) memset(p, 0, total);
     return p;
 }
 
+void *hak_calloc(size_t count, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    bool named = hak_call_begin(HAK_CALL_CALLOC, count, size, 0, NULL);
+    void *p = calloc_total(total);
+    hak_call_end(named);
+    return p;
+}
+
+static void *realloc_call(void *p, size_t size);
+
 void *hak_realloc(void *p, size_t size) {
+    bool named = hak_call_begin(HAK_CALL_REALLOC, 1, size, 0, p);
+    void *q = realloc_call(p, size);
+    hak_call_end(named);
+    return q;
+}
+
+static void *realloc_call(void *p, size_t size) {
     if (!p) return hak_malloc(size);
     if (size == 0) {
         /* glibc frees and returns NULL; so do we (C23 leaves it undefined). */
@@ -211,7 +220,16 @@ void *hak_realloc(void *p, size_t size) {
  * is 16-byte aligned, and power-of-two classes are naturally aligned up to
  * 4 KiB (slab data starts page aligned), so a small aligned request is a
  * plain request for a big enough class. */
+static void *memalign_call(size_t alignment, size_t size);
+
 void *hak_memalign(size_t alignment, size_t size) {
+    bool named = hak_call_begin(HAK_CALL_MEMALIGN, 1, size, alignment, NULL);
+    void *p = memalign_call(alignment, size);
+    hak_call_end(named);
+    return p;
+}
+
+static void *memalign_call(size_t alignment, size_t size) {
     if (size <= HAK_SMALL_REQUEST_MAX && (alignment <= 16 || (alignment <= 4096 && size <= 4096))) {
         size_t need = hak_block_need(size);
         if (need < alignment) need = alignment;

@@ -27,10 +27,24 @@
 
 #include "checked.h"
 
+/* The allocation call in progress, as the program made it (trace build): what an oom names. */
+#define HAK_CALL_ITEM(id, label, value) HAK_CALL_##id = value,
+typedef enum hak_call_kind { HAKMEM_TP_ALLOC_CALL(HAK_CALL_ITEM) } hak_call_kind;
+#undef HAK_CALL_ITEM
+typedef struct hak_call {
+    uint64_t count, size; /* count x size bytes were asked for (count 1 but for calloc and reallocarray) */
+    uint64_t align;       /* 0: no alignment asked */
+    const void *old;      /* realloc's and reallocarray's block */
+    uint8_t kind;         /* hak_call_kind; HAK_CALL_MALLOC when no other call is open */
+} hak_call;
+
 /* Each thread's own (heaps.c): one TLS block, so the fast paths find both with one offset. */
 typedef struct hak_thread_state {
     hak_heap *heap;          /* &hak_empty_heap until the thread's first malloc */
     _Atomic uint8_t in_op;   /* inside an allocator call that may touch `heap` (steal.c) */
+#if defined(HAKMEM_TRACING) && HAKMEM_TRACING
+    hak_call call;           /* the outermost call but malloc in progress (oom_report.c) */
+#endif
 } hak_thread_state;
 extern HAK_TLS hak_thread_state hak_tls;
 /* Every thread starts here (heaps.c): all its classes point at the empty slab. */
@@ -244,10 +258,17 @@ void superslab_head_purge_later(hak_superslab_head *head);
 /* Returns what no one uses (refused releases, the large cache, the reserve, idle
  * chunks) to the OS; how many pieces went. One reclaim runs at a time. */
 size_t hak_reclaim_unused(struct hak_heap *self); /* self: the caller's heap, or NULL */
-/* A refused request's retries: zero-initialised, one per request. */
+#define HAK_RECLAIM_ITEM(id, label, value) HAK_RECLAIM_##id = value,
+typedef enum hak_reclaim_outcome { HAKMEM_TP_RECLAIM_OUTCOME(HAK_RECLAIM_ITEM) } hak_reclaim_outcome;
+#undef HAK_RECLAIM_ITEM
+/* A refused request's retries: zero-initialised, one per request. After each hak_reclaim_retry, the last
+ * fields tell the trace what that try did. */
 typedef struct hak_reclaim_ticket {
-    uint64_t seen;  /* reclaims ended when this request last looked */
+    uint64_t seen;        /* reclaims ended when this request last looked */
     unsigned tries;
+    uint8_t outcome;      /* hak_reclaim_outcome */
+    uint32_t stolen;      /* slabs taken back from heaps by this request's own reclaim */
+    uint64_t given_back;  /* bytes the program's committed account fell by over its own reclaim */
 } hak_reclaim_ticket;
 /* After a refusal: true when the request should try again — after its own
  * reclaim the first time, then while other reclaims have ended since (at most
@@ -257,6 +278,36 @@ void hak_reclaim_fork_lock(void); /* fork handlers: before every other lock */
 void hak_reclaim_fork_unlock(void);
 /* hak_collect's part: free slabs' pages and the releases the OS refused go back; caches stay. */
 void hak_reclaim_trim(void);
+
+/* ---- oom_report.c ---- (trace build) what an oom event says, and the totals the process ends with */
+#if defined(HAKMEM_TRACING) && HAKMEM_TRACING
+/* Names the call for an oom it may end; true when it did (an outer call, say posix_memalign around
+ * hak_memalign, keeps its name). Only the trace build pays these two stores. */
+static inline bool hak_call_begin(hak_call_kind kind, uint64_t count, uint64_t size, uint64_t align,
+                                  const void *old) {
+    if (hak_tls.call.kind != HAK_CALL_MALLOC) return false;
+    hak_tls.call = (hak_call){.count = count, .size = size, .align = align, .old = old, .kind = (uint8_t)kind};
+    return true;
+}
+static inline void hak_call_end(bool began) {
+    if (began) hak_tls.call.kind = HAK_CALL_MALLOC;
+}
+/* The census and the oom of the program's allocation that is refused now; size: what malloc was asked for. */
+void hak_oom_trace(size_t size, unsigned class_idx, uint32_t block_size, unsigned arena);
+void hak_trace_forked(void); /* fork child: its totals count from here */
+__attribute__((visibility("hidden"))) void hak_trace_exit_totals(void); /* the destructor's (hakmem_tp.c) */
+#else
+static inline bool hak_call_begin(hak_call_kind kind, uint64_t count, uint64_t size, uint64_t align,
+                                  const void *old) {
+    (void)kind, (void)count, (void)size, (void)align, (void)old;
+    return false;
+}
+static inline void hak_call_end(bool began) { (void)began; }
+static inline void hak_oom_trace(size_t size, unsigned class_idx, uint32_t block_size, unsigned arena) {
+    (void)size, (void)class_idx, (void)block_size, (void)arena;
+}
+static inline void hak_trace_forked(void) {}
+#endif
 
 /* ---- census.c ---- where the memory is, per class, when an OOM is traced */
 /* Trace build, events enabled: the census as oom_memory and one oom_class_memory per class, before an oom. */
@@ -404,10 +455,11 @@ bool large_resize_in_place(hak_large_header *h, size_t size);
 #define HAK_CTR_ITEM(field, column, width, meaning) HAK_CTR_##field,
 typedef enum hak_class_counter { HAK_CLASS_COUNTERS(HAK_CTR_ITEM) HAK_CTR_COUNT } hak_class_counter;
 #undef HAK_CTR_ITEM
-/* Per class; index HAK_NUM_CLASSES is the large path. */
-extern _Atomic uint64_t hak_class_counters[HAK_NUM_CLASSES + 1][HAK_CTR_COUNT];
-static inline void hak_count(unsigned class_idx, hak_class_counter c) {
-    atomic_fetch_add_explicit(&hak_class_counters[class_idx][c], 1, memory_order_relaxed);
+/* Per arena and class; index HAK_NUM_CLASSES is the large path. HAKMEM_STATS reports the program's arena:
+ * the tracer's refills are not the program's, and the trace (which omits them) must match the table. */
+extern _Atomic uint64_t hak_class_counters[HAK_ARENAS][HAK_NUM_CLASSES + 1][HAK_CTR_COUNT];
+static inline void hak_count(unsigned arena, unsigned class_idx, hak_class_counter c) {
+    atomic_fetch_add_explicit(&hak_class_counters[hak_arena_slot(arena)][class_idx][c], 1, memory_order_relaxed);
 }
 static inline void hak_heap_count(_Atomic uint64_t *ctr) {
     /* Only the owning thread writes: a plain increment, race-free for readers. */

@@ -38,13 +38,23 @@ static void canary_check(const hak_large_header *h, const char *op) {
 }
 
 /* The large path's refusal is reported like a chunk's: superslab_alloc_fail
- * with the large class, then (by the caller) oom. */
-static void *large_refused(const hak_os_failure *why) {
-    hak_count(HAK_NUM_CLASSES, HAK_CTR_failures);
-    hak_count(HAK_NUM_CLASSES, HAK_CTR_ooms);
+ * with the large class, each reclaim-and-retry after it, then (if no retry
+ * mapped it) the caller's oom. */
+static void large_refusal_traced(const hak_os_failure *why) {
+    hak_count(hak_context_arena(), HAK_NUM_CLASSES, HAK_CTR_failures);
     uint64_t seq = hak_tls.heap->refill_seq; /* read before HAK_TRACE, which hides the heap (trace.h) */
     HAK_TRACE(superslab_alloc_fail, HAKMEM_TP_LARGE_CLASS, 0, seq, why->bytes, why->err,
               (int)why->reason);
+}
+
+static bool large_retry(const hak_reclaim_ticket *t, bool again) {
+    uint64_t seq = hak_tls.heap->refill_seq;
+    HAK_TRACE(reclaim_retry, HAKMEM_TP_LARGE_CLASS, 0, seq, t->tries, t->outcome, t->given_back, t->stolen);
+    return again;
+}
+
+static void *large_refused(void) {
+    hak_count(hak_context_arena(), HAK_NUM_CLASSES, HAK_CTR_ooms);
     errno = ENOMEM;
     return NULL;
 }
@@ -70,7 +80,8 @@ void *large_alloc(size_t size, size_t align, bool zeroed) {
     hak_os_failure why;
     if (size > PTRDIFF_MAX - offset - hak_os_page_size()) {
         why = (hak_os_failure){.reason = HAK_FAIL_OS, .err = ENOMEM, .bytes = size};
-        return large_refused(&why);
+        large_refusal_traced(&why);
+        return large_refused();
     }
     size_t map_size = page_round(offset + size);
     uint8_t *base = NULL;
@@ -88,9 +99,13 @@ void *large_alloc(size_t size, size_t align, bool zeroed) {
         base = hak_os_map(arena, map_size, map_align, &why);
         if (base && map_size >= HAK_CHUNK_SIZE) hak_os_advise_huge(arena, base, map_size & ~(size_t)HAK_CHUNK_MASK);
     }
-    hak_heap *self = hak_tls.heap != &hak_empty_heap ? hak_tls.heap : NULL;
-    for (hak_reclaim_ticket t = {0}; !base && hak_reclaim_retry(self, &t);) base = hak_os_map(arena, map_size, map_align, &why);
-    if (!base) return large_refused(&why);
+    if (!base) {
+        large_refusal_traced(&why);
+        hak_heap *self = hak_tls.heap != &hak_empty_heap ? hak_tls.heap : NULL;
+        for (hak_reclaim_ticket t = {0}; !base && large_retry(&t, hak_reclaim_retry(self, &t));)
+            base = hak_os_map(arena, map_size, map_align, &why);
+        if (!base) return large_refused();
+    }
     uint8_t *user = base + offset;
     hak_large_header *h = hak_large_header_of(user);
     h->magic = HAK_LARGE_MAGIC;

@@ -33,7 +33,18 @@ HAK_EXPORT void *reallocarray(void *p, size_t count, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    return hak_realloc(p, total);
+    bool named = hak_call_begin(HAK_CALL_REALLOCARRAY, count, size, 0, p);
+    void *q = hak_realloc(p, total);
+    hak_call_end(named);
+    return q;
+}
+
+/* hak_memalign under the name of the call the program made (an oom in the trace says which). */
+static void *memalign_named(hak_call_kind kind, size_t alignment, size_t asked_align, size_t size) {
+    bool named = hak_call_begin(kind, 1, size, asked_align, NULL);
+    void *p = hak_memalign(alignment, size);
+    hak_call_end(named);
+    return p;
 }
 
 HAK_EXPORT size_t malloc_usable_size(void *p) {
@@ -51,8 +62,9 @@ HAK_EXPORT void *memalign(size_t alignment, size_t size) {
         errno = EINVAL;
         return NULL;
     }
+    size_t asked = alignment;
     if (!is_pow2(alignment)) alignment = alignment <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzl(alignment - 1));
-    return hak_memalign(alignment, size);
+    return memalign_named(HAK_CALL_MEMALIGN, alignment, asked, size);
 }
 
 /* C17 / glibc >= 2.38: the alignment must be a power of two (0 counts as the
@@ -62,13 +74,13 @@ HAK_EXPORT void *aligned_alloc(size_t alignment, size_t size) {
         errno = EINVAL;
         return NULL;
     }
-    return hak_memalign(alignment ? alignment : 1, size);
+    return memalign_named(HAK_CALL_ALIGNED_ALLOC, alignment ? alignment : 1, alignment, size);
 }
 
 HAK_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
     if (!is_pow2(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
     int saved = errno;
-    void *p = hak_memalign(alignment, size);
+    void *p = memalign_named(HAK_CALL_POSIX_MEMALIGN, alignment, alignment, size);
     errno = saved;
     if (!p) return ENOMEM;
     *out = p;
@@ -76,7 +88,7 @@ HAK_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
 }
 
 HAK_EXPORT void *valloc(size_t size) {
-    return hak_memalign(hak_os_page_size(), size);
+    return memalign_named(HAK_CALL_VALLOC, hak_os_page_size(), 0, size);
 }
 
 HAK_EXPORT void *pvalloc(size_t size) {
@@ -86,5 +98,8 @@ HAK_EXPORT void *pvalloc(size_t size) {
         return NULL;
     }
     size_t rounded = (size + page - 1) & ~(page - 1);
-    return hak_memalign(page, rounded ? rounded : page);
+    bool named = hak_call_begin(HAK_CALL_PVALLOC, 1, size, 0, NULL);
+    void *p = hak_memalign(page, rounded ? rounded : page);
+    hak_call_end(named);
+    return p;
 }

@@ -22,9 +22,10 @@
 static pthread_mutex_t reclaim_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t reclaims_done; /* guarded by reclaim_lock */
 
-static size_t reclaim_locked(hak_heap *self) {
+static size_t reclaim_locked(hak_heap *self, size_t *stolen) {
     size_t n = hak_os_release_pending();
-    n += hak_steal_unused(self); /* slabs every block came back to, idle heaps' too: first, their pages follow */
+    *stolen = hak_steal_unused(self); /* slabs every block came back to, idle heaps' too: first, their pages follow */
+    n += *stolen;
     n += large_cache_flush();
     n += superslab_reserve_flush();
     size_t back = superslab_heads_give_back(true);
@@ -34,8 +35,9 @@ static size_t reclaim_locked(hak_heap *self) {
 }
 
 size_t hak_reclaim_unused(hak_heap *self) {
+    size_t stolen;
     pthread_mutex_lock(&reclaim_lock);
-    size_t n = reclaim_locked(self);
+    size_t n = reclaim_locked(self, &stolen);
     pthread_mutex_unlock(&reclaim_lock);
     return n;
 }
@@ -43,12 +45,20 @@ size_t hak_reclaim_unused(hak_heap *self) {
 bool hak_reclaim_retry(hak_heap *self, hak_reclaim_ticket *t) {
     pthread_mutex_lock(&reclaim_lock); /* waits out a reclaim in progress */
     bool again;
+    t->stolen = 0;
+    t->given_back = 0;
     if (t->tries == 0) {
-        reclaim_locked(self);
+        size_t before = hak_os_committed_bytes(), stolen;
+        reclaim_locked(self, &stolen);
+        size_t after = hak_os_committed_bytes(); /* others' claims meanwhile may even make it grow */
+        t->stolen = (uint32_t)stolen;
+        t->given_back = before > after ? before - after : 0;
+        t->outcome = HAK_RECLAIM_RECLAIMED;
         again = true;
     } else {
         /* Another reclaim ended since this caller's last try: what it gave back may be what was refused. */
         again = reclaims_done != t->seen && t->tries <= HAK_RECLAIM_RETRIES;
+        t->outcome = again ? HAK_RECLAIM_OTHERS_RECLAIMED : HAK_RECLAIM_GAVE_UP;
     }
     t->seen = reclaims_done;
     t->tries++;

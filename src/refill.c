@@ -3,11 +3,16 @@
 #include "slab_state.h"
 #include "trace.h"
 
-static hak_slab *refill_adopted(hak_heap *heap, unsigned class_idx, uint64_t seq, hak_slab *s) {
+/* Step 2 (or the last try after a refusal): a listed slab of the class, traced whether one was found or not. */
+static hak_slab *refill_adopt(hak_heap *heap, unsigned class_idx, uint64_t seq, enum hak_trace_adopt_stage stage) {
+    hak_slab *s = slab_adopt(heap, class_idx);
+    HAK_TRACE(slab_adopt, (uint8_t)class_idx, hak_class_size[class_idx], seq, (int)stage,
+              s ? HAK_ADOPT_ADOPTED : HAK_ADOPT_NONE, s);
+    if (!s) return NULL;
     HAK_CHECK(atomic_load_explicit(&s->owner, memory_order_relaxed) == heap &&
                   hak_state_live(atomic_load_explicit(&s->state, memory_order_relaxed)),
               "an adopted slab is owned by the adopter");
-    hak_count(class_idx, HAK_CTR_adopted);
+    hak_count(heap->arena, class_idx, HAK_CTR_adopted);
     heap->cls[class_idx].chunk = hak_slab_chunk(s);
     HAK_TRACE(refill_exit, (uint8_t)class_idx, hak_class_size[class_idx], seq, s, HAK_REFILL_ADOPTED);
     return s;
@@ -27,7 +32,8 @@ static hak_slab *refill_adopted(hak_heap *heap, unsigned class_idx, uint64_t seq
  * 6. superslab_allocate failure (os / cap / injected), or the cap refusing a
  *    slab's pages: for os and cap, memory nobody uses (of every class) is
  *    given back (reclaim.c) and 3 runs again, and again while other threads'
- *    reclaims end meanwhile; then listed slabs are tried once more
+ *    reclaims end meanwhile (each try traced as reclaim_retry); then listed
+ *    slabs are tried once more
  *    (the only step 2 of the simple path), so no OOM is reported while one
  *    remains
  * 7. refill exit: a slab, or NULL (the caller reports the OOM)
@@ -40,15 +46,15 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
     uint64_t seq = ++heap->refill_seq;
     uint8_t cls = (uint8_t)class_idx;
     uint32_t bs = hak_class_size[class_idx];
-    hak_count(class_idx, HAK_CTR_refills);
+    hak_count(heap->arena, class_idx, HAK_CTR_refills);
     HAK_TRACE(refill_enter, cls, bs, seq, heap->cls[class_idx].chunk,
               atomic_load_explicit(&head->current_chunk, memory_order_relaxed));
 
     bool mid = class_idx >= HAK_MID_SIMPLE_MIN_CLASS;
     bool simple = mid && hak_opt.mid_refill_simple;
     if (!simple) {
-        hak_slab *s = slab_adopt(heap, class_idx);
-        if (s) return refill_adopted(heap, class_idx, seq, s);
+        hak_slab *s = refill_adopt(heap, class_idx, seq, HAK_ADOPT_STAGE_BEFORE_CLAIM);
+        if (s) return s;
     }
     bool chose = false;
     hak_reclaim_ticket retry = {0};
@@ -89,10 +95,14 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
         HAK_TRACE(superslab_alloc_fail, cls, bs, seq, refused.bytes, refused.err, (int)refused.reason);
         /* Tried again even when nothing came back here: a refusal is of its
          * moment, and another thread's reclaim may have made room since. */
-        if (refused.reason != HAK_FAIL_INJECTED && hak_reclaim_retry(heap, &retry)) continue;
+        if (refused.reason != HAK_FAIL_INJECTED) {
+            bool again = hak_reclaim_retry(heap, &retry);
+            HAK_TRACE(reclaim_retry, cls, bs, seq, retry.tries, retry.outcome, retry.given_back, retry.stolen);
+            if (again) continue;
+        }
         /* What others let go since entry (and, on the simple path, at all) is memory that remains. */
-        hak_slab *s = slab_adopt(heap, class_idx);
-        if (s) return refill_adopted(heap, class_idx, seq, s);
+        hak_slab *s = refill_adopt(heap, class_idx, seq, HAK_ADOPT_STAGE_AFTER_REFUSAL);
+        if (s) return s;
         HAK_TRACE(refill_exit, cls, bs, seq, NULL, HAK_REFILL_NO_SLAB);
         return NULL;
     }

@@ -1,7 +1,7 @@
 /* stats.c — the counters: per class in the slow paths, and those no heap keeps (large blocks, heapless threads, exited heaps). */
 #include "internal.h"
 
-_Atomic uint64_t hak_class_counters[HAK_NUM_CLASSES + 1][HAK_CTR_COUNT];
+_Atomic uint64_t hak_class_counters[HAK_ARENAS][HAK_NUM_CLASSES + 1][HAK_CTR_COUNT];
 
 /* Exited heaps' counts, and frees/allocs by threads without a heap (a thread
  * that only frees what others allocated has none). Sharded by thread, one

@@ -26,10 +26,10 @@ void hak_stats_get(hak_stats *out) {
     out->mapped_bytes = hak_os_mapped_bytes();
     out->committed_bytes = hak_os_committed_bytes();
     out->tracer_committed_bytes = hak_os_tracer_committed_bytes();
-    out->large_ooms = atomic_load_explicit(&hak_class_counters[HAK_NUM_CLASSES][HAK_CTR_ooms], memory_order_relaxed);
+    out->large_ooms = atomic_load_explicit(&hak_class_counters[HAK_ARENA_PROGRAM][HAK_NUM_CLASSES][HAK_CTR_ooms], memory_order_relaxed);
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         hak_class_stats *cs = &out->classes[c];
-        _Atomic uint64_t *k = hak_class_counters[c];
+        _Atomic uint64_t *k = hak_class_counters[HAK_ARENA_PROGRAM][c];
         cs->block_size = hak_class_size[c];
 #define COPY(field, column, width, meaning) cs->field = atomic_load_explicit(&k[HAK_CTR_##field], memory_order_relaxed);
         HAK_CLASS_COUNTERS(COPY)

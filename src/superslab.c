@@ -66,7 +66,7 @@ hak_superslab *superslab_allocate(unsigned class_idx, unsigned arena, hak_os_fai
         why->reason = HAK_FAIL_INJECTED;
         why->err = ENOMEM;
         why->bytes = HAK_CHUNK_SIZE;
-        hak_count(class_idx, HAK_CTR_failures);
+        hak_count(arena, class_idx, HAK_CTR_failures);
         return NULL;
     }
     hak_superslab *c = NULL;
@@ -83,13 +83,13 @@ hak_superslab *superslab_allocate(unsigned class_idx, unsigned arena, hak_os_fai
     if (!c) {
         /* Address space for the whole chunk; only the header is touched now. */
         if (!hak_os_commit(arena, HAK_CHUNK_HEADER_BYTES, why)) {
-            hak_count(class_idx, HAK_CTR_failures);
+            hak_count(arena, class_idx, HAK_CTR_failures);
             return NULL;
         }
         c = hak_os_reserve(arena, HAK_CHUNK_SIZE, HAK_CHUNK_SIZE, why);
         if (!c) {
             hak_os_uncommit(arena, HAK_CHUNK_HEADER_BYTES);
-            hak_count(class_idx, HAK_CTR_failures);
+            hak_count(arena, class_idx, HAK_CTR_failures);
             return NULL;
         }
         atomic_store_explicit(&c->committed, 0, memory_order_relaxed);
@@ -99,7 +99,7 @@ hak_superslab *superslab_allocate(unsigned class_idx, unsigned arena, hak_os_fai
     why->reason = HAK_FAIL_NONE;
     why->err = 0;
     why->bytes = HAK_CHUNK_SIZE;
-    hak_count(class_idx, HAK_CTR_chunks_new);
+    hak_count(arena, class_idx, HAK_CTR_chunks_new);
     return c;
 }
 
@@ -147,7 +147,7 @@ void superslab_reserve_trim(void) {
  * program that empties a class's chunks often fills them again at once. */
 void superslab_free(hak_superslab *chunk) {
     hak_ck_chunk_idle(chunk);
-    hak_count(chunk->class_idx, HAK_CTR_chunks_freed);
+    hak_count(chunk->arena, chunk->class_idx, HAK_CTR_chunks_freed);
     uint64_t now = hak_os_now_ns();
     chunk->idle_since_ns = now;
     pthread_mutex_lock(&reserve_lock);
@@ -166,7 +166,7 @@ bool superslab_decommit_slab(hak_superslab *c, unsigned idx) {
     size_t bytes = hak_slab_pages_bytes(idx);
     if (!hak_os_decommit(c->arena, hak_slab_pages(c, idx), bytes, bytes)) return false;
     atomic_fetch_and_explicit(&c->committed, ~(1u << idx), memory_order_relaxed);
-    hak_count(c->class_idx, HAK_CTR_decommitted);
+    hak_count(c->arena, c->class_idx, HAK_CTR_decommitted);
     return true;
 }
 

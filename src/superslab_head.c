@@ -89,7 +89,7 @@ void expand_superslab_head(hak_superslab_head *head, hak_superslab *observed, ha
         }
         if (found) {
             atomic_store_explicit(&head->current_chunk, found, memory_order_seq_cst);
-            hak_count(head->class_idx, HAK_CTR_expansions);
+            hak_count(head->arena, head->class_idx, HAK_CTR_expansions);
         }
         release_retired_locked(head);
     }

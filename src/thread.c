@@ -131,6 +131,7 @@ static void fork_child(void) {
     superslab_heads_unlock_all();
     hak_heaps_fork_unlock();
     hak_reclaim_fork_unlock();
+    hak_trace_forked();
     /* Threads other than this one are gone: their slabs are let go, so the
      * child's frees of their blocks give the memory back. */
     hak_heap *me = hak_tls.heap;

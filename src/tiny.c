@@ -117,7 +117,7 @@ void tiny_take_over(hak_heap *heap, hak_slab *s) {
             s->home = heap;
             atomic_store_explicit(&s->owner, heap, memory_order_relaxed);
             ring_insert(cc, s);
-            hak_count(s->class_idx, HAK_CTR_adopted_on_free);
+            hak_count(heap->arena, s->class_idx, HAK_CTR_adopted_on_free);
             return;
         }
     }

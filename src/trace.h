@@ -17,9 +17,13 @@
 #define HAK_MID_PATH_ITEM(id, label, value) HAK_MID_PATH_##id = value,
 #define HAK_MID_WHY_ITEM(id, label, value) HAK_MID_WHY_##id = value,
 #define HAK_REFILL_ITEM(id, label, value) HAK_REFILL_##id = value,
+#define HAK_ADOPT_STAGE_ITEM(id, label, value) HAK_ADOPT_STAGE_##id = value,
+#define HAK_ADOPT_ITEM(id, label, value) HAK_ADOPT_##id = value,
 enum hak_trace_mid_path { HAKMEM_TP_MID_PATH(HAK_MID_PATH_ITEM) };
 enum hak_trace_mid_why { HAKMEM_TP_MID_WHY(HAK_MID_WHY_ITEM) };
 enum hak_trace_refill_result { HAKMEM_TP_REFILL_RESULT(HAK_REFILL_ITEM) };
+enum hak_trace_adopt_stage { HAKMEM_TP_ADOPT_STAGE(HAK_ADOPT_STAGE_ITEM) };
+enum hak_trace_adopt_outcome { HAKMEM_TP_ADOPT_OUTCOME(HAK_ADOPT_ITEM) };
 
 #if defined(HAKMEM_TRACING) && HAKMEM_TRACING
 /*

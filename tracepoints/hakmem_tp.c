@@ -21,8 +21,13 @@ __attribute__((constructor)) static void hak_tracer_constructors_done(void) {
     atomic_store_explicit(&hak_tracer_window, 0, memory_order_release);
 }
 
+/* src/oom_report.c; weak, for programs that craft events link this unit without the allocator. */
+__attribute__((weak, visibility("hidden"))) void hak_trace_exit_totals(void);
+
 /* Destructors run in the reverse order: this one before the probe's and lttng-ust's teardown, whose
- * allocations on this thread are the tracer's from here on (and nothing more is traced from it). */
+ * allocations on this thread are the tracer's from here on (and nothing more is traced from it). The
+ * program's totals are its last events. */
 __attribute__((destructor)) static void hak_tracer_teardown_begins(void) {
+    if (hak_trace_exit_totals) hak_trace_exit_totals();
     hak_trace_busy = 1;
 }

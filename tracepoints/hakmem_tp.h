@@ -31,6 +31,15 @@
     X(REUSED, reused_chained_chunk, 0) X(NEW, new_chunk, 1) X(LOST_RACE, lost_race, 2) X(FAILED, failed, 3)
 #define HAKMEM_TP_FAIL_REASON(X) X(NONE, none, 0) X(OS, os, 1) X(CAP, cap, 2) X(INJECTED, injected, 3)
 #define HAKMEM_TP_REFILL_RESULT(X) X(CLAIMED, claimed, 0) X(ADOPTED, adopted, 1) X(NO_SLAB, null, 2)
+#define HAKMEM_TP_ADOPT_STAGE(X) X(BEFORE_CLAIM, before_claim, 0) X(AFTER_REFUSAL, after_refusal, 1)
+#define HAKMEM_TP_ADOPT_OUTCOME(X) X(ADOPTED, adopted, 0) X(NONE, none, 1)
+#define HAKMEM_TP_RECLAIM_OUTCOME(X) \
+    X(RECLAIMED, reclaimed_retry, 0) X(OTHERS_RECLAIMED, others_reclaimed_retry, 1) X(GAVE_UP, gave_up, 2)
+/* The allocation call an OOM ends: what the report prints, with its arguments. */
+#define HAKMEM_TP_ALLOC_CALL(X)                                                                           \
+    X(MALLOC, malloc, 0) X(CALLOC, calloc, 1) X(REALLOC, realloc, 2) X(REALLOCARRAY, reallocarray, 3)     \
+    X(POSIX_MEMALIGN, posix_memalign, 4) X(ALIGNED_ALLOC, aligned_alloc, 5) X(MEMALIGN, memalign, 6)    \
+    X(VALLOC, valloc, 7) X(PVALLOC, pvalloc, 8)
 
 /* The class index the `oom` event reports for the large path. */
 #define HAKMEM_TP_LARGE_CLASS 255
@@ -49,6 +58,14 @@
            lttng_ust_field_integer(uint64_t, seq, seq)                                                              \
            lttng_ust_field_integer_hex(uintptr_t, thread_chunk, (uintptr_t)thread_chunk)                            \
            lttng_ust_field_integer_hex(uintptr_t, current_chunk, (uintptr_t)current_chunk)))                        \
+    EVENT(slab_adopt, DEBUG,                                                                                       \
+          (uint8_t, class_idx, uint32_t, block_size, uint64_t, seq, int, stage, int, outcome, const void *, slab), \
+          (lttng_ust_field_integer(uint8_t, class_idx, class_idx)                                                   \
+           lttng_ust_field_integer(uint32_t, block_size, block_size)                                                \
+           lttng_ust_field_integer(uint64_t, seq, seq)                                                              \
+           lttng_ust_field_enum(hakmem, adopt_stage, int, stage, stage)                                             \
+           lttng_ust_field_enum(hakmem, adopt_outcome, int, outcome, outcome)                                       \
+           lttng_ust_field_integer_hex(uintptr_t, slab, (uintptr_t)slab)))                                          \
     EVENT(bitmap_check, DEBUG,                                                                                     \
           (uint8_t, class_idx, uint32_t, block_size, uint64_t, seq, const void *, chunk, uint32_t, bitmap,         \
            uint32_t, full_mask, uint32_t, capacity, uint32_t, active_slabs, int, outcome),                         \
@@ -87,6 +104,16 @@
            lttng_ust_field_integer(uint64_t, bytes, bytes)                                                          \
            lttng_ust_field_integer(int32_t, err, err)                                                               \
            lttng_ust_field_enum(hakmem, fail_reason, int, reason, reason)))                                         \
+    EVENT(reclaim_retry, WARNING,                                                                                  \
+          (uint8_t, class_idx, uint32_t, block_size, uint64_t, seq, uint32_t, attempt, int, outcome, uint64_t,     \
+           given_back, uint32_t, stolen_slabs),                                                                    \
+          (lttng_ust_field_integer(uint8_t, class_idx, class_idx)                                                   \
+           lttng_ust_field_integer(uint32_t, block_size, block_size)                                                \
+           lttng_ust_field_integer(uint64_t, seq, seq)                                                              \
+           lttng_ust_field_integer(uint32_t, attempt, attempt)                                                      \
+           lttng_ust_field_enum(hakmem, reclaim_outcome, int, outcome, outcome)                                     \
+           lttng_ust_field_integer(uint64_t, given_back, given_back)                                                \
+           lttng_ust_field_integer(uint32_t, stolen_slabs, stolen_slabs)))                                          \
     EVENT(refill_exit, DEBUG,                                                                                      \
           (uint8_t, class_idx, uint32_t, block_size, uint64_t, seq, const void *, slab, int, result),              \
           (lttng_ust_field_integer(uint8_t, class_idx, class_idx)                                                   \
@@ -113,11 +140,28 @@
            lttng_ust_field_integer(uint64_t, free, free)                                                            \
            lttng_ust_field_integer(int32_t, holder_tid, holder_tid)                                                 \
            lttng_ust_field_integer(uint64_t, holder_free, holder_free)))                                            \
-    EVENT(oom, ERR, (uint64_t, size, uint8_t, class_idx, uint32_t, block_size, uint64_t, seq),                     \
+    EVENT(oom, ERR,                                                                                                \
+          (uint64_t, size, uint8_t, class_idx, uint32_t, block_size, uint64_t, seq, uint64_t, oom_no, int, call,   \
+           uint64_t, count, uint64_t, align, const void *, old_ptr, uint8_t, snapshot),                            \
           (lttng_ust_field_integer(uint64_t, size, size)                                                            \
            lttng_ust_field_integer(uint8_t, class_idx, class_idx)                                                   \
            lttng_ust_field_integer(uint32_t, block_size, block_size)                                                \
-           lttng_ust_field_integer(uint64_t, seq, seq)))
+           lttng_ust_field_integer(uint64_t, seq, seq)                                                              \
+           lttng_ust_field_integer(uint64_t, oom_no, oom_no)                                                        \
+           lttng_ust_field_enum(hakmem, alloc_call, int, call, call)                                                \
+           lttng_ust_field_integer(uint64_t, count, count)                                                          \
+           lttng_ust_field_integer(uint64_t, align, align)                                                          \
+           lttng_ust_field_integer_hex(uintptr_t, old_ptr, (uintptr_t)old_ptr)                                      \
+           lttng_ust_field_integer(uint8_t, snapshot, snapshot)))                                                   \
+    EVENT(exit_totals, WARNING, (uint64_t, ooms, uint64_t, refills, uint8_t, classes),                             \
+          (lttng_ust_field_integer(uint64_t, ooms, ooms)                                                            \
+           lttng_ust_field_integer(uint64_t, refills, refills)                                                      \
+           lttng_ust_field_integer(uint8_t, classes, classes)))                                                     \
+    EVENT(exit_class_totals, WARNING, (uint8_t, class_idx, uint32_t, block_size, uint64_t, refills, uint64_t, ooms), \
+          (lttng_ust_field_integer(uint8_t, class_idx, class_idx)                                                   \
+           lttng_ust_field_integer(uint32_t, block_size, block_size)                                                \
+           lttng_ust_field_integer(uint64_t, refills, refills)                                                      \
+           lttng_ust_field_integer(uint64_t, ooms, ooms)))
 
 /* ---- (type, name, ...) pairs -> a parameter list; up to 10 pairs, as LTTng allows ---- */
 #define HAK_TP_CAT(a, b) HAK_TP_CAT_(a, b)
@@ -177,6 +221,10 @@ LTTNG_UST_TRACEPOINT_ENUM(hakmem, mid_why, LTTNG_UST_TP_ENUM_VALUES(HAKMEM_TP_MI
 LTTNG_UST_TRACEPOINT_ENUM(hakmem, expand_outcome, LTTNG_UST_TP_ENUM_VALUES(HAKMEM_TP_EXPAND_OUTCOME(HAK_TP_ENUM_VALUE)))
 LTTNG_UST_TRACEPOINT_ENUM(hakmem, fail_reason, LTTNG_UST_TP_ENUM_VALUES(HAKMEM_TP_FAIL_REASON(HAK_TP_ENUM_VALUE)))
 LTTNG_UST_TRACEPOINT_ENUM(hakmem, refill_result, LTTNG_UST_TP_ENUM_VALUES(HAKMEM_TP_REFILL_RESULT(HAK_TP_ENUM_VALUE)))
+LTTNG_UST_TRACEPOINT_ENUM(hakmem, adopt_stage, LTTNG_UST_TP_ENUM_VALUES(HAKMEM_TP_ADOPT_STAGE(HAK_TP_ENUM_VALUE)))
+LTTNG_UST_TRACEPOINT_ENUM(hakmem, adopt_outcome, LTTNG_UST_TP_ENUM_VALUES(HAKMEM_TP_ADOPT_OUTCOME(HAK_TP_ENUM_VALUE)))
+LTTNG_UST_TRACEPOINT_ENUM(hakmem, reclaim_outcome, LTTNG_UST_TP_ENUM_VALUES(HAKMEM_TP_RECLAIM_OUTCOME(HAK_TP_ENUM_VALUE)))
+LTTNG_UST_TRACEPOINT_ENUM(hakmem, alloc_call, LTTNG_UST_TP_ENUM_VALUES(HAKMEM_TP_ALLOC_CALL(HAK_TP_ENUM_VALUE)))
 
 HAKMEM_TP_EVENTS(HAK_TP_LTTNG_EVENT)
 

@@ -88,6 +88,26 @@ def cause(rec, lost, declared):
     return rec.get("structural") or structural_cause(rec, declared)
 
 
+def call_text(f):
+    """The allocation call an oom ended, as the program made it (a trace older than the call field: malloc)."""
+    call, size, count = f.get("call", "malloc"), f.get("size"), f.get("count") or 1
+    each = size // count if isinstance(size, int) and count else size
+    align, old = f.get("align"), f.get("old_ptr")
+    if call == "calloc":
+        return f"calloc({count}, {each})"
+    if call == "realloc":
+        return f"realloc({old or 0:#x}, {size})"
+    if call == "reallocarray":
+        return f"reallocarray({old or 0:#x}, {count}, {each})"
+    if call == "posix_memalign":
+        return f"posix_memalign(&p, {align}, {size})"
+    if call in ("aligned_alloc", "memalign"):
+        return f"{call}({align}, {size})"
+    if call in ("valloc", "pvalloc"):
+        return f"{call}({size})"
+    return f"malloc({size})"
+
+
 def notes(rec):
     """What the other threads did that matters: who took the last free slab, who expanded."""
     out = []

@@ -94,6 +94,7 @@ class Coverage:
         self.stream_first = {}            # (trace, stream) -> beginning of its first packet in the trace (ns)
         self.trace_streams = collections.Counter()  # trace -> its streams (all announced before any event)
         self.trace_begun = collections.Counter()    # trace -> its streams whose first packet has been seen
+        self.trace_end = {}               # trace -> the end of its latest packet (ns)
         self._cover = None
 
     def stream_began(self, msg):
@@ -109,6 +110,27 @@ class Coverage:
                 self.stream_first[key] = None
             self.trace_begun[key[0]] += 1
             self._cover = None
+
+    def packet_ended(self, msg):
+        try:
+            end = msg.default_clock_snapshot.ns_from_origin
+        except Exception:  # a stream class without packet end times
+            return
+        trace = msg.packet.stream.trace.addr
+        if end > self.trace_end.get(trace, end - 1):
+            self.trace_end[trace] = end
+
+    def uncovered(self, trace, start, end):
+        """None when some trace holds every stream's events over [start, end] (the OOM's own trace, or another
+        snapshot of the same run: a flight recorder writes one per cue); else when the OOM's trace begins to."""
+        cover = self.begins()
+        mine = cover.get(trace)
+        if mine is None or start >= mine:
+            return None
+        for t, begins in cover.items():
+            if t != trace and begins <= start and self.trace_end.get(t, -1) >= end:
+                return None
+        return mine
 
     def all_begun(self, trace):
         """Whether every stream of trace has begun (before that, its coverage is not known)."""

@@ -10,7 +10,7 @@ in losses, the causes in judgement.
 import collections
 
 from . import catalogue, judgement, losses, trace_input
-from .records import ClassCounters, Event, OpenRefill, thread_label
+from .records import ClassCounters, Event, Numbers, OpenRefill, thread_label
 
 CONTEXT_WINDOW = 512  # recent events kept per class for the "meanwhile" context
 CONTEXT_SHOWN = 40    # context events reported per OOM
@@ -24,7 +24,7 @@ class Analyzer:
     def __init__(self):
         self.declared = set()             # event names the trace declares (what the recorded build compiled in)
         self.open = {}                    # (vpid, vtid) -> OpenRefill
-        self.large_fail = {}              # (vpid, vtid) -> superslab_alloc_fail of the large path, awaiting oom
+        self.large_fail = {}              # (vpid, vtid) -> the large path's refusal and retries, awaiting oom
         self.memory_pending = {}          # (vpid, vtid) -> the census (oom_memory + oom_class_memory) awaiting oom
         self.last_memory = None           # the census of the last OOM, for the summary
         self.recent = collections.defaultdict(lambda: collections.deque(maxlen=CONTEXT_WINDOW))
@@ -39,6 +39,12 @@ class Analyzer:
         self.malformed = collections.Counter()  # catalogue event -> events lacking a field (a foreign/corrupt trace)
         self.no_thread_context = 0        # hakmem events without the vtid context (paths cannot be told apart)
         self.vpid_trace = {}              # vpid -> the trace its events come from (for snapshot coverage)
+        self.oom_numbers = collections.defaultdict(Numbers)  # vpid -> the process's OOM numbers in the trace
+        self.exits = {}                   # vpid -> its exit totals (exit_totals, exit_class_totals)
+        self.proc_refills = collections.Counter()  # (vpid, class) -> refill_enter events in the trace
+        self.procnames = {}               # vpid -> procname
+        self._last_of_thread = {}         # (vpid, vtid) -> (ts, [(name, fields)]) of its latest events
+        self.duplicates = 0               # events read twice (overlapping snapshots), fed once
         self._reader = trace_input.EventReader()
         self.n_ooms = 0                   # every OOM, listed or not
         self.listed = collections.Counter()  # cause (as the path shows it) -> OOMs listed with their path
@@ -67,14 +73,36 @@ class Analyzer:
                 self.no_thread_context += 1
             if vpid not in self.vpid_trace:
                 self.vpid_trace[vpid] = msg.event.stream.trace.addr
+            if self._again(vpid, vtid, ts, short, fields):
+                return
             self.event(Event(short, ts, vpid, vtid, proc, fields))
         elif isinstance(msg, bt2._PacketBeginningMessageConst):
             self.coverage.packet_began(msg)
+        elif isinstance(msg, bt2._PacketEndMessageConst):
+            self.coverage.packet_ended(msg)
         elif isinstance(msg, bt2._StreamBeginningMessageConst):
             self.declared |= {ec.name for ec in msg.stream.cls.values()}
             self.coverage.stream_began(msg)
         elif isinstance(msg, (bt2._DiscardedEventsMessageConst, bt2._DiscardedPacketsMessageConst)):
             self.losses.discarded(msg, "events" if isinstance(msg, bt2._DiscardedEventsMessageConst) else "packets")
+
+    def _again(self, vpid, vtid, ts, name, fields):
+        """Whether this event was fed already: snapshots of one run overlap (each holds the newest packets of every
+        buffer when its cue came), and read together the same event comes once from each, one right after the
+        other for its thread (the muxer orders by time; one thread's events never share a timestamp)."""
+        if vtid is None:
+            return False
+        key = (vpid, vtid)
+        last = self._last_of_thread.get(key)
+        if last is not None and last[0] == ts:
+            if (name, fields) in last[1]:
+                self.events += 1
+                self.duplicates += 1
+                return True
+            last[1].append((name, fields))
+        else:
+            self._last_of_thread[key] = (ts, [(name, fields)])
+        return False
 
     def event(self, ev):
         if self.unlisted_pending and ev.ts > self.unlisted_pending[0][1]:
@@ -87,6 +115,11 @@ class Analyzer:
         key = (ev.vpid, ev.vtid)
         if ev.name in ("oom_memory", "oom_class_memory"):
             self._census(key, ev)
+            return
+        if ev.procname:
+            self.procnames[ev.vpid] = ev.procname
+        if ev.name in ("exit_totals", "exit_class_totals"):
+            self._exit_totals(ev)
             return
         th = self.threads.setdefault(key, {"procname": ev.procname, "ooms": 0})
         th["procname"] = ev.procname or th["procname"]
@@ -103,9 +136,13 @@ class Analyzer:
             return
         seq = ev.get("seq")
         if cls == LARGE or (seq == 0 and ev.name == "superslab_alloc_fail"):
-            # Paths with no refill: a large block's mapping, or (seq 0) the pages of the thread's own heap.
+            # Paths with no refill: a large block's mapping, or (seq 0) the pages of the thread's own heap. A
+            # refusal begins one; the reclaim-and-retries after it follow (a retry that mapped the block leaves
+            # a path that the next refusal replaces).
             if ev.name == "superslab_alloc_fail":
-                self.large_fail[key] = ev
+                self.large_fail[key] = [ev]
+            elif ev.name == "reclaim_retry" and key in self.large_fail:
+                self.large_fail[key].append(ev)
             return
         ref = self.open.get(key)
         if ev.name == "refill_enter":
@@ -131,10 +168,27 @@ class Analyzer:
                                  "committed": ev.get("committed"), "live": ev.get("live"), "free": ev.get("free"),
                                  "holder_vtid": ev.get("holder_tid"), "holder_free": ev.get("holder_free")})
 
+    def _exit_totals(self, ev):
+        """What the process counted itself, at its exit (oom_report.c): how many OOMs and refills the trace
+        should hold."""
+        if ev.name == "exit_totals":
+            self.exits[ev.vpid] = {"ooms": ev.get("ooms"), "refills": ev.get("refills"),
+                                   "classes_expected": ev.get("classes"), "classes": {}}
+            return
+        e = self.exits.get(ev.vpid)
+        if e is not None:
+            e["classes"][ev.get("class_idx")] = {"refills": ev.get("refills"), "ooms": ev.get("ooms"),
+                                                 "block_size": ev.get("block_size")}
+
     def _count(self, cc, ev):
         n = ev.name
         if n == "refill_enter":
             cc.refills += 1
+            self.proc_refills[(ev.vpid, ev.get("class_idx"))] += 1
+        elif n == "slab_adopt":
+            cc.adoptions[ev.get("outcome")] += 1
+        elif n == "reclaim_retry":
+            cc.reclaims[ev.get("outcome")] += 1
         elif n == "bitmap_check":
             cc.bitmap_checks[ev.get("outcome")] += 1
         elif n == "mid_simple_choice":
@@ -147,6 +201,8 @@ class Analyzer:
             cc.ooms += 1
 
     def _oom(self, key, oom):
+        if oom.get("oom_no"):
+            self.oom_numbers[key[0]].add(oom.get("oom_no"))
         self.threads[key]["ooms"] += 1
         memory = self.memory_pending.pop(key, None)
         if memory is not None and memory["seq"] == oom.get("seq"):
@@ -161,8 +217,7 @@ class Analyzer:
         self.n_ooms += 1
         cls = oom.get("class_idx")
         if cls == LARGE or oom.get("seq") == 0:
-            fail = self.large_fail.pop(key, None)
-            path, midway, cut = ([fail] if fail else []), False, False
+            path, midway, cut = self.large_fail.pop(key, []), False, False
         else:
             ref = self.open.pop(key, None)
             if ref is not None and ref.seq == oom.get("seq"):
@@ -196,7 +251,6 @@ class Analyzer:
 
     def _settle(self, now, final=False):
         """Count the waiting unlisted OOMs whose window the trace has gone past (all of them when final)."""
-        cover = self.coverage.begins()
         pending = self.unlisted_pending
         while pending and (final or pending[0][1] < now):
             start, end, cause, large, trace = pending[0]
@@ -205,7 +259,7 @@ class Analyzer:
             pending.popleft()
             if self.losses.lost_in(start, end)[0]:
                 cause = "incomplete"
-            elif not large and cover.get(trace) is not None and start < cover[trace]:
+            elif not large and self.coverage.uncovered(trace, start, end) is not None:
                 cause = "incomplete"
             self.unlisted_causes[cause] += 1
 
@@ -214,13 +268,12 @@ class Analyzer:
     def finish(self):
         ooms = []
         causes = collections.Counter()
-        cover = self.coverage.begins()
         for rec in self.ooms:
             oom, path = rec["oom"], rec["path"]
             start = path[0].ts
             lost, _ = self.losses.lost_in(start, oom.ts)
-            begins = cover.get(rec.get("trace"))
-            if begins is not None and start < begins and oom.get("class_idx") != LARGE:
+            begins = self.coverage.uncovered(rec.get("trace"), start, oom.ts)
+            if begins is not None and oom.get("class_idx") != LARGE:
                 rec["begins_midway"] = True
                 rec["coverage_detail"] = ("the trace begins in the middle of this path: a CPU buffer of this "
                                           f"snapshot begins {(begins - start) / 1000:.1f} µs after the path's first "
@@ -232,7 +285,8 @@ class Analyzer:
                 "index": rec["number"], "vpid": vpid, "vtid": vtid, "procname": oom.procname,
                 "thread": thread_label(oom.procname, vpid, vtid), "time_ns": oom.ts,
                 "class": oom.get("class_idx"), "block_size": oom.get("block_size"), "size": oom.get("size"),
-                "seq": oom.get("seq"), "cause": cause, "cause_detail": detail,
+                "seq": oom.get("seq"), "oom_no": oom.get("oom_no"), "call": judgement.call_text(oom.fields),
+                "cause": cause, "cause_detail": detail,
                 "begins_midway": rec["begins_midway"], "lost_events_in_window": lost,
                 "path": [{"step": n, "event": e.name, "offset_ns": e.ts - start, "fields": dict(e.fields)}
                          for n, e in enumerate(path, 1)],
@@ -255,8 +309,33 @@ class Analyzer:
             "ooms_total": self.n_ooms,
             "ooms_unlisted": self.unlisted,
             "memory_at_last_oom": self.last_memory,
+            "processes": self._processes(),
+            "events_read_twice": self.duplicates,
         }
         return {"schema": "hakmem-trace/1", "ooms": ooms, "summary": summary, "lost_events": self.losses.report()}
+
+
+    def _processes(self):
+        """Per process: the OOMs it numbered that the trace does not hold, and (from its exit totals) the OOMs
+        after the last one seen and the refills per class the trace lacks."""
+        out = []
+        for vpid in sorted(set(self.oom_numbers) | set(self.exits), key=lambda v: v or 0):
+            nums, ex = self.oom_numbers.get(vpid) or Numbers(), self.exits.get(vpid)
+            known = max(nums.highest(), ex["ooms"] if ex else 0)
+            p = {"vpid": vpid, "procname": self.procnames.get(vpid), "ooms_numbered": known,
+                 "ooms_in_trace": sum(b - a + 1 for a, b in nums.ranges),
+                 "ooms_not_in_trace": [list(r) for r in nums.missing(known)],
+                 "exit_totals": ex is not None}
+            if ex is not None:
+                refills = {}
+                for cls, c in sorted(ex["classes"].items()):
+                    seen = self.proc_refills.get((vpid, cls), 0)
+                    if c["refills"] != seen:
+                        refills[str(cls)] = {"counted": c["refills"], "in_trace": seen}
+                p["refills_not_in_trace"] = refills
+                p["exit_totals_complete"] = len(ex["classes"]) == ex["classes_expected"]
+            out.append(p)
+        return out
 
 
 def analyse(path, analyzer=None):

@@ -494,9 +494,11 @@ def _record_session(args, name, out, events, lib, fork_lib, executable, signals,
         _lttng("add-context", "-u", "-s", name, "-c", CHANNEL, "-t", "vpid", "-t", "vtid", "-t", "procname")
         _lttng("start", name)
         if args.flight_recorder:
+            # Re-armed: a snapshot for every oom that cues one (oom_report.c: the first, then the first after a
+            # quiet second), each its own snapshot-* folder; the analysis reads them together.
             _lttng("add-trigger", f"--name={trigger}", "--condition=event-rule-matches", "--type=user",
-                   f"--name={catalogue.full_name('oom')}", "--action=snapshot-session", name,
-                   "--rate-policy=once-after:1")
+                   f"--name={catalogue.full_name('oom')}", "--filter=snapshot == 1",
+                   "--action=snapshot-session", name, "--rate-policy=every:1")
         env = dict(os.environ)
         if not args.no_preload:
             preload = [lib, fork_lib] + [p for p in env.get("LD_PRELOAD", "").split(":") if p]
@@ -504,6 +506,8 @@ def _record_session(args, name, out, events, lib, fork_lib, executable, signals,
         if not args.discard:
             env["LTTNG_UST_ALLOW_BLOCKING"] = "1"
         run.status = _run_command(args.command, executable, env, signals)
+        if args.flight_recorder and run.status is not None:
+            _final_snapshot(name, out)
         _lttng("stop", name)
         if args.flight_recorder and run.status is not None and not any(out.glob("snapshot-*")):
             run.registered = _registered_in_snapshot_session(name)
@@ -511,6 +515,36 @@ def _record_session(args, name, out, events, lib, fork_lib, executable, signals,
         if args.flight_recorder:
             _lttng("remove-trigger", trigger, check=False)
         _lttng("destroy", name, check=False)
+
+
+def _final_snapshot(name, out):
+    """After the program's exit, once an OOM has fired: the history since the last cue, with the program's exit
+    totals, as one more snapshot. The OOMs after the last cue are in it as far as the buffers still hold them, and
+    the totals tell the analysis how many there were, so that none goes missing unsaid. (Per-user buffers outlive
+    the process.) With no OOM there is nothing to keep: no snapshot, as before."""
+    if not any(out.glob("snapshot-*")) and not _oom_fired(name):
+        return
+    _lttng("snapshot", "record", "-s", name)
+
+
+def _oom_fired(name):
+    """Whether the session's buffers hold an oom (a cue whose snapshot is not yet written, say): a probe
+    snapshot into a private folder, read and removed."""
+    probe = Path(tempfile.mkdtemp(prefix="hakmem-snapshot-probe-"))
+    try:
+        _lttng("snapshot", "record", "-s", name, f"file://{probe}")
+        if not holds_trace(probe, CHANNEL):
+            return False
+        from . import trace_input
+        bt2 = trace_input.load_bt2()
+        oom = catalogue.full_name("oom")
+        try:
+            return any(isinstance(m, bt2._EventMessageConst) and m.event.name == oom
+                       for m in bt2.TraceCollectionMessageIterator(str(probe)))
+        except bt2._Error:
+            return False
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
 
 
 def _registered_in_snapshot_session(name):

@@ -2,7 +2,7 @@
 
 import time
 
-from . import catalogue
+from . import catalogue, judgement
 from .paths import DETAIL_PER_CAUSE
 
 ERRNO = {12: "ENOMEM", 11: "EAGAIN", 22: "EINVAL", 0: "0"}
@@ -44,8 +44,18 @@ def _describe(event, f):
         return f"{f['bytes']} bytes refused: errno {f['err']} ({ERRNO.get(f['err'], '?')}), reason {f['reason']}"
     if event == "refill_exit":
         return f"{f['result']}" + (f", slab {f['slab']:#x}" if f.get("slab") else "")
+    if event == "slab_adopt":
+        return (f"{f['stage'].replace('_', ' ')}: " +
+                (f"adopted slab {f['slab']:#x}" if f["outcome"] == "adopted" else "no listed slab"))
+    if event == "reclaim_retry":
+        what = {"reclaimed_retry": f"reclaimed {f['given_back']} bytes ({f['stolen_slabs']} slabs from heaps), retry",
+                "others_reclaimed_retry": "another thread reclaimed meanwhile, retry",
+                "gave_up": "no reclaim since the last try: the refusal stands"}.get(f["outcome"], f["outcome"])
+        return f"try {f['attempt']}: {what}"
     if event == "oom":
-        return f"malloc({f['size']}) returns NULL, errno ENOMEM"
+        if f.get("call") == "posix_memalign":
+            return f"{judgement.call_text(f)} returns ENOMEM"
+        return f"{judgement.call_text(f)} returns NULL, errno ENOMEM"
     return ", ".join(f"{k} {v}" for k, v in f.items())
 
 
@@ -73,6 +83,25 @@ def memory_lines(m, title):
     return lines
 
 
+def numbers(a, b):
+    return f"OOM {a} is" if a == b else f"OOMs {a}–{b} are"
+
+
+def process_lines(s):
+    """What each process counted that the trace does not hold: OOMs by number, refills by class (exit totals)."""
+    lines = []
+    for p in s.get("processes", []):
+        who = f"pid {p['vpid']} ({p['procname'] or '?'})"
+        for a, b in p["ooms_not_in_trace"]:
+            lines.append(f"  {numbers(a, b)} of {who} not in this trace")
+        if not p["exit_totals"] and p["ooms_numbered"]:
+            lines.append(f"  {who} has no exit totals in this trace (it was still running, did not exit through "
+                         f"exit(), or they were lost): OOMs after its OOM {p['ooms_numbered']}, if any, are not known")
+        for cls, r in p.get("refills_not_in_trace", {}).items():
+            lines.append(f"  {who} counted {r['counted']} refill(s) of class {cls}; the trace holds {r['in_trace']}")
+    return lines
+
+
 def oom_paths(report):
     lines = []
     ooms = report["ooms"]
@@ -81,6 +110,7 @@ def oom_paths(report):
     total = s.get("ooms_total", len(ooms))
     lines.append(f"{total} OOM(s); events lost: {lost['discarded_events']} discarded events, "
                  f"{lost['discarded_packets']} discarded packets")
+    lines.extend(process_lines(s))
     if lost["discarded_events"] or lost["discarded_packets"]:
         lines.append(f"  the trace is not complete: {len(lost['ranges'])} stretch(es) of it lost events; an OOM "
                      "whose path overlaps one is marked incomplete")
@@ -121,6 +151,7 @@ def summary(report):
     lines = [f"{s['hakmem_events']} hakmem events ({s['events']} in all) from {clock(s['first_ns'])} to "
              f"{clock(s['last_ns'])}; events lost: {lost['discarded_events']} discarded events, "
              f"{lost['discarded_packets']} discarded packets"]
+    lines.extend(process_lines(s))
     if lost["discarded_events"] or lost["discarded_packets"]:
         lines.append("the trace is not complete: the counts below miss the lost events")
     lines.append("")

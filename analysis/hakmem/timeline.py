@@ -32,15 +32,19 @@ DETAIL_THREADS = 6       # other threads shown per detail strip (the rest share 
 
 ROW_H = 11
 LANE_PAD = 10
-ROWS = list(catalogue.OOM_PATH)  # one row per event kind, in the order of a refill that ends in an OOM
-ROW_NAME = {"refill_enter": "enter", "bitmap_check": "bitmap", "mid_simple_choice": "mid choice",
-            "chunk_expand": "expand", "superslab_alloc_fail": "refused", "refill_exit": "exit", "oom": "oom"}
-OUTCOME_FIELD = {"bitmap_check": "outcome", "mid_simple_choice": "path", "chunk_expand": "outcome",
-                 "superslab_alloc_fail": "reason", "refill_exit": "result"}
+ROWS = list(catalogue.PATH_STEPS)  # one row per event kind, in the order of a refill's steps
+ROW_NAME = {"refill_enter": "enter", "slab_adopt": "adopt", "bitmap_check": "bitmap",
+            "mid_simple_choice": "mid choice", "chunk_expand": "expand", "superslab_alloc_fail": "refused",
+            "reclaim_retry": "reclaim", "refill_exit": "exit", "oom": "oom"}
+OUTCOME_FIELD = {"slab_adopt": "outcome", "bitmap_check": "outcome", "mid_simple_choice": "path",
+                 "chunk_expand": "outcome", "superslab_alloc_fail": "reason", "reclaim_retry": "outcome",
+                 "refill_exit": "result"}
 
 # (event, outcome) -> (colour, shape, legend text). Shapes: tick, circle, diamond, triangle, square, cross.
 STYLE = {
     ("refill_enter", None): ("#8c8c8c", "tick", "refill entry"),
+    ("slab_adopt", "adopted"): ("#a6761d", "circle", "adopt: adopted"),
+    ("slab_adopt", "none"): ("#c7b07a", "tick", "adopt: none"),
     ("bitmap_check", "claimed"): ("#5aa02c", "tick", "bitmap: claimed"),
     ("bitmap_check", "full"): ("#e6a100", "tick", "bitmap: full"),
     ("bitmap_check", "lost_race"): ("#7a5cc7", "diamond", "bitmap: lost race"),
@@ -54,6 +58,9 @@ STYLE = {
     ("superslab_alloc_fail", "os"): ("#7f2704", "square", "refused: OS"),
     ("superslab_alloc_fail", "cap"): ("#f16913", "square", "refused: cap"),
     ("superslab_alloc_fail", "injected"): ("#e7298a", "square", "refused: injected"),
+    ("reclaim_retry", "reclaimed_retry"): ("#3690c0", "square", "reclaim: gave back, retry"),
+    ("reclaim_retry", "others_reclaimed_retry"): ("#74a9cf", "square", "reclaim: others', retry"),
+    ("reclaim_retry", "gave_up"): ("#67001f", "cross", "reclaim: gave up"),
     ("refill_exit", "claimed"): ("#8c8c8c", "tick", "exit: claimed"),
     ("refill_exit", "adopted"): ("#a6761d", "tick", "exit: adopted"),
     ("refill_exit", "null"): ("#b2182b", "cross", "exit: NULL"),

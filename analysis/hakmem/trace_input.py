@@ -207,9 +207,16 @@ def read(path, analyzer):
     # The CTF source named, not auto-discovered: Babeltrace2 2.0.4's auto-discovery aborts the whole process (a
     # library precondition, "API function called while current thread has an error") when a metadata file does
     # not parse, where the source itself returns an error.
-    source = bt2.ComponentSpec.from_named_plugin_and_component_class("ctf", "fs", {"inputs": dirs})
+    # One source per flight-recorder snapshot: Babeltrace2 merges traces of one UUID into one, and snapshots of
+    # one session share theirs, so their overlapping packets would become one stream's. Apart, they overlap as
+    # traces, and the analysis feeds each event once.
+    groups = collections.defaultdict(list)
+    for d in dirs:
+        groups[next((q for q in [Path(d), *Path(d).parents] if q.name.startswith("snapshot-")), None)].append(d)
+    sources = [bt2.ComponentSpec.from_named_plugin_and_component_class("ctf", "fs", {"inputs": g})
+               for g in groups.values()]
     try:
-        for msg in bt2.TraceCollectionMessageIterator(source):
+        for msg in bt2.TraceCollectionMessageIterator(sources):
             analyzer.feed(msg)
     except Exception as e:  # noqa: BLE001 — a damaged trace must still end in one sentence, never a traceback
         raise unreadable(path, e) from None

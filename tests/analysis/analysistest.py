@@ -67,6 +67,12 @@ def oom_json(trace, what=None):
     return report
 
 
+def snapshots(folder):
+    """A flight recorder's snapshot-* folders in the order they were taken (lttng numbers them at the end)."""
+    found = [p for p in Path(folder).glob("snapshot-*") if p.is_dir()]
+    return sorted(found, key=lambda p: int(p.name.rsplit("-", 1)[1]) if p.name.rsplit("-", 1)[1].isdigit() else -1)
+
+
 def text_report(trace, command="oom-paths"):
     rc, out, err = hakmem_trace(command, trace)
     check_usable(rc, out, err, f"{command} {trace}")

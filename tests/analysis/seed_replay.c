@@ -49,6 +49,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,14 @@ typedef void scenario_fn(uintptr_t chunk);
 
 static const void *ptr(uintptr_t v) { return (const void *)v; }
 
+/* malloc(BLOCK) refused: numbered like the allocator's, the first one cueing a snapshot. */
+static _Atomic uint64_t ooms;
+static void emit_oom(void) {
+    uint64_t number = ++ooms;
+    lttng_ust_tracepoint(hakmem, oom, (uint64_t)BLOCK, CLASS, BLOCK, seq, number, 0, (uint64_t)1, (uint64_t)0, ptr(0),
+                         (uint8_t)(number == 1));
+}
+
 /* An ordinary refill that claims a slab from a chunk with one free slab. */
 static void claimed_refill(uintptr_t chunk) {
     ++seq;
@@ -99,7 +108,7 @@ static void fail_null_oom(int reason) {
     lttng_ust_tracepoint(hakmem, superslab_alloc_fail, CLASS, BLOCK, seq, (uint64_t)CHUNK_BYTES, (int32_t)ENOMEM,
                          reason);
     lttng_ust_tracepoint(hakmem, refill_exit, CLASS, BLOCK, seq, ptr(0), RES_NULL);
-    lttng_ust_tracepoint(hakmem, oom, (uint64_t)BLOCK, CLASS, BLOCK, seq);
+    emit_oom();
 }
 
 static void expand_failed(uintptr_t chunk, uint32_t chunks) {
@@ -231,7 +240,7 @@ static int migrate(void) {
     pthread_t t;
     if (pthread_create(&t, NULL, flood, NULL) != 0 || pthread_join(t, NULL) != 0) return 4;
     lttng_ust_tracepoint(hakmem, refill_exit, CLASS, BLOCK, seq, ptr(0), RES_NULL);
-    lttng_ust_tracepoint(hakmem, oom, (uint64_t)BLOCK, CLASS, BLOCK, seq);
+    emit_oom();
     sleep(2); /* the trigger snapshots the session while the process still runs */
     return 0;
 }

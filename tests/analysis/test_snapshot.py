@@ -16,7 +16,8 @@ snapshot, `hakmem-trace oom-paths --json` must:
   - agree with the trace itself: an OOM is whole exactly when its path begins with its refill_enter at or after
     the time every CPU's buffer in the snapshot has begun (read here with bt2 from the packets);
   - never accuse the allocator (expansion_bypassed, bitmap_inconsistent), and say so in the text report.
-A snapshot without both kinds is retaken (the test fails if none of ATTEMPTS has both).
+A snapshot without both kinds is retaken (the test fails if none of ATTEMPTS has both). The first snapshot, the
+first OOM's, is the one examined (the recorder writes one per cue and a last one after the exit).
 
 Then a path whose middle the snapshot lost although its beginning and end are there: `seed_replay --migrate`
 (the real provider, no hakmem) emits refill_enter and bitmap_check on CPU 1, the mid_simple_choice, failed
@@ -56,8 +57,8 @@ def attempt(args, n):
     status, out = tt.record([args.workload, work / "nulls.log", REFUSALS], lib=args.lib, output=work / "fr",
                             options=BUFFERS, env=env, timeout=300)
     tt.check(status == 0, f"the workload exited with status {status}")
-    snaps = sorted(p for p in out.glob("snapshot-*") if p.is_dir())
-    tt.check(len(snaps) == 1, f"{len(snaps)} snapshot folders in {out}, want 1 (the trigger fires once)")
+    snaps = at.snapshots(out)
+    tt.check(snaps, f"no snapshot folder in {out}: the trigger did not fire")
     report = at.oom_json(snaps[0])
     ooms = report["ooms"]
     midway = [o for o in ooms if o["begins_midway"]]
@@ -121,8 +122,8 @@ def migrated_middle(args):
         return
     tt.check(status == 0, f"seed_replay --migrate exited with status {status}")
     tid = int(tids.read_text().split()[1])
-    snaps = sorted(p for p in out.glob("snapshot-*") if p.is_dir())
-    tt.check(len(snaps) == 1, f"{len(snaps)} snapshot folders in {out}, want 1")
+    snaps = at.snapshots(out)
+    tt.check(snaps, f"no snapshot folder in {out}")
     report = at.oom_json(snaps[0])
     ooms = report["ooms"]
     tt.check(len(ooms) == 1 and ooms[0]["vtid"] == tid, f"OOMs {[(o['vtid'], o['cause']) for o in ooms]}, want "

@@ -74,7 +74,7 @@ def check_trace(trace, nulls, what, want_cause):
              f"{what}: OOM events on vtids {sorted(o['vtid'] for o in ooms)}, NULLs on {sorted(n[0] for n in nulls)}")
     by_refill = collections.defaultdict(list)
     for e in t.events:
-        if not e["name"].startswith("hakmem:oom"):  # oom, and the census before it, are not decisions
+        if not e["name"].startswith("hakmem:oom") and "seq" in e:  # not decisions: oom, census, exit totals
             by_refill[(e["vpid"], e["vtid"], e["seq"])].append(e)
     for oom in ooms:
         path = by_refill[(oom["vpid"], oom["vtid"], oom["seq"])]
