@@ -2,8 +2,10 @@
 behind every OOM.
 
 Memory: one open refill per thread, a short window of recent events per size class (for what other threads
-were doing), the reports of the first DETAIL_PER_CAUSE OOMs of each cause with their paths (the others are only
-counted), and the loss ranges — not the trace. Reading the trace is in trace_input, losses and snapshot coverage
+were doing), per class and chunk the last events that can explain another thread's decision (the expansion that
+made the chunk current, the claim that took its last free slab, its last claims — see Explainers), the reports of
+the first DETAIL_PER_CAUSE OOMs of each cause with their paths (the others are only counted), and the loss
+ranges — not the trace. Reading the trace is in trace_input, losses and snapshot coverage
 in losses, the causes in judgement.
 """
 
@@ -15,7 +17,147 @@ from .records import ClassCounters, Event, Numbers, OpenRefill, thread_label
 CONTEXT_WINDOW = 512  # recent events kept per class for the "meanwhile" context
 CONTEXT_SHOWN = 40    # context events reported per OOM
 DETAIL_PER_CAUSE = 1000  # OOMs listed with their path and context per cause; the others are only counted
+CHUNKS_KEPT = 256     # chunks per process and class whose explaining events are kept (the least recently seen go)
+CLAIMS_KEPT = 8       # claims kept per chunk, by the bitmap they found (a lost claim names the one that won)
 LARGE = catalogue.LARGE_CLASS
+
+# What another thread's event explains in a path: the decision (event, outcome), the mark of its chunk that holds
+# the explaining event, and the reason the report gives.
+BECAME_CURRENT, FILLED, CLAIMED = "became_current", "filled", "claimed"
+EXPLAINED = {("chunk_expand", "lost_race"): BECAME_CURRENT, ("bitmap_check", "full"): FILLED,
+             ("bitmap_check", "lost_race"): CLAIMED}
+
+
+def reason(kind, chunk):
+    if kind == BECAME_CURRENT:
+        return "won the expansion race this path lost"
+    if kind == FILLED:
+        return f"claimed the last free slab of chunk {chunk:#x}"
+    return f"claimed a slab of chunk {chunk:#x} first: this path's claim lost the race"
+
+
+class ChunkMarks:
+    """A chunk's events that can explain another thread's decision: the last expansion that made it current (new
+    or reused), the last claim that took its last free slab, and its last CLAIMS_KEPT claims by the bitmap each
+    found. A new chunk at the same address starts afresh."""
+    __slots__ = ("became_current", "filled", "claims")
+
+    def __init__(self):
+        self.became_current = self.filled = None
+        self.claims = collections.OrderedDict()  # bitmap found -> the claim
+
+    def find(self, kind, bitmap):
+        if kind == BECAME_CURRENT:
+            return self.became_current
+        if kind == FILLED:
+            return self.filled
+        return self.claims.get(bitmap)
+
+
+class Explainers:
+    """For every decision of an open refill that another thread's event explains — an expansion that lost its
+    race (the other thread's expansion that made the chunk it found current), a claim that found its chunk full
+    (the claim that took the last free slab), a claim that lost its race (the claim that found the same bitmap
+    and won) — the explaining event, however far back: looked up in the chunk's marks when the decision is seen,
+    or, when its event is not in the trace yet (emitted after the decision's, the two threads racing to the
+    tracer), the first matching one that comes while the refill is open. Memory: CHUNKS_KEPT chunks per process
+    and class, and one slot per such decision of an open refill; per event O(1)."""
+
+    def __init__(self):
+        self.marks = collections.defaultdict(collections.OrderedDict)  # (vpid, class) -> chunk -> ChunkMarks
+        self.open = {}      # (vpid, vtid) -> (its OpenRefill, [slot]); slot = [decision, kind, chunk, bitmap, found]
+        self.waiting = collections.defaultdict(dict)  # (vpid, class, chunk, kind) -> {id(slot): (key, slot)}
+
+    def _chunk(self, vpid, cls, chunk, create):
+        od = self.marks[(vpid, cls)]
+        m = od.get(chunk)
+        if m is None:
+            if not create:
+                return None
+            m = od[chunk] = ChunkMarks()
+            if len(od) > CHUNKS_KEPT:
+                od.popitem(last=False)
+        else:
+            od.move_to_end(chunk)
+        return m
+
+    def event(self, key, ref, ev, cls):
+        """ev of thread key, in refill ref (None outside one), class cls: marks its chunk, fills the slots that
+        waited for it, and gives its decision a slot when another thread's event explains it."""
+        if ev.name not in ("bitmap_check", "chunk_expand"):
+            return
+        chunk, outcome = ev.get("chunk"), ev.get("outcome")
+        if not isinstance(chunk, int) or not chunk:
+            return  # no chunk (the class's first refill), or a damaged field
+        vpid = key[0]
+        mark = None
+        if ev.name == "chunk_expand" and outcome in ("new_chunk", "reused_chained_chunk"):
+            m = self._chunk(vpid, cls, chunk, True)
+            if outcome == "new_chunk":
+                m.filled = None
+                m.claims.clear()
+            m.became_current = ev
+            mark = BECAME_CURRENT
+        elif ev.name == "bitmap_check" and outcome == "claimed":
+            m = self._chunk(vpid, cls, chunk, True)
+            m.claims[ev.get("bitmap")] = ev
+            m.claims.move_to_end(ev.get("bitmap"))
+            if len(m.claims) > CLAIMS_KEPT:
+                m.claims.popitem(last=False)
+            self._fill(key, ev, (vpid, cls, chunk, CLAIMED))
+            capacity = ev.get("capacity")
+            if isinstance(capacity, int) and ev.get("active_slabs") == capacity - 1:
+                m.filled = ev
+                mark = FILLED
+        if mark is not None:
+            self._fill(key, ev, (vpid, cls, chunk, mark))
+        kind = EXPLAINED.get((ev.name, outcome))
+        if kind is None or ref is None or not ref.events or ref.events[-1] is not ev:
+            return  # no decision another thread explains, or one past the path's limit (not in the path)
+        entry = self.open.get(key)
+        if entry is None or entry[0] is not ref:
+            self.forget(key)
+            entry = self.open[key] = (ref, [])
+        slot = [ev, kind, chunk, ev.get("bitmap"), None]
+        entry[1].append(slot)
+        m = self._chunk(vpid, cls, chunk, False)
+        found = m.find(kind, slot[3]) if m is not None else None
+        if found is not None and (found.vpid, found.vtid) != key:
+            slot[4] = found
+        elif found is None:
+            self.waiting[(vpid, cls, chunk, kind)][id(slot)] = (key, slot)
+
+    def _fill(self, key, ev, where):
+        """ev (of thread key) may be what slots waiting at where wait for: another thread's, and for a lost claim
+        one that found the same bitmap."""
+        waiting = self.waiting.get(where)
+        if not waiting:
+            return
+        for sid, (k, slot) in list(waiting.items()):
+            if k == key or (slot[1] == CLAIMED and slot[3] != ev.get("bitmap")):
+                continue
+            slot[4] = ev
+            del waiting[sid]
+        if not waiting:
+            del self.waiting[where]
+
+    def forget(self, key):
+        """Thread key's refill ended (or another began): its slots wait no more."""
+        entry = self.open.pop(key, None)
+        if entry is None:
+            return
+        for slot in entry[1]:
+            where = (key[0], slot[0].get("class_idx"), slot[2], slot[1])
+            w = self.waiting.get(where)
+            if w is not None and w.pop(id(slot), None) is not None and not w:
+                del self.waiting[where]
+
+    def take(self, key, ref):
+        """The explaining events of ref's decisions, as (decision, kind, chunk, event), ref's slots forgotten."""
+        entry = self.open.get(key)
+        slots = entry[1] if entry is not None and entry[0] is ref else []
+        self.forget(key)
+        return [(s[0], s[1], s[2], s[4]) for s in slots if s[4] is not None]
 
 
 class Analyzer:
@@ -28,6 +170,7 @@ class Analyzer:
         self.memory_pending = {}          # (vpid, vtid) -> the census (oom_memory + oom_class_memory) awaiting oom
         self.last_memory = None           # the census of the last OOM, for the summary
         self.recent = collections.defaultdict(lambda: collections.deque(maxlen=CONTEXT_WINDOW))
+        self.explainers = Explainers()
         self.ooms = []
         self.losses = losses.Losses()
         self.coverage = losses.Coverage()
@@ -151,8 +294,10 @@ class Analyzer:
             # Its refill_enter is not in the trace: a snapshot that starts here, or lost events.
             ref = self.open[key] = OpenRefill(seq, begins_midway=True)
         ref.add(ev)
+        self.explainers.event(key, ref, ev, cls)
         if ev.name == "refill_exit" and ev.get("result") != "null":
             del self.open[key]
+            self.explainers.forget(key)
 
     def _census(self, key, ev):
         """Where the memory was, emitted just before the thread's oom (census.c): kept until that oom."""
@@ -216,14 +361,16 @@ class Analyzer:
             memory = None
         self.n_ooms += 1
         cls = oom.get("class_idx")
+        explaining = []
         if cls == LARGE or oom.get("seq") == 0:
             path, midway, cut = self.large_fail.pop(key, []), False, False
         else:
             ref = self.open.pop(key, None)
+            explaining = self.explainers.take(key, ref)
             if ref is not None and ref.seq == oom.get("seq"):
                 path, midway, cut = ref.events, ref.begins_midway, ref.cut
             else:
-                path, midway, cut = [], True, False
+                path, midway, cut, explaining = [], True, False, []
             if not judgement.declares(self.declared, "refill_enter"):
                 midway = False  # a failures-only build: no path has a recorded beginning to miss
         path = path + [oom]
@@ -246,8 +393,20 @@ class Analyzer:
                 context.append(e)
         context.reverse()
         rec["context"] = context
+        rec["explaining"] = self._explaining(path, explaining)
         rec["structural"] = (cause, detail)
         self.ooms.append(rec)
+
+    @staticmethod
+    def _explaining(path, found):
+        """The explaining events of a path's decisions, each once per reason, in time order: [(event, kind,
+        chunk, [the steps it explains])]."""
+        step = {id(e): n for n, e in enumerate(path, 1)}
+        out = {}
+        for decision, kind, chunk, ev in found:
+            entry = out.setdefault((id(ev), kind), (ev, kind, chunk, []))
+            entry[3].append(step[id(decision)])
+        return sorted(out.values(), key=lambda x: (x[0].ts, x[3][0]))
 
     def _settle(self, now, final=False):
         """Count the waiting unlisted OOMs whose window the trace has gone past (all of them when final)."""
@@ -293,6 +452,10 @@ class Analyzer:
                 "context": [{"offset_ns": e.ts - start, "vpid": e.vpid, "vtid": e.vtid,
                              "thread": thread_label(e.procname, e.vpid, e.vtid), "event": e.name,
                              "fields": dict(e.fields)} for e in rec["context"]],
+                "explaining": [{"steps": steps, "reason": reason(kind, chunk), "offset_ns": e.ts - start,
+                                "vpid": e.vpid, "vtid": e.vtid, "thread": thread_label(e.procname, e.vpid, e.vtid),
+                                "event": e.name, "fields": dict(e.fields)}
+                               for e, kind, chunk, steps in rec["explaining"]],
                 "notes": judgement.notes(rec),
                 "memory": rec["memory"],
             })

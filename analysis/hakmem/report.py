@@ -18,7 +18,7 @@ def clock(ns):
 
 
 def us(ns):
-    return f"+{ns / 1000:.1f} µs"
+    return f"{'+' if ns >= 0 else '-'}{abs(ns) / 1000:.1f} µs"
 
 
 def describe(event, f):
@@ -138,6 +138,12 @@ def oom_paths(report):
             for c in o["context"]:
                 lines.append(f"      {us(c['offset_ns']):>14}  tid {c['vtid']!s:<7} {c['event']:<20} "
                              f"{describe(c['event'], c['fields'])}")
+        if o.get("explaining"):
+            lines.append("  what other threads did that these decisions follow from, however far back:")
+            for c in o["explaining"]:
+                lines.append(f"      {us(c['offset_ns']):>14}  tid {c['vtid']!s:<7} {c['event']:<20} "
+                             f"{describe(c['event'], c['fields'])}")
+                lines.append(f"      {'':>14}  {'':<11} {c['reason']} (step {', '.join(map(str, c['steps']))})")
         if o.get("memory"):
             lines.extend(memory_lines(o["memory"], "memory at this OOM"))
         for n in o["notes"]:
