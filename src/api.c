@@ -41,9 +41,8 @@ static HAK_NOINLINE void *small_alloc_slow(size_t size, unsigned class_idx) {
     return p ? p : report_oom(size, class_idx, h->arena);
 }
 
-/* `size` is what the class must hold: the request and, in the checked build, its trailer. */
-static inline void *small_alloc(size_t size) {
-    unsigned c = hak_size_to_class(size);
+/* `size` is what class c must hold: the request and, in the checked build, its trailer. */
+static inline void *small_alloc_in(unsigned c, size_t size) {
     hak_op_begin();
     hak_heap *h = hak_tls.heap;
     hak_slab *s = atomic_load_explicit(&h->cls[c].current, memory_order_acquire);
@@ -58,6 +57,10 @@ static inline void *small_alloc(size_t size) {
     return small_alloc_slow(size, c);
 }
 
+static inline void *small_alloc(size_t size) {
+    return small_alloc_in(hak_size_to_class(size), size);
+}
+
 static HAK_NOINLINE void *large_alloc_counted(size_t size, size_t align, bool zeroed) {
     void *p = large_alloc(size, align, zeroed);
     if (p) hak_stats_shared_alloc();
@@ -65,8 +68,12 @@ static HAK_NOINLINE void *large_alloc_counted(size_t size, size_t align, bool ze
     return p; /* errno: ENOMEM from large_alloc; trace events keep errno as they found it */
 }
 
+/* The tiny classes' table first: the commonest sizes pay one compare before their class. */
 void *hak_malloc(size_t size) {
-    if (HAK_LIKELY(size <= HAK_SMALL_REQUEST_MAX)) return hak_ck_block_alloc(small_alloc(hak_block_need(size)), size);
+    size_t need = hak_block_need(size);
+    if (HAK_LIKELY(need <= HAK_TINY_MAX))
+        return hak_ck_block_alloc(small_alloc_in(hak_tiny_class_of[(need + 7) >> 3], need), size);
+    if (size <= HAK_SMALL_REQUEST_MAX) return hak_ck_block_alloc(small_alloc(need), size);
     return large_alloc_counted(size, 0, false);
 }
 
@@ -104,11 +111,10 @@ static HAK_NOINLINE void free_not_small(void *p, unsigned kind) {
 }
 
 void hak_free(void *p) {
-    if (HAK_UNLIKELY(p == NULL)) return;
     uintptr_t a = (uintptr_t)p;
-    unsigned kind = hak_region_kind(a - 1);
+    unsigned kind = hak_region_kind(a - 1); /* NULL: outside the map, as -1 */
     if (HAK_UNLIKELY(kind != HAK_REGION_SUPERSLAB)) {
-        free_not_small(p, kind);
+        if (p) free_not_small(p, kind);
         return;
     }
     hak_ck_block_free(p);

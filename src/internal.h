@@ -110,9 +110,12 @@ typedef struct hak_os_failure {
 } hak_os_failure;
 
 extern _Atomic uint8_t hak_region_map[HAK_REGION_COUNT];
+/* The index is bounded instead of the address: one compare on the value the load needs (free's NULL, read
+ * as address -1, falls outside too). */
 static inline unsigned hak_region_kind(uintptr_t addr) {
-    if (HAK_UNLIKELY(addr >> HAK_ADDRESS_BITS)) return HAK_REGION_NONE;
-    return atomic_load_explicit(&hak_region_map[addr >> HAK_CHUNK_SHIFT], memory_order_acquire);
+    uintptr_t i = addr >> HAK_CHUNK_SHIFT;
+    if (HAK_UNLIKELY(i >= HAK_REGION_COUNT)) return HAK_REGION_NONE;
+    return atomic_load_explicit(&hak_region_map[i], memory_order_acquire);
 }
 void hak_region_set(uintptr_t base, unsigned kind);
 /* Maps `size` bytes aligned to `align` (a power of two >= HAK_CHUNK_SIZE)
