@@ -21,6 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "analysis"))
 from hakmem import catalogue, paths  # noqa: E402
 from hakmem.records import Event  # noqa: E402
+import analysistest as at  # noqa: E402
+
+fail, check = at.tt.fail, at.tt.check
 
 CLS, BS, FULL = 27, 32768, 0xFFFFFFFF
 PID = 100
@@ -71,14 +74,6 @@ class Feed:
         return self.a.finish()
 
 
-def fail(msg):
-    print(f"FAIL: {msg}", flush=True)
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
 
 
 def only_oom(report, tid):

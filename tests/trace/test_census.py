@@ -13,7 +13,6 @@ Usage: test_census.py --lib LIBHAKMEM_TRACE --program TRACE_CENSUS_PROGRAM
 """
 import json
 import os
-import subprocess
 
 import tracetest as tt
 
@@ -21,11 +20,6 @@ CAP = "16M"
 SLAB, CHUNK, HEADER = 65536, 2 << 20, 8192
 TIMEOUT = 120
 
-
-def cli(*args):
-    out = subprocess.run([tt.PYTHON, str(tt.HAKMEM_TRACE), *args], capture_output=True, text=True, timeout=TIMEOUT)
-    tt.check(out.returncode == 0, f"hakmem-trace {' '.join(args)}: exit {out.returncode}: {out.stderr[-500:]}")
-    return out.stdout
 
 
 def main():
@@ -39,7 +33,7 @@ def main():
     tt.check(status == 0, f"the program exited with status {status}")
     truth = {int(c): int(b) for c, b in (line.split() for line in truth_file.read_text().splitlines())}
 
-    report = json.loads(cli("oom-paths", "--json", str(trace)))
+    report = json.loads(tt.cli("oom-paths", "--json", str(trace)))
     tt.check(len(report["ooms"]) == 1, f"{len(report['ooms'])} OOMs in the trace, want the program's one NULL")
     memory = report["ooms"][0]["memory"]
     tt.check(memory is not None and memory["complete"], f"the OOM carries no complete census: {memory}")
@@ -62,10 +56,10 @@ def main():
     tt.check(total == memory["committed"] and memory["other"] % SLAB == 0 and memory["other"] <= 4 * SLAB,
              f"classes, large blocks and {memory['other']} bytes of thread heaps add up to {total}, the census "
              f"says {memory['committed']}")
-    text = cli("oom-paths", str(trace))
+    text = tt.cli("oom-paths", str(trace))
     tt.check("memory at this OOM: cap 16.0 MiB" in text and "class 4 (128 B): " in text,
              f"the text report does not show the census:\n{text[-2000:]}")
-    summary = json.loads(cli("summary", "--json", str(trace)))
+    summary = json.loads(tt.cli("summary", "--json", str(trace)))
     tt.check(summary["memory_at_last_oom"] == memory, "summary --json's census differs from oom-paths'")
     tt.ok(f"at the OOM: " + ", ".join(f"class {c} {classes[c]['live'] >> 10} KiB live of {truth[c] >> 10} KiB held, "
                                       f"{classes[c]['committed'] >> 10} KiB committed" for c in sorted(truth))

@@ -29,11 +29,6 @@ import tracetest as tt
 TIMEOUT = 180
 
 
-def cli(*args):
-    out = subprocess.run([tt.PYTHON, str(tt.HAKMEM_TRACE), *args], capture_output=True, text=True, timeout=TIMEOUT)
-    tt.check(out.returncode == 0, f"hakmem-trace {' '.join(args)}: exit {out.returncode}: {out.stderr[-500:]}")
-    return out.stdout
-
 
 def refills(events):
     """(vtid, seq) -> the refill's events, in order."""
@@ -95,7 +90,7 @@ def main():
     stolen_kib = r[i]["given_back"] >> 10
 
     # The OOM paths show the steps, and each call is named as the program made it.
-    report = json.loads(cli("oom-paths", "--json", str(trace)))
+    report = json.loads(tt.cli("oom-paths", "--json", str(trace)))
     ooms = [o for o in report["ooms"] if o["vtid"] == main_tid]
     for o in ooms:
         steps = [s["event"] for s in o["path"]]
@@ -107,13 +102,13 @@ def main():
                      f"OOM {o['index']}: its path {steps} does not end with the last adoption attempt")
     calls = [o["call"] for o in ooms if not o["call"].startswith("malloc(") or o["call"] == "malloc(20000)"]
     tt.check(calls == refused, f"the report names the refused calls {calls}; the program made {refused}")
-    text = cli("oom-paths", str(trace))
+    text = tt.cli("oom-paths", str(trace))
     for c in refused:
         said = f"{c} returns ENOMEM" if c.startswith("posix_memalign") else f"{c} returns NULL"
         tt.check(said in text, f"the text report does not print '{said}'")
 
     # Numbers and exit totals; the refills HAKMEM_STATS counts.
-    summary = json.loads(cli("summary", "--json", str(trace)))
+    summary = json.loads(tt.cli("summary", "--json", str(trace)))
     procs = [p for p in summary["processes"] if p["vpid"] == main_tid]
     tt.check(len(procs) == 1, f"summary lists the program's process {len(procs)} times")
     p = procs[0]

@@ -15,18 +15,12 @@ Usage: test_flight_spread.py --lib LIBHAKMEM_TRACE --program TRACE_SPREAD_PROGRA
 """
 import json
 import os
-import subprocess
 
 import tracetest as tt
 
 ROUNDS, BURST = 20, 50
 TIMEOUT = 240
 
-
-def cli(*args):
-    out = subprocess.run([tt.PYTHON, str(tt.HAKMEM_TRACE), *args], capture_output=True, text=True, timeout=TIMEOUT)
-    tt.check(out.returncode == 0, f"hakmem-trace {' '.join(args)}: exit {out.returncode}: {out.stderr[-500:]}")
-    return out.stdout
 
 
 def main():
@@ -43,7 +37,7 @@ def main():
     snaps = sorted(p for p in out.glob("snapshot-*") if p.is_dir())
     tt.check(len(snaps) >= 2, f"{len(snaps)} snapshot(s) for OOMs over {ROUNDS} s: the trigger did not re-arm")
 
-    report = json.loads(cli("oom-paths", "--json", str(out)))
+    report = json.loads(tt.cli("oom-paths", "--json", str(out)))
     procs = [p for p in report["summary"]["processes"] if p["procname"] and p["procname"].startswith("trace_spread")]
     tt.check(len(procs) == 1, f"the report lists {len(procs)} processes of the program: {report['summary']['processes']}")
     p = procs[0]
@@ -57,7 +51,7 @@ def main():
     tt.check(not (missing & set(listed)) and missing | set(listed) == set(range(1, nulls + 1)),
              f"listed {len(listed)} and named missing {len(missing)} do not make 1..{nulls} exactly")
     tt.check(p["ooms_in_trace"] == len(listed), f"{p['ooms_in_trace']} OOMs counted in the trace, {len(listed)} listed")
-    text = cli("oom-paths", str(out))
+    text = tt.cli("oom-paths", str(out))
     for a, b in p["ooms_not_in_trace"]:
         said = (f"OOM {a} is" if a == b else f"OOMs {a}–{b} are") + f" of pid {p['vpid']}"
         tt.check(said in text, f"the text report does not say '{said} ... not in this trace'")

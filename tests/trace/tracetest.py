@@ -127,6 +127,16 @@ def _cleanup():
             shutil.rmtree(d, ignore_errors=True)
 
 
+# ---- the command ----
+
+def cli(*args, timeout=300):
+    """`hakmem-trace ARGS...`'s standard output; the test fails unless it exits 0."""
+    out = subprocess.run([PYTHON, str(HAKMEM_TRACE), *map(str, args)], capture_output=True, text=True,
+                         timeout=timeout)
+    check(out.returncode == 0, f"hakmem-trace {' '.join(map(str, args))}: exit {out.returncode}: {out.stderr[-500:]}")
+    return out.stdout
+
+
 # ---- recording ----
 
 def record(command, *, lib=None, output=None, options=(), env=None, timeout=None):
