@@ -279,7 +279,8 @@ typedef struct hak_reclaim_ticket {
 bool hak_reclaim_retry(struct hak_heap *self, hak_reclaim_ticket *t);
 void hak_reclaim_fork_lock(void); /* fork handlers: before every other lock */
 void hak_reclaim_fork_unlock(void);
-/* hak_collect's part: free slabs' pages and the releases the OS refused go back; caches stay. */
+/* hak_collect's part: free slabs' pages, the releases the OS refused and the large mappings unused for a while go
+ * back; the other caches stay. */
 void hak_reclaim_trim(void);
 
 /* ---- oom_report.c ---- (trace build) what an oom event says, and the totals the process ends with */
@@ -425,6 +426,7 @@ uint8_t *large_cache_take(size_t need, size_t *size);
 /* Keeps a freed mapping; false if it does not belong in the cache. */
 bool large_cache_put(uint8_t *base, size_t size);
 size_t large_cache_flush(void); /* unmaps every cached mapping; how many */
+void large_cache_decay(void);   /* unmaps the mappings unused for a while */
 size_t large_cache_bytes(void); /* part of the mapped bytes */
 
 /* ---- large.c ---- blocks above HAK_SMALL_MAX, one mapping each */

@@ -1,4 +1,4 @@
-/* large_cache.c — freed large mappings kept for the next large malloc, bounded in entries and bytes. */
+/* large_cache.c — freed large mappings kept for the next large malloc: sized by what the program frees, decaying. */
 #include "internal.h"
 
 /*
@@ -9,20 +9,33 @@
  * asked for gives its tail back. The checked build keeps no cache, so that a
  * large block's address means one life only.
  */
-/* 32 MiB: with 64, bench/large at one thread peaked at 1.60x mimalloc's RSS;
- * with 32, 1.35x, at 2.5x glibc's throughput (bench/run, 2026-11-29). */
-#define LARGE_CACHE_ENTRIES 8
-#define LARGE_CACHE_BYTES ((size_t)32 << 20)
+/*
+ * Sized by what the program frees: it may hold twice the largest mapping
+ * freed in the last DECAY_NS, at least FLOOR and at most CEILING (a quarter of
+ * the cap, under one), so a program cycling 25 MiB buffers keeps two of them
+ * where a fixed 32 MiB kept none (16 MiB was the largest it took). Mappings
+ * unused for DECAY_NS go back to the OS at the next cache call or hak_collect;
+ * a refusal takes them all (reclaim.c); while cached they stay charged.
+ * FLOOR: with 64 MiB, bench/large at one thread peaked at 1.60x mimalloc's
+ * RSS; with 32, 1.35x, at 2.5x glibc's throughput (bench/run, 2026-11-29).
+ */
+#define LARGE_CACHE_ENTRIES 16
+#define LARGE_CACHE_FLOOR ((size_t)32 << 20)
+#define LARGE_CACHE_CEILING ((size_t)256 << 20)
+#define DECAY_NS (2ull * 1000 * 1000 * 1000)
 
 typedef struct large_mapping {
     uint8_t *base;
     size_t size;
+    uint64_t cached_ns; /* when it was put */
 } large_mapping;
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static large_mapping cache[LARGE_CACHE_ENTRIES]; /* oldest first; guarded by cache_lock */
 static unsigned cache_count;
 static _Atomic size_t cache_bytes;
+static size_t recent_max;     /* the largest mapping put since recent_since; guarded by cache_lock */
+static uint64_t recent_since;
 
 static void cache_remove_locked(unsigned i) {
     atomic_store_explicit(&cache_bytes, atomic_load_explicit(&cache_bytes, memory_order_relaxed) - cache[i].size,
@@ -31,20 +44,49 @@ static void cache_remove_locked(unsigned i) {
     cache_count--;
 }
 
+/* Moves the mappings unused for DECAY_NS to `out` (unmapped by the caller, after the lock); how many. */
+static unsigned decay_locked(uint64_t now, large_mapping *out) {
+    unsigned n = 0;
+    while (cache_count && now - cache[0].cached_ns >= DECAY_NS) {
+        out[n++] = cache[0];
+        cache_remove_locked(0);
+    }
+    return n;
+}
+
+static void unmap_all(const large_mapping *m, unsigned n) {
+    for (unsigned i = 0; i < n; i++) hak_os_unmap(HAK_ARENA_PROGRAM, m[i].base, m[i].size);
+}
+
+static size_t budget_locked(uint64_t now, size_t size) {
+    if (now - recent_since >= DECAY_NS) {
+        recent_max = 0;
+        recent_since = now;
+    }
+    if (size > recent_max) recent_max = size;
+    size_t ceiling = LARGE_CACHE_CEILING;
+    if (hak_opt.max_memory && hak_opt.max_memory / 4 < ceiling) ceiling = (size_t)hak_opt.max_memory / 4;
+    size_t want = 2 * recent_max;
+    return want < LARGE_CACHE_FLOOR ? LARGE_CACHE_FLOOR : want > ceiling ? ceiling : want;
+}
+
 /* The smallest cached mapping that holds `need` bytes, trimmed to twice that. */
 uint8_t *large_cache_take(size_t need, size_t *size) {
     if (HAKMEM_CHECKED || atomic_load_explicit(&cache_bytes, memory_order_relaxed) == 0) return NULL;
+    large_mapping old[LARGE_CACHE_ENTRIES];
     pthread_mutex_lock(&cache_lock);
+    unsigned n_old = decay_locked(hak_os_now_ns(), old);
     unsigned best = cache_count;
     for (unsigned i = 0; i < cache_count; i++) {
         if (cache[i].size >= need && (best == cache_count || cache[i].size < cache[best].size)) best = i;
     }
-    large_mapping m = {NULL, 0};
+    large_mapping m = {NULL, 0, 0};
     if (best < cache_count) {
         m = cache[best];
         cache_remove_locked(best);
     }
     pthread_mutex_unlock(&cache_lock);
+    unmap_all(old, n_old);
     if (m.base && m.size / 2 > need) {
         size_t keep = (2 * need + HAK_CHUNK_MASK) & ~(size_t)HAK_CHUNK_MASK;
         if (keep < m.size) {
@@ -58,21 +100,36 @@ uint8_t *large_cache_take(size_t need, size_t *size) {
 
 /* Evicts the oldest to make room. */
 bool large_cache_put(uint8_t *base, size_t size) {
-    if (HAKMEM_CHECKED || size > LARGE_CACHE_BYTES / 2) return false;
+    if (HAKMEM_CHECKED) return false;
     large_mapping evicted[LARGE_CACHE_ENTRIES];
-    unsigned n_evicted = 0;
+    uint64_t now = hak_os_now_ns();
     pthread_mutex_lock(&cache_lock);
+    size_t budget = budget_locked(now, size);
+    if (size > budget / 2) {
+        pthread_mutex_unlock(&cache_lock);
+        return false;
+    }
+    unsigned n_evicted = decay_locked(now, evicted);
     while (cache_count == LARGE_CACHE_ENTRIES ||
-           atomic_load_explicit(&cache_bytes, memory_order_relaxed) + size > LARGE_CACHE_BYTES) {
+           atomic_load_explicit(&cache_bytes, memory_order_relaxed) + size > budget) {
         evicted[n_evicted++] = cache[0];
         cache_remove_locked(0);
     }
-    cache[cache_count++] = (large_mapping){base, size};
+    cache[cache_count++] = (large_mapping){base, size, now};
     atomic_store_explicit(&cache_bytes, atomic_load_explicit(&cache_bytes, memory_order_relaxed) + size,
                           memory_order_relaxed);
     pthread_mutex_unlock(&cache_lock);
-    for (unsigned i = 0; i < n_evicted; i++) hak_os_unmap(HAK_ARENA_PROGRAM, evicted[i].base, evicted[i].size);
+    unmap_all(evicted, n_evicted);
     return true;
+}
+
+void large_cache_decay(void) {
+    if (atomic_load_explicit(&cache_bytes, memory_order_relaxed) == 0) return;
+    large_mapping old[LARGE_CACHE_ENTRIES];
+    pthread_mutex_lock(&cache_lock);
+    unsigned n = decay_locked(hak_os_now_ns(), old);
+    pthread_mutex_unlock(&cache_lock);
+    unmap_all(old, n);
 }
 
 size_t large_cache_flush(void) {
@@ -83,7 +140,7 @@ size_t large_cache_flush(void) {
     cache_count = 0;
     atomic_store_explicit(&cache_bytes, 0, memory_order_relaxed);
     pthread_mutex_unlock(&cache_lock);
-    for (unsigned i = 0; i < n; i++) hak_os_unmap(HAK_ARENA_PROGRAM, all[i].base, all[i].size);
+    unmap_all(all, n);
     return n;
 }
 

@@ -68,6 +68,7 @@ bool hak_reclaim_retry(hak_heap *self, hak_reclaim_ticket *t) {
 
 void hak_reclaim_trim(void) {
     hak_os_release_pending();
+    large_cache_decay();
     superslab_heads_give_back(false);
     superslab_reserve_trim();
 }
