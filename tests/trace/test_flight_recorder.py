@@ -32,7 +32,7 @@ def main():
     snaps = sorted(p for p in out.glob("snapshot-*") if p.is_dir())
     tt.check(snaps, f"no snapshot-* folder in {out}: the OOM trigger did not fire or the snapshot was not written")
     compiled = tt.compiled_events()
-    with_path = {"refill_exit"} <= compiled  # the trace-failures build has superslab_alloc_fail and oom only
+    with_path = {"refill_exit"} <= compiled  # the trace-failures build has no refill path
     ooms_total = 0
     shown = False
     for snap in snaps:
