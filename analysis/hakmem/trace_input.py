@@ -43,7 +43,8 @@ def _native():
             for f in ("message_event_borrow_event_const", "event_borrow_class_const", "event_borrow_payload_field_const",
                       "event_borrow_common_context_field_const", "field_structure_borrow_member_field_by_index_const",
                       "field_integer_signed_get_value", "field_integer_unsigned_get_value", "field_string_get_value",
-                      "message_event_borrow_default_clock_snapshot_const", "clock_snapshot_get_ns_from_origin"):
+                      "message_event_borrow_default_clock_snapshot_const", "clock_snapshot_get_ns_from_origin",
+                      "event_borrow_stream_const"):
                 getattr(nb, f)
             _NB = nb
         except Exception:  # noqa: BLE001 — any other bt2 build: the public API only
@@ -60,6 +61,13 @@ class EventReader:
 
     def decode(self, msg):
         return self._decode_native(msg) if _native() is not None else self._decode(msg)
+
+    def stream(self, msg):
+        """The address of the stream an event message's event belongs to (as bt2's Stream.addr gives it)."""
+        nb = _native()
+        if nb is not None:
+            return int(nb.event_borrow_stream_const(nb.message_event_borrow_event_const(msg._ptr)))
+        return msg.event.stream.addr
 
     def _decode(self, msg):
         """One event message through the bt2 API: (name, ts, vpid, vtid, procname, fields), None or MALFORMED."""

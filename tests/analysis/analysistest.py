@@ -100,6 +100,37 @@ def overlaps(win, rng):
     return b <= win[1] and e >= win[0]
 
 
+def thread_streams(trace):
+    """Where each thread's hakmem events went, read from the trace itself: {(vpid, vtid): ([ts], [stream file])}
+    in time order, the stream files as real paths."""
+    import bt2
+    seen = collections.defaultdict(list)
+    for msg in bt2.TraceCollectionMessageIterator(str(trace)):
+        if isinstance(msg, bt2._EventMessageConst) and msg.event.name.startswith("hakmem:"):
+            ctx = msg.event.common_context_field
+            seen[(int(ctx["vpid"]), int(ctx["vtid"]))].append(
+                (msg.default_clock_snapshot.ns_from_origin, os.path.realpath(msg.event.stream.name)))
+    out = {}
+    for key, evs in seen.items():
+        evs.sort(key=lambda e: e[0])
+        out[key] = ([t for t, _ in evs], [s for _, s in evs])
+    return out
+
+
+def own_streams(streams, oom):
+    """The streams the OOM's thread's events in its window (at.window) went to (see thread_streams)."""
+    import bisect
+    times, files = streams.get((oom["vpid"], oom["vtid"]), ([], []))
+    first, last = window(oom)
+    return set(files[bisect.bisect_left(times, first):bisect.bisect_right(times, last)])
+
+
+def on_streams(rng, streams):
+    """Whether a loss range of the report is on one of the streams (real paths); a range of no known stream is
+    on every one."""
+    return rng.get("stream") is None or os.path.realpath(rng["stream"]) in streams
+
+
 def steps(oom):
     """The event names of an OOM's path, in order."""
     return [s["event"] for s in oom["path"]]
