@@ -1,8 +1,10 @@
-"""Loss accounting: when, on which stream and how many events and packets the tracer discarded, which of them a
-refill's window must answer for, and from when a snapshot's every CPU buffer holds its events."""
+"""Loss accounting: when, on which stream and how many events and packets the tracer discarded or the trace's
+files lost, which of them a refill's window must answer for, and from when a snapshot's every CPU buffer holds its
+events."""
 
 import bisect
 import collections
+import os
 
 
 # Causes that accuse the allocator. Each rests on what a path does not hold (no chunk expansion before the NULL)
@@ -54,17 +56,31 @@ class _Timeline:
 
 
 class Losses:
-    """The trace's losses, per stream: what Babeltrace2 reports as discarded events and packets. A stream is its
-    file's name, as Babeltrace2 names the stream it reads from it (or its address, for a source that names
-    none)."""
+    """The trace's losses, per stream: what Babeltrace2 reports as discarded events and packets, and what the
+    stream check of trace_input found (streams emptied, missing, cut short). A stream is its file's name, as
+    Babeltrace2 names the stream it reads from it (or its address, for a source that names none)."""
 
     def __init__(self):
         self.ranges = []                  # (begin_ns, end_ns, count, kind, stream), in the order reported
+        self.damaged = []                 # the stream check's losses (dicts, see trace_input.check_streams)
         self._debt = {}                   # stream -> discarded events a wrapped count still owes (see discarded)
         self._lines = collections.defaultdict(_Timeline)  # stream -> its losses
         self._key = {}                    # Babeltrace2 stream address -> stream
+        self._shown = {}                  # folder read in place of a damaged trace's folder -> that folder
 
     # ---- input ----
+
+    def read_as(self, copy, folder):
+        """The trace folder folder is read from copy (trace_input.repaired_copy): streams are named as in folder."""
+        self._shown[os.path.join(copy, "")] = os.path.join(folder, "")
+
+    def name(self, stream):
+        """A stream as the report names it (its file in the trace folder the user gave)."""
+        if isinstance(stream, str):
+            for copy, folder in self._shown.items():
+                if stream.startswith(copy):
+                    return folder + stream[len(copy):]
+        return stream
 
     def stream_began(self, msg):
         """A stream-beginning message: the stream its address stands for."""
@@ -72,6 +88,14 @@ class Losses:
 
     def _stream(self, stream):
         return self._key.get(stream.addr) or stream.name or stream.addr
+
+    def stream_lost(self, loss, stream):
+        """A loss the stream check found before reading (loss["stream"] the file, stream the name Babeltrace2 gives
+        the stream read from it)."""
+        self.damaged.append(loss)
+        n = 1 if loss["packets"] is None else loss["packets"]
+        self.ranges.append((loss["begin_ns"], loss["end_ns"], loss["packets"], "stream", stream))
+        self._lines[stream].add(loss["begin_ns"], loss["end_ns"], max(n, 1))
 
     def discarded(self, msg, kind):
         """A discarded-events or discarded-packets message (kind "events" or "packets")."""
@@ -143,14 +167,30 @@ class Losses:
 
     # ---- output ----
 
-    def report(self):
-        """The report's lost_events: totals by kind (a loss of unknown count counts 1) and every range."""
+    def report(self, first_ns=None, last_ns=None):
+        """The report's lost_events: totals by kind (a loss of unknown count counts 1), every range (one reaching
+        to the end of the trace, or from its beginning, ends or begins with the trace's events: last_ns,
+        first_ns) and the damaged streams."""
         def total(kind):
             return sum(1 if c is None else c for b, e, c, k, s in self.ranges if k == kind)
 
+        def bounded(b, e):
+            if b is None and e is None:
+                return b, e
+            return (first_ns if b is None else b), (max(b, last_ns or b) if e is None else e)
+
+        ranges = []
+        for b, e, c, k, s in self.ranges:
+            b, e = bounded(b, e)
+            ranges.append({"begin_ns": b, "end_ns": e, "count": c, "kind": k, "stream": self._shown_name(s)})
+        damaged = [{"stream": d["stream"], "kind": d["kind"], "packets": d["packets"],
+                    "begin_ns": d["begin_ns"], "end_ns": d["end_ns"], "readable_until_ns": d["readable_until_ns"]}
+                   | ({"bytes": d["bytes"], "cut_at": d["cut_at"]} if "cut_at" in d else {}) for d in self.damaged]
         return {"discarded_events": total("events"), "discarded_packets": total("packets"),
-                "ranges": [{"begin_ns": b, "end_ns": e, "count": c, "kind": k,
-                            "stream": s if isinstance(s, str) else None} for b, e, c, k, s in self.ranges]}
+                "missing_packets": total("stream"), "damaged_streams": damaged, "ranges": ranges}
+
+    def _shown_name(self, stream):
+        return self.name(stream) if isinstance(stream, str) else None
 
 
 class ThreadStreams:

@@ -479,7 +479,8 @@ class Analyzer:
             "processes": self._processes(),
             "events_read_twice": self.duplicates,
         }
-        return {"schema": "hakmem-trace/1", "ooms": ooms, "summary": summary, "lost_events": self.losses.report()}
+        return {"schema": "hakmem-trace/1", "ooms": ooms, "summary": summary,
+                "lost_events": self.losses.report(self.first_ts, self.last_ts)}
 
 
     def _processes(self):

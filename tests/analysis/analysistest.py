@@ -54,6 +54,24 @@ def check_unusable(rc, out, err, what):
              f"{what}: stderr must be one line starting 'hakmem-trace: ', got {len(lines)} line(s): {err[-2000:]!r}")
 
 
+def check_lossy(rc, out, err, cmd, what):
+    """A run on a trace that lost packets or streams: usable, and it says so — in JSON the loss counted
+    (missing or discarded packets), in text never "events lost: 0"."""
+    check_usable(rc, out, err, what)
+    tt.check(not err.strip(), f"{what}: succeeded but wrote to stderr: {err[-1000:]}")
+    if "--json" in cmd:
+        try:
+            lost = json.loads(out)["lost_events"]
+        except (ValueError, KeyError, TypeError) as e:
+            tt.fail(f"{what}: exit 0 but the output is not the JSON report ({e})")
+        tt.check(lost.get("missing_packets", 0) + lost["discarded_packets"] > 0 and
+                 (lost.get("damaged_streams") or lost["discarded_packets"]),
+                 f"{what}: the lost packets are not counted: {lost}")
+    else:
+        tt.check("events lost: 0" not in out, f"{what}: says 'events lost: 0': {out.splitlines()[0]!r}")
+        tt.check("the trace is not complete" in out, f"{what}: does not say the trace is not complete")
+
+
 def oom_json(trace, what=None):
     """`hakmem-trace oom-paths --json TRACE`, required to succeed; the parsed report."""
     what = what or f"oom-paths --json {trace}"
