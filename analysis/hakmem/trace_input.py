@@ -4,6 +4,7 @@ and the one sentence that says why a trace is unusable."""
 import collections
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -214,7 +215,8 @@ def read(path, analyzer):
         raise TraceError(f"{path} is not a folder: give the folder `hakmem-trace record` wrote (or a snapshot-* "
                          "folder in it)")
     dirs = trace_dirs(p, path)
-    with tempfile.TemporaryDirectory(prefix="hakmem-trace-read-") as work:
+    work = None  # where the copies of streams cut inside a packet go (made only for those)
+    try:
         # One source per flight-recorder snapshot: Babeltrace2 merges traces of one UUID into one, and snapshots
         # of one session share theirs, so their overlapping packets would become one stream's. Apart, they
         # overlap as traces, and the analysis feeds each event once.
@@ -225,6 +227,8 @@ def read(path, analyzer):
             except OSError as e:
                 raise TraceError(f"cannot read {d}/metadata: {one_line(e.strerror or e)}") from None
             found, repairs = check_streams(d, metadata)
+            if repairs and work is None:
+                work = tempfile.mkdtemp(prefix=scratch_prefix(os.getpid()))
             read_as = repaired_copy(d, repairs, work) if repairs else os.path.abspath(d)
             for loss in found:
                 analyzer.losses.stream_lost(loss, os.path.join(read_as, os.path.basename(loss["stream"])))
@@ -242,6 +246,20 @@ def read(path, analyzer):
                 analyzer.feed(msg)
         except Exception as e:  # noqa: BLE001 — a damaged trace must still end in one sentence, never a traceback
             raise unreadable(path, e) from None
+    finally:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def scratch_prefix(pid):
+    """The name of the temporary folders process pid makes while it reads (see remove_scratch)."""
+    return f"hakmem-trace-read-{pid}-"
+
+
+def remove_scratch(pid):
+    """Remove what process pid left in its temporary folders: one that Babeltrace2 aborted (guard) could not."""
+    for d in Path(tempfile.gettempdir()).glob(scratch_prefix(pid) + "*"):
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def unreadable(name, e):
