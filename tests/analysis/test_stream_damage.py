@@ -12,8 +12,9 @@ with its stream and packet, and so every OOM's stream and packet. A stream S and
   - removed:      P taken out of S and out of its index (a gap in packet_seq_num: Babeltrace2's discarded packet);
   - removed-stale: P taken out of S, the index left as it was.
 For each copy, every command (oom-paths, oom-paths --json, summary, summary --json) must exit 0 without a
-traceback or anything on stderr; the text never says "events lost: 0" and says the trace is not complete; and
-the JSON report must
+traceback or anything on stderr (except where S, emptied or deleted, held every hakmem event — another
+program kept the other CPUs busy —: then each says, in one line with exit status 2, that there are no hakmem
+events); the text never says "events lost: 0" and says the trace is not complete; and the JSON report must
   - count the loss: the damaged stream listed with its kind and packet count, or the removed packet as a discarded
     packet on S; the times as the intact trace's packets have them (the cut stream readable up to the end of the
     packet before P);
@@ -73,13 +74,17 @@ class Intact:
         for evs in self.events.values():
             evs.sort()
 
+    def elsewhere(self, stream):
+        """Whether a stream other than stream holds a hakmem event."""
+        return any(s != stream for evs in self.events.values() for _, s, _ in evs)
+
 
 def choose(intact):
     """(stream, packet) holding an OOM, the packet neither the stream's first nor its last — on a stream that does
     not hold every OOM where there is one (so that some are left to judge); None if there is none."""
     per_stream = collections.Counter(s for s, _ in intact.ooms.values())
     middle = [(s, p) for s, p in set(intact.ooms.values()) if 0 < p < len(intact.packets[s]) - 1]
-    middle.sort(key=lambda c: (per_stream[c[0]] == len(intact.ooms), c))
+    middle.sort(key=lambda c: (not intact.elsewhere(c[0]), per_stream[c[0]] == len(intact.ooms), c))
     return middle[0] if middle else None
 
 
@@ -140,6 +145,14 @@ def run(target, what):
 
 def check_mutant(kind, folder, intact, intact_report, stream, packet):
     what = f"{kind} ({os.path.basename(stream)}, packet {packet})"
+    if kind in ("emptied", "missing") and not intact.elsewhere(stream):
+        # Every hakmem event was on that stream (another program kept the other CPUs busy): nothing is left.
+        for cmd in COMMANDS:
+            rc, out, err = at.hakmem_trace(*cmd, folder)
+            at.check_unusable(rc, out, err, f"{what}: hakmem-trace {' '.join(cmd)}")
+            tt.check("no hakmem events" in err, f"{what}: {' '.join(cmd)}: {err.strip()}")
+        tt.ok(f"{what}: the only stream with hakmem events is gone: no hakmem events, one line, exit 2")
+        return
     report = run(folder, what)
     lost = report["lost_events"]
     mutated = os.path.realpath(os.path.join(folder, os.path.basename(stream)))
