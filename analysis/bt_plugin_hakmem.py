@@ -118,6 +118,7 @@ class _AnalysisSink:
     def _finish(self):
         a = self._analyzer
         try:
+            trace_input.note_stream_losses(a, (os.path.dirname(f) for f in self._stream_files))
             trace_input.check_usable(a, self._name())
             result = a.finish()
         except trace_input.TraceError as e:

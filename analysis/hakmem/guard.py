@@ -6,7 +6,9 @@ can catch that, so the reading runs in a child: the parent waits for it, and whe
 in one line that the trace is unusable (exit status 2), quoting the assertion. Whatever else the child does is
 passed on unchanged: its stdout is the parent's, its stderr (kept aside until it ends, so an abort's own lines
 can be summarised) is relayed as written, its exit status is returned, and a Python traceback from the analysis
-itself — a bug of hakmem-trace, not of the trace — is relayed as a traceback with status 1.
+itself — a bug of hakmem-trace, not of the trace — is relayed as a traceback with status 1. A child ended by a
+signal cannot remove its temporary folders (a stream copied up to its last whole packet, trace_input.read): the
+parent does.
 """
 
 import os
@@ -44,6 +46,8 @@ def run_isolated(func, trace):
         _stop(pid)
         raise
     if os.WIFSIGNALED(wstatus):
+        from .trace_input import remove_scratch
+        remove_scratch(pid)  # a stream copy the child made (trace_input.repaired_copy) and could not remove
         sig = os.WTERMSIG(wstatus)
         text = _read(err)
         if sig in CRASH_SIGNALS:

@@ -174,6 +174,7 @@ class Analyzer:
         self.ooms = []
         self.losses = losses.Losses()
         self.coverage = losses.Coverage()
+        self.thread_streams = losses.ThreadStreams()  # thread -> the streams its latest events came from
         self.classes = collections.defaultdict(ClassCounters)
         self.threads = {}                 # (vpid, vtid) -> {"procname", "ooms"}
         self.events = 0
@@ -218,6 +219,7 @@ class Analyzer:
                 self.vpid_trace[vpid] = msg.event.stream.trace.addr
             if self._again(vpid, vtid, ts, short, fields):
                 return
+            self.thread_streams.saw((vpid, vtid), ts, self._reader.stream(msg))
             self.event(Event(short, ts, vpid, vtid, proc, fields))
         elif isinstance(msg, bt2._PacketBeginningMessageConst):
             self.coverage.packet_began(msg)
@@ -226,6 +228,7 @@ class Analyzer:
         elif isinstance(msg, bt2._StreamBeginningMessageConst):
             self.declared |= {ec.name for ec in msg.stream.cls.values()}
             self.coverage.stream_began(msg)
+            self.losses.stream_began(msg)
         elif isinstance(msg, (bt2._DiscardedEventsMessageConst, bt2._DiscardedPacketsMessageConst)):
             self.losses.discarded(msg, "events" if isinstance(msg, bt2._DiscardedEventsMessageConst) else "packets")
 
@@ -376,12 +379,13 @@ class Analyzer:
         path = path + [oom]
         start = path[0].ts
         rec = {"key": key, "oom": oom, "path": path, "begins_midway": midway, "cut": cut,
-               "trace": self.vpid_trace.get(key[0]), "number": self.n_ooms, "memory": memory}
+               "trace": self.vpid_trace.get(key[0]), "number": self.n_ooms, "memory": memory,
+               "streams": self.thread_streams.during(key, start, oom.ts)}
         cause, detail = judgement.structural_cause(rec, self.declared)
         trace = rec["trace"]
         if self.listed[cause] >= DETAIL_PER_CAUSE:
             self.unlisted += 1
-            self.unlisted_pending.append((start, oom.ts, cause, cls == LARGE, trace))
+            self.unlisted_pending.append((start, oom.ts, cause, cls == LARGE, trace, rec["streams"]))
             return
         self.listed[cause] += 1
         # The newest CONTEXT_SHOWN events of other threads since the path began (the window is in time order).
@@ -412,11 +416,11 @@ class Analyzer:
         """Count the waiting unlisted OOMs whose window the trace has gone past (all of them when final)."""
         pending = self.unlisted_pending
         while pending and (final or pending[0][1] < now):
-            start, end, cause, large, trace = pending[0]
+            start, end, cause, large, trace, streams = pending[0]
             if not final and trace is not None and not self.coverage.all_begun(trace):
                 break  # a stream of this (snapshot) trace has not begun yet: its coverage is not known
             pending.popleft()
-            if self.losses.lost_in(start, end)[0]:
+            if self.losses.judged(start, end, streams, cause)[0]:
                 cause = "incomplete"
             elif not large and self.coverage.uncovered(trace, start, end) is not None:
                 cause = "incomplete"
@@ -430,7 +434,7 @@ class Analyzer:
         for rec in self.ooms:
             oom, path = rec["oom"], rec["path"]
             start = path[0].ts
-            lost, _ = self.losses.lost_in(start, oom.ts)
+            lost, _ = self.losses.judged(start, oom.ts, rec["streams"], rec["structural"][0])
             begins = self.coverage.uncovered(rec.get("trace"), start, oom.ts)
             if begins is not None and oom.get("class_idx") != LARGE:
                 rec["begins_midway"] = True
@@ -475,7 +479,8 @@ class Analyzer:
             "processes": self._processes(),
             "events_read_twice": self.duplicates,
         }
-        return {"schema": "hakmem-trace/1", "ooms": ooms, "summary": summary, "lost_events": self.losses.report()}
+        return {"schema": "hakmem-trace/1", "ooms": ooms, "summary": summary,
+                "lost_events": self.losses.report(self.first_ts, self.last_ts)}
 
 
     def _processes(self):

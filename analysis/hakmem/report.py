@@ -102,18 +102,74 @@ def process_lines(s):
     return lines
 
 
+LOSSES_SHOWN = 10     # lost packets and damaged streams described one by one; the rest are counted
+
+
+def lost_anything(lost):
+    return bool(lost["discarded_events"] or lost["discarded_packets"] or lost.get("missing_packets")
+                or lost.get("damaged_streams"))
+
+
+def loss_counts(lost):
+    """"events lost: ..." for the first line. Whole packets (discarded, or missing from a damaged stream) hold
+    events nobody counted, so a trace that lost any is never said to have lost 0 events."""
+    text = f"{lost['discarded_events']} discarded events, {lost['discarded_packets']} discarded packets"
+    damaged = lost.get("damaged_streams") or []
+    if damaged:
+        unknown = any(d["packets"] is None for d in damaged)
+        text += (f", {'at least ' if unknown else ''}{lost.get('missing_packets', 0)} packet(s) missing from "
+                 f"{len(damaged)} damaged stream(s)")
+    if not lost["discarded_events"] and lost_anything(lost):
+        return "events lost: an unknown number (whole packets are gone): " + text
+    return "events lost: " + text
+
+
+def span(b, e):
+    if b is None and e is None:
+        return "at a time not known"
+    return f"from {clock(b) if b is not None else 'the beginning'} to {clock(e) if e is not None else 'the end'}"
+
+
+def loss_lines(lost, indent):
+    """One line per lost packet stretch and damaged stream: what is gone, when, and the OOMs it may hide."""
+    hidden = "; an OOM whose events went to that stream then is not seen"
+    lines = []
+    for d in lost.get("damaged_streams") or []:
+        n = "an unknown number of" if d["packets"] is None else str(d["packets"])
+        gone = f"{n} packet(s) {span(d['begin_ns'], d['end_ns'])}"
+        if d["kind"] == "emptied":
+            what = f"is empty: {gone} are gone" if d["packets"] is not None else "is empty: what it held is gone"
+        elif d["kind"] == "missing":
+            what = f"is missing (its index lists {gone})"
+        elif d["kind"] == "cut_short":
+            until = clock(d["readable_until_ns"]) if d["readable_until_ns"] is not None else "its first packet"
+            what = (f"is cut short ({d.get('bytes', '?')} bytes, whole packets up to byte {d.get('cut_at', '?')}, "
+                    f"read up to {until}): {gone} are missing")
+        else:
+            what = f"lacks its first packets: {gone}"
+        lines.append(f"{indent}stream {d['stream']} {what}{hidden}")
+    for r in (r for r in lost["ranges"] if r["kind"] == "packets"):
+        n = "some" if r["count"] is None else r["count"]
+        lines.append(f"{indent}stream {r['stream'] or '?'} lost {n} packet(s) {span(r['begin_ns'], r['end_ns'])} "
+                     f"(a gap in its packet_seq_num){hidden}")
+    if len(lines) > LOSSES_SHOWN:
+        lines[LOSSES_SHOWN:] = [f"{indent}... and {len(lines) - LOSSES_SHOWN} more stretch(es) of lost packets"]
+    return lines
+
+
 def oom_paths(report):
     lines = []
     ooms = report["ooms"]
     lost = report["lost_events"]
     s = report.get("summary", {})
     total = s.get("ooms_total", len(ooms))
-    lines.append(f"{total} OOM(s); events lost: {lost['discarded_events']} discarded events, "
-                 f"{lost['discarded_packets']} discarded packets")
+    lines.append(f"{total} OOM(s); {loss_counts(lost)}")
     lines.extend(process_lines(s))
-    if lost["discarded_events"] or lost["discarded_packets"]:
+    if lost_anything(lost):
         lines.append(f"  the trace is not complete: {len(lost['ranges'])} stretch(es) of it lost events; an OOM "
-                     "whose path overlaps one is marked incomplete")
+                     "whose path overlaps one on its own stream is marked incomplete, and OOMs in them may be "
+                     "missing from this count")
+        lines.extend(loss_lines(lost, "  "))
     if s.get("ooms_unlisted"):
         lines.append(f"  {s['ooms_unlisted']} OOM(s) are counted but not listed: only the first {DETAIL_PER_CAUSE} "
                      "of each cause are "
@@ -155,11 +211,11 @@ def summary(report):
     s = report["summary"]
     lost = report["lost_events"]
     lines = [f"{s['hakmem_events']} hakmem events ({s['events']} in all) from {clock(s['first_ns'])} to "
-             f"{clock(s['last_ns'])}; events lost: {lost['discarded_events']} discarded events, "
-             f"{lost['discarded_packets']} discarded packets"]
+             f"{clock(s['last_ns'])}; {loss_counts(lost)}"]
     lines.extend(process_lines(s))
-    if lost["discarded_events"] or lost["discarded_packets"]:
-        lines.append("the trace is not complete: the counts below miss the lost events")
+    if lost_anything(lost):
+        lines.append("the trace is not complete: the counts below miss the lost events, and any OOM among them")
+        lines.extend(loss_lines(lost, "  "))
     lines.append("")
     lines.append(f"{'class':>6} {'size':>6} {'refills':>8} {'claimed':>8} {'full':>6} {'lost':>5} {'simple':>7} "
                  f"{'multi':>6} {'reused':>7} {'new':>5} {'exp.lost':>8} {'failed':>6} {'os':>4} {'cap':>5} "

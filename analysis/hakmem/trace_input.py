@@ -3,6 +3,10 @@ and the one sentence that says why a trace is unusable."""
 
 import collections
 import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
 
 from . import catalogue
 
@@ -43,7 +47,8 @@ def _native():
             for f in ("message_event_borrow_event_const", "event_borrow_class_const", "event_borrow_payload_field_const",
                       "event_borrow_common_context_field_const", "field_structure_borrow_member_field_by_index_const",
                       "field_integer_signed_get_value", "field_integer_unsigned_get_value", "field_string_get_value",
-                      "message_event_borrow_default_clock_snapshot_const", "clock_snapshot_get_ns_from_origin"):
+                      "message_event_borrow_default_clock_snapshot_const", "clock_snapshot_get_ns_from_origin",
+                      "event_borrow_stream_const"):
                 getattr(nb, f)
             _NB = nb
         except Exception:  # noqa: BLE001 — any other bt2 build: the public API only
@@ -60,6 +65,13 @@ class EventReader:
 
     def decode(self, msg):
         return self._decode_native(msg) if _native() is not None else self._decode(msg)
+
+    def stream(self, msg):
+        """The address of the stream an event message's event belongs to (as bt2's Stream.addr gives it)."""
+        nb = _native()
+        if nb is not None:
+            return int(nb.event_borrow_stream_const(nb.message_event_borrow_event_const(msg._ptr)))
+        return msg.event.stream.addr
 
     def _decode(self, msg):
         """One event message through the bt2 API: (name, ts, vpid, vtid, procname, fields), None or MALFORMED."""
@@ -194,7 +206,6 @@ class EventReader:
 def read(path, analyzer):
     """Stream the trace(s) under path into analyzer.feed(); raise TraceError with one sentence when unusable."""
     import bt2
-    from pathlib import Path
     if path is None or not str(path).strip():
         raise TraceError("no trace folder given (the path is empty)")
     p = Path(path)
@@ -204,22 +215,51 @@ def read(path, analyzer):
         raise TraceError(f"{path} is not a folder: give the folder `hakmem-trace record` wrote (or a snapshot-* "
                          "folder in it)")
     dirs = trace_dirs(p, path)
-    # The CTF source named, not auto-discovered: Babeltrace2 2.0.4's auto-discovery aborts the whole process (a
-    # library precondition, "API function called while current thread has an error") when a metadata file does
-    # not parse, where the source itself returns an error.
-    # One source per flight-recorder snapshot: Babeltrace2 merges traces of one UUID into one, and snapshots of
-    # one session share theirs, so their overlapping packets would become one stream's. Apart, they overlap as
-    # traces, and the analysis feeds each event once.
-    groups = collections.defaultdict(list)
-    for d in dirs:
-        groups[next((q for q in [Path(d), *Path(d).parents] if q.name.startswith("snapshot-")), None)].append(d)
-    sources = [bt2.ComponentSpec.from_named_plugin_and_component_class("ctf", "fs", {"inputs": g})
-               for g in groups.values()]
+    work = None  # where the copies of streams cut inside a packet go (made only for those)
     try:
-        for msg in bt2.TraceCollectionMessageIterator(sources):
-            analyzer.feed(msg)
-    except Exception as e:  # noqa: BLE001 — a damaged trace must still end in one sentence, never a traceback
-        raise unreadable(path, e) from None
+        # One source per flight-recorder snapshot: Babeltrace2 merges traces of one UUID into one, and snapshots
+        # of one session share theirs, so their overlapping packets would become one stream's. Apart, they
+        # overlap as traces, and the analysis feeds each event once.
+        groups = collections.defaultdict(list)
+        for d in dirs:
+            try:
+                metadata = (Path(d) / "metadata").read_bytes()
+            except OSError as e:
+                raise TraceError(f"cannot read {d}/metadata: {one_line(e.strerror or e)}") from None
+            found, repairs = check_streams(d, metadata)
+            if repairs and work is None:
+                work = tempfile.mkdtemp(prefix=scratch_prefix(os.getpid()))
+            read_as = repaired_copy(d, repairs, work) if repairs else os.path.abspath(d)
+            for loss in found:
+                analyzer.losses.stream_lost(loss, os.path.join(read_as, os.path.basename(loss["stream"])))
+            if repairs:
+                analyzer.losses.read_as(read_as, os.path.abspath(d))
+            groups[next((q for q in [Path(d), *Path(d).parents] if q.name.startswith("snapshot-")), None)].append(
+                read_as)
+        # The CTF source named, not auto-discovered: Babeltrace2 2.0.4's auto-discovery aborts the whole process
+        # (a library precondition, "API function called while current thread has an error") when a metadata file
+        # does not parse, where the source itself returns an error.
+        sources = [bt2.ComponentSpec.from_named_plugin_and_component_class("ctf", "fs", {"inputs": g})
+                   for g in groups.values()]
+        try:
+            for msg in bt2.TraceCollectionMessageIterator(sources):
+                analyzer.feed(msg)
+        except Exception as e:  # noqa: BLE001 — a damaged trace must still end in one sentence, never a traceback
+            raise unreadable(path, e) from None
+    finally:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def scratch_prefix(pid):
+    """The name of the temporary folders process pid makes while it reads (see remove_scratch)."""
+    return f"hakmem-trace-read-{pid}-"
+
+
+def remove_scratch(pid):
+    """Remove what process pid left in its temporary folders: one that Babeltrace2 aborted (guard) could not."""
+    for d in Path(tempfile.gettempdir()).glob(scratch_prefix(pid) + "*"):
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def unreadable(name, e):
@@ -327,3 +367,306 @@ def one_line(e, limit=None):
     """str(e) on one line (its whitespace runs made single spaces), cut to limit characters with "..." if longer."""
     line = " ".join(str(e).split())
     return line if limit is None or len(line) <= limit else line[:limit - 3] + "..."
+
+
+# ---- the stream files: what lttng wrote against what is there ----
+#
+# Babeltrace2 2.0.4 (src.ctf.fs) reads a trace folder's stream files as it finds them. It skips an empty stream
+# file without a word, never notices a stream file that is missing (an LTTng index file names it, nobody reads
+# the index of a stream that is not there), and a stream file that ends inside a packet makes the whole trace
+# fail to open ("Failed to index CTF stream file"). A packet missing inside a stream is a gap in its
+# packet_seq_num, which it reports as discarded packets. So before reading, each trace folder's streams are
+# checked here: its stream files against LTTng's index (index/NAME.idx: what was written) and against their own
+# packet headers (what is there). An emptied or missing stream, and a stream cut short, are losses that the
+# analysis counts and shows; a stream cut inside a packet is read up to its last whole packet, from a copy.
+
+PACKET_MAGIC = 0xC1FC1FC1
+INDEX_MAGIC = 0xC1F1DCC1
+INDEX_FIELDS = ("offset", "packet_size", "content_size", "timestamp_begin", "timestamp_end", "events_discarded",
+                "stream_id", "stream_instance_id", "packet_seq_num")  # big-endian u64 each (v1.1: all nine)
+INDEX_MIN_ENTRY = 7 * 8  # an index 1.0 entry: no stream_instance_id, no packet_seq_num
+# The packet header and the beginning of the packet context as lttng-ust (2.x, CTF 1.8) declares them: magic,
+# uuid, stream_id, stream_instance_id, then timestamp_begin, timestamp_end, content_size, packet_size,
+# packet_seq_num, all aligned as they come. Only a trace whose metadata declares exactly this is walked packet by
+# packet here (its byte offsets below); any other is left to the index alone.
+LTTNG_HEADER = ("uint32_t magic;", "uint8_t uuid[16];", "uint32_t stream_id;", "uint64_t stream_instance_id;")
+LTTNG_CONTEXT = ("uint64_clock_monotonic_t timestamp_begin;", "uint64_clock_monotonic_t timestamp_end;",
+                 "uint64_t content_size;", "uint64_t packet_size;", "uint64_t packet_seq_num;")
+PACKET_OFFSETS = {"timestamp_begin": 32, "timestamp_end": 40, "content_size": 48, "packet_size": 56,
+                  "packet_seq_num": 64}
+PACKET_PREFIX = 72    # the bytes of a packet up to the end of packet_seq_num
+
+
+def metadata_text(data):
+    """The TSDL text of a well-formed metadata file (see metadata_problem), or None."""
+    if data.startswith(b"/* CTF"):
+        return data.decode(errors="replace")
+    order = "little" if data[:4] == CTF_METADATA_MAGIC.to_bytes(4, "little") else "big"
+    parts, off = [], 0
+    while off + METADATA_HEADER <= len(data):
+        content = int.from_bytes(data[off + 24:off + 28], order)
+        size = int.from_bytes(data[off + 28:off + 32], order)
+        if size <= 0 or size % 8:
+            return None
+        parts.append(data[off + METADATA_HEADER:off + content // 8])
+        off += size // 8
+    return b"".join(parts).decode(errors="replace")
+
+
+class Layout:
+    """What of a trace's metadata the stream check needs: the byte order, whether its packets are laid out as
+    lttng-ust's (so that they can be walked), and the clock that turns packet timestamps into ns from origin."""
+
+    def __init__(self, text):
+        self.order, self.walkable, self.clock = "little", False, None
+        if text is None:
+            return
+        flat = " ".join(text.split())
+        m = re.search(r"\btrace\s*\{[^}]*?byte_order\s*=\s*(le|be|little|big|network)\b", flat)
+        if m:
+            self.order = "little" if m.group(1) in ("le", "little") else "big"
+        header = re.search(r"packet\.header\s*:=\s*struct\s*\{([^}]*)\}", flat)
+        context = re.search(r"struct\s+packet_context\s*\{([^}]*)\}", flat)
+        self.walkable = bool(header and context
+                             and header.group(1).strip().startswith(" ".join(LTTNG_HEADER))
+                             and context.group(1).strip().startswith(" ".join(LTTNG_CONTEXT)))
+        clock = re.search(r"\bclock\s*\{([^}]*)\}", flat)
+        if clock:
+            fields = dict(re.findall(r"(\w+)\s*=\s*(-?\d+)\s*;", clock.group(1)))
+            try:
+                freq = int(fields.get("freq", 1_000_000_000))
+                if freq > 0:
+                    self.clock = (freq, int(fields.get("offset_s", 0)), int(fields.get("offset", 0)))
+            except ValueError:
+                pass
+
+    def ns(self, cycles):
+        """A packet timestamp (clock cycles) as ns from origin, as Babeltrace2 computes it; None without a clock."""
+        if self.clock is None or cycles is None:
+            return None
+        freq, offset_s, offset = self.clock
+        return offset_s * 1_000_000_000 + (offset + cycles) * 1_000_000_000 // freq
+
+
+def read_index(path):
+    """LTTng's index of one stream file: a list of packets (dicts of INDEX_FIELDS, sizes in bits), or None when
+    there is no index file or it is not one."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    if len(data) < 16 or int.from_bytes(data[0:4], "big") != INDEX_MAGIC:
+        return None
+    entry = int.from_bytes(data[12:16], "big")
+    if entry < INDEX_MIN_ENTRY:
+        return None
+    names = INDEX_FIELDS[:entry // 8]
+    return [{k: int.from_bytes(data[o + 8 * i:o + 8 * i + 8], "big") for i, k in enumerate(names)}
+            for o in range(16, len(data) - entry + 1, entry)]
+
+
+def walk_packets(path, size, layout):
+    """The stream file's packets as its own headers tell: ([(offset, bytes, timestamp_begin, timestamp_end,
+    packet_seq_num)] of the whole packets, the offset where they end, the header fields of a packet cut short
+    there (a dict, or None when fewer than PACKET_PREFIX bytes of it remain), whether the walk was stopped by a
+    damaged header); None where the trace's packets are not laid out as lttng-ust's."""
+    if not layout.walkable:
+        return None
+    packets, off, partial, damaged = [], 0, None, False
+    try:
+        with open(path, "rb") as f:
+            while off < size:
+                f.seek(off)
+                head = f.read(PACKET_PREFIX)
+                fields = None
+                if len(head) == PACKET_PREFIX and int.from_bytes(head[0:4], layout.order) == PACKET_MAGIC:
+                    fields = {k: int.from_bytes(head[o:o + 8], layout.order) for k, o in PACKET_OFFSETS.items()}
+                if fields is None:
+                    damaged = len(head) == PACKET_PREFIX
+                    break
+                bits, content = fields["packet_size"], fields["content_size"]
+                if bits == 0 or bits % 8 or content > bits or bits // 8 < PACKET_PREFIX:
+                    damaged = True
+                    break
+                if off + bits // 8 > size:
+                    partial = fields
+                    break
+                packets.append((off, bits // 8, fields["timestamp_begin"], fields["timestamp_end"],
+                                fields["packet_seq_num"]))
+                off += bits // 8
+    except OSError:
+        return None
+    return packets, off, partial, damaged
+
+
+def check_streams(folder, metadata):
+    """The stream files of one trace folder checked against LTTng's index and their own packet headers:
+    (losses, repairs). losses: one dict per stream that lost packets the analysis must count (stream, kind —
+    emptied, missing, cut_short, packets_missing —, packets (None: not known), begin_ns, end_ns (None: not
+    known), readable_until_ns, and for a cut bytes and cut_at); repairs: {stream file: bytes to read} for the
+    streams cut inside a packet. An index that does not read as one lttng wrote, or that disagrees with the
+    packets that are there (a corrupt or stale one), is not believed."""
+    layout = Layout(metadata_text(metadata))
+    folder = Path(os.path.abspath(folder))  # streams named as Babeltrace2 names them
+    try:
+        files = {p.name: p for p in folder.iterdir()
+                 if p.is_file() and p.name != "metadata" and not p.name.startswith(".")}
+        index_dir = folder / "index"
+        indexed = {p.name[:-4]: p for p in index_dir.iterdir() if p.is_file() and p.name.endswith(".idx")} \
+            if index_dir.is_dir() else {}
+    except OSError as e:
+        raise TraceError(f"cannot list the stream files of {folder}: {one_line(e.strerror or e)}") from None
+    losses, repairs = [], {}
+    for name in sorted(set(files) | set(indexed), key=_stream_order):
+        stream = str(folder / name)
+        index = read_index(indexed[name]) if name in indexed else None
+        if index is not None and not _consistent(index):
+            index = None
+        if name not in files:
+            if index:
+                losses.append(_lost_packets(stream, "missing", index, layout, None, len(index)))
+            continue
+        try:
+            size = files[name].stat().st_size
+        except OSError:
+            continue
+        if size == 0:
+            if index is None or index:
+                losses.append(_lost_packets(stream, "emptied", index or [], layout, None,
+                                            len(index) if index else None))
+            continue
+        walk = walk_packets(files[name], size, layout)
+        if walk is not None:
+            packets, end, partial, damaged = walk
+            if index and any((e["offset"], e["packet_size"] // 8, e.get("packet_seq_num", p[4])) != p[:2] + p[4:]
+                             for e, p in zip(index, packets)):
+                index = None
+            if partial is not None and index:
+                # A packet reaching past the end of the file: the file was cut short only if the index, written
+                # as the packets were, says the file is longer; else its header is damaged.
+                listed = {e["offset"]: e["packet_size"] for e in index}
+                reach = max(e["offset"] + e["packet_size"] // 8 for e in index)
+                damaged = reach <= size or listed.get(end, partial["packet_size"]) != partial["packet_size"]
+            if damaged:
+                continue  # a header that is not one: the file is corrupt, and Babeltrace2 says so
+            # Packets the index lists that are not there: after the last one there (a stream cut short), before
+            # the first (its beginning gone). A gap between two that are there is Babeltrace2's discarded packets.
+            seqs = [p[4] for p in packets]
+            if index and all("packet_seq_num" in e for e in index):
+                tail = [e for e in index if not seqs or e["packet_seq_num"] > seqs[-1]]
+                head = [e for e in index if seqs and e["packet_seq_num"] < seqs[0]]
+            else:
+                tail, head = [e for e in index or [] if e["offset"] >= end], []
+            if head:
+                losses.append(_lost_packets(stream, "packets_missing", head, layout, None, len(head)))
+            if end < size:
+                repairs[stream] = end
+            if end < size or tail:
+                readable = layout.ns(packets[-1][3]) if packets else None
+                if tail:
+                    loss = _lost_packets(stream, "cut_short", tail, layout, readable, len(tail))
+                else:  # no index: the packet cut short, and whatever followed it
+                    begin = layout.ns(partial["timestamp_begin"]) if partial else readable
+                    loss = {"stream": stream, "kind": "cut_short", "packets": None, "begin_ns": begin,
+                            "end_ns": None, "readable_until_ns": readable}
+                loss["bytes"], loss["cut_at"] = size, end
+                losses.append(loss)
+            continue
+        if index:  # packets not walkable: the index alone says how far the file should reach
+            whole = [e for e in index if (e["offset"] + e["packet_size"] // 8) <= size]
+            if len(whole) < len(index):
+                end = max((e["offset"] + e["packet_size"] // 8 for e in whole), default=0)
+                readable = layout.ns(whole[-1]["timestamp_end"]) if whole else None
+                loss = _lost_packets(stream, "cut_short", index[len(whole):], layout, readable,
+                                     len(index) - len(whole))
+                loss["bytes"], loss["cut_at"] = size, end
+                losses.append(loss)
+                if end < size:
+                    repairs[stream] = end
+    return losses, repairs
+
+
+def note_stream_losses(analyzer, folders):
+    """For a reader that did not choose its input (the plugin's sink): the losses the stream check finds in the
+    trace folders the streams read came from (a stream cut inside a packet never reaches it: Babeltrace2's
+    source refuses the trace first)."""
+    for folder in sorted(set(folders)):
+        try:
+            metadata = (Path(folder) / "metadata").read_bytes()
+        except OSError:
+            continue
+        for loss in check_streams(folder, metadata)[0]:
+            analyzer.losses.stream_lost(loss, loss["stream"])
+
+
+def _consistent(index):
+    """Whether an index reads as lttng writes one: packets back to back from offset 0, each of whole bytes with
+    its content inside, sequence numbers rising, times in order."""
+    off, seq, ts = 0, -1, 0
+    for e in index:
+        bits = e["packet_size"]
+        if e["offset"] != off or bits <= 0 or bits % 8 or e["content_size"] > bits \
+                or e["timestamp_begin"] > e["timestamp_end"] or e["timestamp_begin"] < ts \
+                or e.get("packet_seq_num", seq + 1) <= seq:
+            return False
+        off += bits // 8
+        seq, ts = e.get("packet_seq_num", seq + 1), e["timestamp_begin"]
+    return True
+
+
+def _stream_order(name):
+    """Stream files in CPU order (hakmem_2 before hakmem_10)."""
+    m = re.match(r"(.*?)(\d+)$", name)
+    return (m.group(1), int(m.group(2)), "") if m else (name, -1, name)
+
+
+def _lost_packets(stream, kind, entries, layout, readable, count):
+    """A stream's loss of the packets its index lists in entries (count of them; None: not known)."""
+    begins = [layout.ns(e["timestamp_begin"]) for e in entries]
+    ends = [layout.ns(e["timestamp_end"]) for e in entries]
+    return {"stream": stream, "kind": kind, "packets": count,
+            "begin_ns": min(begins) if begins and None not in begins else readable,
+            "end_ns": max(ends) if ends and None not in ends else None, "readable_until_ns": readable}
+
+
+def repaired_copy(folder, repairs, work):
+    """A folder under work that Babeltrace2 can read in place of folder: every file a symbolic link to the
+    original except the stream files cut inside a packet, copied up to their last whole packet (without their
+    index, so that Babeltrace2 indexes what is there). Returns its path."""
+    folder, dest = Path(folder), Path(work) / f"trace-{len(list(Path(work).iterdir()))}"
+    dest.mkdir()
+    cut = {Path(s).name: n for s, n in repairs.items()}
+    for p in folder.iterdir():
+        if p.name in cut:
+            with open(p, "rb") as src, open(dest / p.name, "wb") as dst:
+                _copy(src, dst, cut[p.name])
+        elif p.name == "index" and p.is_dir():
+            (dest / "index").mkdir()
+            for q in p.iterdir():
+                if not (q.name.endswith(".idx") and q.name[:-4] in cut):
+                    (dest / "index" / q.name).symlink_to(q.resolve())
+        else:
+            (dest / p.name).symlink_to(p.resolve())
+    return str(dest)
+
+
+def _copy(src, dst, n):
+    """The first n bytes of src into dst, in the kernel where it can (a reflink or an in-kernel copy)."""
+    done = 0
+    try:
+        while done < n:
+            k = os.copy_file_range(src.fileno(), dst.fileno(), n - done)
+            if k == 0:
+                break
+            done += k
+        return
+    except (OSError, AttributeError):
+        pass
+    src.seek(done)
+    dst.seek(done)
+    while done < n:
+        chunk = src.read(min(1 << 20, n - done))
+        if not chunk:
+            break
+        dst.write(chunk)
+        done += len(chunk)

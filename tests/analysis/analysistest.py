@@ -54,6 +54,24 @@ def check_unusable(rc, out, err, what):
              f"{what}: stderr must be one line starting 'hakmem-trace: ', got {len(lines)} line(s): {err[-2000:]!r}")
 
 
+def check_lossy(rc, out, err, cmd, what):
+    """A run on a trace that lost packets or streams: usable, and it says so — in JSON the loss counted
+    (missing or discarded packets), in text never "events lost: 0"."""
+    check_usable(rc, out, err, what)
+    tt.check(not err.strip(), f"{what}: succeeded but wrote to stderr: {err[-1000:]}")
+    if "--json" in cmd:
+        try:
+            lost = json.loads(out)["lost_events"]
+        except (ValueError, KeyError, TypeError) as e:
+            tt.fail(f"{what}: exit 0 but the output is not the JSON report ({e})")
+        tt.check(lost.get("missing_packets", 0) + lost["discarded_packets"] > 0 and
+                 (lost.get("damaged_streams") or lost["discarded_packets"]),
+                 f"{what}: the lost packets are not counted: {lost}")
+    else:
+        tt.check("events lost: 0" not in out, f"{what}: says 'events lost: 0': {out.splitlines()[0]!r}")
+        tt.check("the trace is not complete" in out, f"{what}: does not say the trace is not complete")
+
+
 def oom_json(trace, what=None):
     """`hakmem-trace oom-paths --json TRACE`, required to succeed; the parsed report."""
     what = what or f"oom-paths --json {trace}"
@@ -98,6 +116,37 @@ def overlaps(win, rng):
     if b is None or e is None:
         return True
     return b <= win[1] and e >= win[0]
+
+
+def thread_streams(trace):
+    """Where each thread's hakmem events went, read from the trace itself: {(vpid, vtid): ([ts], [stream file])}
+    in time order, the stream files as real paths."""
+    import bt2
+    seen = collections.defaultdict(list)
+    for msg in bt2.TraceCollectionMessageIterator(str(trace)):
+        if isinstance(msg, bt2._EventMessageConst) and msg.event.name.startswith("hakmem:"):
+            ctx = msg.event.common_context_field
+            seen[(int(ctx["vpid"]), int(ctx["vtid"]))].append(
+                (msg.default_clock_snapshot.ns_from_origin, os.path.realpath(msg.event.stream.name)))
+    out = {}
+    for key, evs in seen.items():
+        evs.sort(key=lambda e: e[0])
+        out[key] = ([t for t, _ in evs], [s for _, s in evs])
+    return out
+
+
+def own_streams(streams, oom):
+    """The streams the OOM's thread's events in its window (at.window) went to (see thread_streams)."""
+    import bisect
+    times, files = streams.get((oom["vpid"], oom["vtid"]), ([], []))
+    first, last = window(oom)
+    return set(files[bisect.bisect_left(times, first):bisect.bisect_right(times, last)])
+
+
+def on_streams(rng, streams):
+    """Whether a loss range of the report is on one of the streams (real paths); a range of no known stream is
+    on every one."""
+    return rng.get("stream") is None or os.path.realpath(rng["stream"]) in streams
 
 
 def steps(oom):

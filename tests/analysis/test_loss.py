@@ -8,8 +8,10 @@ nothing is repeated with a heavier workload; the test fails if none loses anythi
   - `oom-paths --json` reports lost_events.discarded_events > 0, equal to what the trace's packets say in all
     (Babeltrace2's per-packet differences summed modulo 2**64: lttng-ust sometimes closes a packet saying 0
     discarded, and the difference to it wraps around);
-  - every listed OOM whose window (its path's first event to the oom) overlaps a loss range has cause
-    `incomplete`, and so has every path that begins mid-way; at least one OOM is incomplete because of loss;
+  - every listed OOM whose window (its path's first event to the oom) overlaps a loss range on its own streams
+    (those its thread's events in that window went to, read from the trace) has cause `incomplete`, and so has
+    every path that begins mid-way; one that overlaps losses only on other streams counts no loss in its window;
+    at least one OOM is incomplete because of loss;
   - no OOM gets a cause the real allocator never produces (expansion_bypassed, bitmap_inconsistent): lost
     events must not make the analysis accuse the allocator;
   - the summary's causes add up to ooms_total; the text report and the text summary both state the loss.
@@ -73,10 +75,15 @@ def main():
     tt.check(sum(s["causes"].values()) == s["ooms_total"] == len(ooms) + s["ooms_unlisted"],
              f"causes {s['causes']} vs ooms_total {s['ooms_total']}, listed {len(ooms)}, unlisted "
              f"{s['ooms_unlisted']}")
-    by_loss = 0
+    by_loss = elsewhere = 0
+    streams = at.thread_streams(trace)
     for o in ooms:
         win = at.window(o)
-        hit = [r for r in lost["ranges"] if at.overlaps(win, r)]
+        own = at.own_streams(streams, o)
+        tt.check(own, f"OOM {o['index']}: no event of its thread in its window {win} in the trace")
+        hit = [r for r in lost["ranges"] if at.overlaps(win, r) and at.on_streams(r, own)]
+        if not hit and any(at.overlaps(win, r) for r in lost["ranges"]):
+            elsewhere += 1
         if hit:
             by_loss += 1
             tt.check(o["cause"] == "incomplete" and o["lost_events_in_window"] > 0,
@@ -85,7 +92,8 @@ def main():
                      f"{o['lost_events_in_window']}")
         else:
             tt.check(o["lost_events_in_window"] == 0,
-                     f"OOM {o['index']}: lost_events_in_window {o['lost_events_in_window']} but no range overlaps")
+                     f"OOM {o['index']}: lost_events_in_window {o['lost_events_in_window']} but no range on its "
+                     "own streams overlaps")
         if o["begins_midway"]:
             tt.check(o["cause"] == "incomplete", f"OOM {o['index']} begins mid-way yet has cause {o['cause']}")
         tt.check(o["cause"] not in at.FALSE_IN_REAL_RUNS,
@@ -93,7 +101,8 @@ def main():
                  f"path {at.steps(o)}")
     tt.check(by_loss > 0, "no listed OOM overlaps a loss range: the loss did not reach the paths")
     tt.check(not set(s["causes"]) & set(at.FALSE_IN_REAL_RUNS), f"summary causes {s['causes']}")
-    tt.ok(f"{by_loss} of {len(ooms)} listed OOMs overlap a loss range, each incomplete; "
+    tt.ok(f"{by_loss} of {len(ooms)} listed OOMs overlap a loss range on their own streams, each incomplete "
+          f"({elsewhere} overlap losses on other streams only); "
           f"causes of all {s['ooms_total']}: {s['causes']}")
 
     text = at.text_report(trace)
