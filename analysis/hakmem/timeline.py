@@ -260,9 +260,8 @@ class Picture:
         y += 38
         self.emit(f'<text class="sub" x="12" y="{y}">{s["hakmem_events"]} hakmem events from '
                   f'{esc(report.clock(self.t0))} to {esc(report.clock(self.t1))} '
-                  f'({esc(rel(self.t1 - self.t0))}), {len(s["threads"])} thread(s), {n_ooms} OOM(s); events lost: '
-                  f'{lost["discarded_events"]} discarded events, {lost["discarded_packets"]} discarded packets'
-                  f'</text>')
+                  f'({esc(rel(self.t1 - self.t0))}), {len(s["threads"])} thread(s), {n_ooms} OOM(s); '
+                  f'{esc(report.loss_counts(lost))}</text>')
         y += 14
         # legend, flowing over as many rows as it needs
         x, y = 12, y + 12
