@@ -68,12 +68,14 @@ static HAK_NOINLINE void *large_alloc_counted(size_t size, size_t align, bool ze
     return p; /* errno: ENOMEM from large_alloc; trace events keep errno as they found it */
 }
 
-/* The tiny classes' table first: the commonest sizes pay one compare before their class. */
+/* The tiny classes' table first: the commonest sizes pay one compare before their class. The bound is on the
+ * request (in the checked build, size + trailer would wrap for a size near SIZE_MAX). */
 void *hak_malloc(size_t size) {
-    size_t need = hak_block_need(size);
-    if (HAK_LIKELY(need <= HAK_TINY_MAX))
+    if (HAK_LIKELY(size <= HAK_TINY_MAX - HAK_BLOCK_OVERHEAD)) {
+        size_t need = hak_block_need(size);
         return hak_ck_block_alloc(small_alloc_in(hak_tiny_class_of[(need + 7) >> 3], need), size);
-    if (size <= HAK_SMALL_REQUEST_MAX) return hak_ck_block_alloc(small_alloc(need), size);
+    }
+    if (size <= HAK_SMALL_REQUEST_MAX) return hak_ck_block_alloc(small_alloc(hak_block_need(size)), size);
     return large_alloc_counted(size, 0, false);
 }
 
