@@ -39,9 +39,11 @@ HAK_EXPORT void *reallocarray(void *p, size_t count, size_t size) {
     return q;
 }
 
-/* hak_memalign under the name of the call the program made (an oom in the trace says which). */
-static void *memalign_named(hak_call_kind kind, size_t alignment, size_t asked_align, size_t size) {
-    bool named = hak_call_begin(kind, 1, size, asked_align, NULL);
+/* hak_memalign(alignment, size) under the name and arguments of the call the program made (an oom in the trace
+ * says which). */
+static void *memalign_named(hak_call_kind kind, size_t asked_align, size_t asked_size, size_t alignment,
+                            size_t size) {
+    bool named = hak_call_begin(kind, 1, asked_size, asked_align, NULL);
     void *p = hak_memalign(alignment, size);
     hak_call_end(named);
     return p;
@@ -64,7 +66,7 @@ HAK_EXPORT void *memalign(size_t alignment, size_t size) {
     }
     size_t asked = alignment;
     if (!is_pow2(alignment)) alignment = alignment <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzl(alignment - 1));
-    return memalign_named(HAK_CALL_MEMALIGN, alignment, asked, size);
+    return memalign_named(HAK_CALL_MEMALIGN, asked, size, alignment, size);
 }
 
 /* C17 / glibc >= 2.38: the alignment must be a power of two (0 counts as the
@@ -74,13 +76,13 @@ HAK_EXPORT void *aligned_alloc(size_t alignment, size_t size) {
         errno = EINVAL;
         return NULL;
     }
-    return memalign_named(HAK_CALL_ALIGNED_ALLOC, alignment ? alignment : 1, alignment, size);
+    return memalign_named(HAK_CALL_ALIGNED_ALLOC, alignment, size, alignment ? alignment : 1, size);
 }
 
 HAK_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
     if (!is_pow2(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
     int saved = errno;
-    void *p = memalign_named(HAK_CALL_POSIX_MEMALIGN, alignment, alignment, size);
+    void *p = memalign_named(HAK_CALL_POSIX_MEMALIGN, alignment, size, alignment, size);
     errno = saved;
     if (!p) return ENOMEM;
     *out = p;
@@ -88,7 +90,7 @@ HAK_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
 }
 
 HAK_EXPORT void *valloc(size_t size) {
-    return memalign_named(HAK_CALL_VALLOC, hak_os_page_size(), 0, size);
+    return memalign_named(HAK_CALL_VALLOC, 0, size, hak_os_page_size(), size);
 }
 
 HAK_EXPORT void *pvalloc(size_t size) {
@@ -98,8 +100,5 @@ HAK_EXPORT void *pvalloc(size_t size) {
         return NULL;
     }
     size_t rounded = (size + page - 1) & ~(page - 1);
-    bool named = hak_call_begin(HAK_CALL_PVALLOC, 1, size, 0, NULL);
-    void *p = hak_memalign(page, rounded ? rounded : page);
-    hak_call_end(named);
-    return p;
+    return memalign_named(HAK_CALL_PVALLOC, 0, size, page, rounded ? rounded : page);
 }
