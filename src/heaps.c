@@ -1,12 +1,9 @@
 /* heaps.c — thread heaps: each thread's own (which heap, whether it is in a call), and the registry of the live ones and the pool. */
 #include "internal.h"
 
-#define EMPTY_CLASS {.current = &hak_empty_slab}
-#define EMPTY4 EMPTY_CLASS, EMPTY_CLASS, EMPTY_CLASS, EMPTY_CLASS
 /* Every thread starts here: all its classes point at the empty slab, so its
  * first malloc takes the slow path, which gives the thread a real heap. */
-hak_heap hak_empty_heap = {.cls = {EMPTY4, EMPTY4, EMPTY4, EMPTY4, EMPTY4, EMPTY4, EMPTY4}};
-_Static_assert(HAK_NUM_CLASSES == 28, "EMPTY4 covers every class");
+hak_heap hak_empty_heap = {.cls = {[0 ... HAK_NUM_CLASSES - 1] = {.current = &hak_empty_slab}}};
 
 /* One TLS block for both, so the fast paths find them with one offset. */
 HAK_TLS hak_thread_state hak_tls = {.heap = &hak_empty_heap};

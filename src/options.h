@@ -9,8 +9,8 @@
  * type (HAK_OPT_TYPE_<kind>) and the parser (options.c). */
 #define HAK_OPTION_TABLE(X)                                                                      \
     X(mid_refill_simple, "HAKMEM_TINY_MID_REFILL_SIMPLE", bool, "0",                             \
-      "1: refills of classes >= 4 skip adopting abandoned slabs and go straight to the "         \
-      "bitmap claim and chunk expansion")                                                        \
+      "1: refills of classes of 128 B blocks and up (the seed's C4..) skip adopting abandoned "  \
+      "slabs and go straight to the bitmap claim and chunk expansion")                           \
     X(max_memory, "HAKMEM_MAX_MEMORY", cap, "0 (no cap)",                                        \
       "cap on the memory hakmem commits (slabs claimed, chunk headers, large blocks, heaps' "   \
       "metadata), not the address space it reserves: digits, optionally K, M, G or T (powers "  \

@@ -26,7 +26,7 @@ static hak_slab *refill_adopt(hak_heap *heap, unsigned class_idx, uint64_t seq, 
  * 3. bitmap check on the head's current chunk (claim by CAS, committing the
  *    slab's pages): claimed -> exit; cap_refused (the cap would not take its
  *    pages) -> 6, traced as a superslab_alloc_fail with reason cap
- * 4. mid-simple choice (classes >= 4), decided at entry and reported here,
+ * 4. mid-simple choice (blocks >= 128 B: the seed's classes >= 4), decided at entry and reported here,
  *    after the first check that did not claim: the simple path skipped 2
  * 5. chunk expansion: reused / new / lost race -> back to 3; failed -> 6
  * 6. superslab_allocate failure (os / cap / injected), or the cap refusing a
@@ -50,7 +50,7 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
     HAK_TRACE(refill_enter, cls, bs, seq, heap->cls[class_idx].chunk,
               atomic_load_explicit(&head->current_chunk, memory_order_relaxed));
 
-    bool mid = class_idx >= HAK_MID_SIMPLE_MIN_CLASS;
+    bool mid = bs >= HAK_MID_SIMPLE_MIN_BLOCK;
     bool simple = mid && hak_opt.mid_refill_simple;
     if (!simple) {
         hak_slab *s = refill_adopt(heap, class_idx, seq, HAK_ADOPT_STAGE_BEFORE_CLAIM);

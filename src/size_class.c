@@ -1,17 +1,27 @@
 /* size_class.c — the block size of every class (the mapping from sizes is inline in internal.h). */
 #include "internal.h"
 
-/* C0..C7: 8..1024 (the seed's tiny classes); C8..C27: four steps per doubling up to 32 KiB. */
+/* C0..C7: 8..1024 (the seed's tiny classes); C8..C27: four steps per doubling up to 32 KiB; C28..C40: the
+ * steps between the tiny classes from 32 up (48; then three per doubling from 64), numbered last so that the
+ * seed's classes keep their numbers. */
 #define MID(k) (5u << (8 + (k))), (6u << (8 + (k))), (7u << (8 + (k))), (8u << (8 + (k)))
+#define BETWEEN(k) (5u << (4 + (k))), (6u << (4 + (k))), (7u << (4 + (k)))
 const uint32_t hak_class_size[HAK_NUM_CLASSES] = {
     8, 16, 32, 64, 128, 256, 512, 1024, MID(0), MID(1), MID(2), MID(3), MID(4),
+    48, BETWEEN(0), BETWEEN(1), BETWEEN(2), BETWEEN(3),
 };
+#undef BETWEEN
 #undef MID
 
-_Static_assert(HAK_NUM_CLASSES == HAK_TINY_CLASSES + 20, "five doublings of mid classes");
+_Static_assert(HAK_NUM_CLASSES == HAK_BETWEEN_FIRST + 13, "48, and three steps in each of four doublings");
 
-/* Granule g holds sizes 8g-7..8g; its class is the smallest power of two >= 8g. */
+/* Granule g holds sizes 8g-7..8g; its class is the smallest block >= 8g. Steps of 25 % at most (mimalloc's and
+ * jemalloc's spacing): with powers of two alone, uniform request sizes waste a quarter of every block, and the
+ * working set that misses the cache grows by a third. */
 const uint8_t hak_tiny_class_of[HAK_TINY_MAX / 8 + 1] = {
-    [0 ... 1] = 0, [2] = 1, [3 ... 4] = 2, [5 ... 8] = 3, [9 ... 16] = 4, [17 ... 32] = 5, [33 ... 64] = 6,
-    [65 ... 128] = 7,
+    [0 ... 1] = 0,    [2] = 1,          [3 ... 4] = 2,      [5 ... 6] = 28,     [7 ... 8] = 3,
+    [9 ... 10] = 29,  [11 ... 12] = 30, [13 ... 14] = 31,   [15 ... 16] = 4,    [17 ... 20] = 32,
+    [21 ... 24] = 33, [25 ... 28] = 34, [29 ... 32] = 5,    [33 ... 40] = 35,   [41 ... 48] = 36,
+    [49 ... 56] = 37, [57 ... 64] = 6,  [65 ... 80] = 38,   [81 ... 96] = 39,   [97 ... 112] = 40,
+    [113 ... 128] = 7,
 };

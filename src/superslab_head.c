@@ -4,15 +4,16 @@
 #define HEAD_INIT(a, i) [i] = {.lock = PTHREAD_MUTEX_INITIALIZER, .class_idx = (i), .arena = (a)}
 #define HEAD_INIT4(a, i) HEAD_INIT(a, i), HEAD_INIT(a, i + 1), HEAD_INIT(a, i + 2), HEAD_INIT(a, i + 3)
 #define ARENA_HEADS(a)                                                                                          \
-    [a] = {HEAD_INIT4(a, 0), HEAD_INIT4(a, 4), HEAD_INIT4(a, 8), HEAD_INIT4(a, 12), HEAD_INIT4(a, 16),         \
-           HEAD_INIT4(a, 20), HEAD_INIT4(a, 24)}
+    [a] = {HEAD_INIT4(a, 0),  HEAD_INIT4(a, 4),  HEAD_INIT4(a, 8),  HEAD_INIT4(a, 12), HEAD_INIT4(a, 16),      \
+           HEAD_INIT4(a, 20), HEAD_INIT4(a, 24), HEAD_INIT4(a, 28), HEAD_INIT4(a, 32), HEAD_INIT4(a, 36),      \
+           HEAD_INIT(a, 40)}
 hak_superslab_head hak_heads[HAK_ARENAS][HAK_NUM_CLASSES] = {
     ARENA_HEADS(HAK_ARENA_PROGRAM),
 #if HAK_ARENAS > 1
     ARENA_HEADS(HAK_ARENA_TRACER),
 #endif
 };
-_Static_assert(HAK_NUM_CLASSES == 28, "HEAD_INIT covers every class");
+_Static_assert(HAK_NUM_CLASSES == 41, "HEAD_INIT covers every class");
 
 /* Retired chunks go to the reserve or the OS once no claimer can hold a
  * pointer to them. A claimer raises `claimers` before loading current_chunk

@@ -7,7 +7,11 @@
  * --------
  * size class     A block size. Tiny classes C0..C7 are 8,16,...,1024 bytes
  *                (powers of two, the seed's numbering); mid classes C8..C27
- *                cover 1025..32768 bytes in four steps per doubling. Larger
+ *                cover 1025..32768 bytes in four steps per doubling; the
+ *                between classes C28..C40 are the steps between the tiny ones
+ *                (48; 80..112, 160..224, 320..448, 640..896), numbered after
+ *                the mid classes so that the seed's keep their numbers: a
+ *                class's number says nothing of its size order. Larger
  *                requests take the large path.
  * block          One object handed to the user. A free block's first word links
  *                it to the next free block (hak_block).
@@ -80,8 +84,9 @@ enum { HAK_ARENA_PROGRAM = 0, HAK_ARENA_TRACER = 1 };
  * page aligned so that power-of-two classes up to 4 KiB stay size-aligned. */
 #define HAK_SLAB0_DATA_OFFSET 8192u
 
-#define HAK_TINY_CLASSES 8  /* C0..C7 = 8..1024 */
-#define HAK_NUM_CLASSES 28  /* + C8..C27 = 1280..32768 */
+#define HAK_TINY_CLASSES 8   /* C0..C7 = 8..1024 */
+#define HAK_BETWEEN_FIRST 28 /* + C8..C27 = 1280..32768 */
+#define HAK_NUM_CLASSES 41   /* + C28..C40 = 48..896, between the tiny classes */
 #define HAK_TINY_MAX 1024u
 #define HAK_SMALL_MAX 32768u
 /* Exhausted slabs a heap keeps per class, for the frees to come, before letting
@@ -101,7 +106,9 @@ enum { HAK_ARENA_PROGRAM = 0, HAK_ARENA_TRACER = 1 };
 /* Retries a refused request makes because other threads' reclaims ended meanwhile: bounded, so
  * threads that keep reclaiming under a cap cannot keep one another from reporting their OOMs. */
 #define HAK_RECLAIM_RETRIES 8
-#define HAK_MID_SIMPLE_MIN_CLASS 4 /* the mid-simple shortcut applies to classes >= 4 */
+/* The mid-simple shortcut applies to blocks of 128 B and more: the seed's classes >= 4 (a between class
+ * smaller than C4 has a larger number, so the rule is on the block size). */
+#define HAK_MID_SIMPLE_MIN_BLOCK 128u
 
 #define HAK_ADDRESS_BITS 47 /* user-space virtual addresses on x86-64 / aarch64 */
 #define HAK_REGION_COUNT ((size_t)1 << (HAK_ADDRESS_BITS - HAK_CHUNK_SHIFT))

@@ -114,17 +114,17 @@ static void test_hakmem_is_serving(void) {
           info.dli_fname ? info.dli_fname : "(unknown)");
 
     uint64_t before = total_allocs();
-    void *p = malloc(opaque_size(100));
+    void *p = malloc(opaque_size(120));
     uint64_t after = total_allocs();
-    CHECK(p != NULL, "serving: malloc(100) returned NULL\n");
+    CHECK(p != NULL, "serving: malloc(120) returned NULL\n");
     CHECK(after > before, "serving: hak_stats allocs did not rise after malloc (%llu -> %llu)\n",
           (unsigned long long)before, (unsigned long long)after);
 #ifdef HAK_TEST_CHECKED
-    CHECK(malloc_usable_size(p) == 100,
-          "serving: malloc_usable_size(malloc(100)) = %zu, the checked build's is the request\n",
+    CHECK(malloc_usable_size(p) == 120,
+          "serving: malloc_usable_size(malloc(120)) = %zu, the checked build's is the request\n",
           malloc_usable_size(p));
 #else
-    CHECK(malloc_usable_size(p) == 128, "serving: malloc_usable_size(malloc(100)) = %zu, hakmem's class is 128\n",
+    CHECK(malloc_usable_size(p) == 128, "serving: malloc_usable_size(malloc(120)) = %zu, hakmem's class is 128\n",
           malloc_usable_size(p));
 #endif
     free(p);
@@ -223,6 +223,9 @@ static void ring_drain(live_block *ring) {
 static size_t class_sizes(size_t *out) {
     size_t n = 0;
     for (size_t s = 8; s <= 1024; s *= 2) out[n++] = s;
+    out[n++] = 48; /* the between classes */
+    for (size_t base = 64; base < 1024; base *= 2)
+        for (size_t k = 5; k <= 7; k++) out[n++] = base / 4 * k;
     for (size_t base = 1024; base < 32768; base *= 2)
         for (size_t k = 5; k <= 8; k++) out[n++] = base / 4 * k;
     return n;
@@ -445,7 +448,7 @@ static void test_realloc_contents(void) {
 }
 
 static void test_realloc_in_place(void) {
-    void *p = malloc(opaque_size(100));
+    void *p = malloc(opaque_size(120));
     CHECK(p != NULL, "realloc shrink in place: malloc(100) NULL\n");
     if (!p) return;
     fill(p, 100, 7);
@@ -470,7 +473,7 @@ static void test_realloc_in_place(void) {
 }
 
 static void test_realloc_zero_frees(void) {
-    void *p = malloc(opaque_size(100));
+    void *p = malloc(opaque_size(120));
     CHECK(p != NULL, "realloc(p, 0): malloc(100) NULL\n");
     uint64_t live = live_blocks();
     void *q = realloc(p, opaque_size(0));

@@ -48,9 +48,9 @@ static void *must_malloc(size_t n) {
     return p;
 }
 
-/* 100 bytes and their 8-byte trailer: class 4 (128 B). */
+/* 120 bytes and their 8-byte trailer: class 4 (128 B). */
 static void double_free(void) {
-    char *p = must_malloc(100);
+    char *p = must_malloc(120);
     free(p);
     say("ptr", p);
     say_tid();
@@ -66,7 +66,7 @@ static void *free_twice(void *p) {
 
 /* Both frees remote: the report names the freeing thread, not the owner. */
 static void double_free_remote(void) {
-    char *p = must_malloc(100);
+    char *p = must_malloc(120);
     say("ptr", p);
     pthread_t t;
     if (pthread_create(&t, NULL, free_twice, p) != 0) _exit(2);
@@ -103,36 +103,37 @@ static void unallocated_fresh(void) {
 }
 
 static void interior(void) {
-    char *p = must_malloc(100);
+    char *p = must_malloc(120);
     say("ptr", p + 8);
     say("block", p);
     say_tid();
     free(opaque(p + 8));
 }
 
+/* 110 bytes: class 4 too, with canary bytes between the request and the trailer. */
 static void overflow(void) {
-    char *p = must_malloc(100);
-    ((char *)opaque(p))[100] = 'x';
+    char *p = must_malloc(110);
+    ((char *)opaque(p))[110] = 'x';
     say("ptr", p);
     say_tid();
     free(p);
 }
 
-/* 200 bytes + trailer: class 5 (256 B). The freed block comes back after the
+/* 240 bytes + trailer: class 5 (256 B). The freed block comes back after the
  * slab's other free blocks; the malloc that hands it out reports. */
 static void use_after_free(void) {
-    char *p = must_malloc(200);
+    char *p = must_malloc(240);
     free(p);
     ((char *)opaque(p))[40] = 1;
     say("ptr", p);
     say_tid();
     for (int i = 0; i < 10000; i++)
-        if (must_malloc(200) == p) _exit(3);
+        if (must_malloc(240) == p) _exit(3);
     _exit(2); /* the block never came back */
 }
 
 static void realloc_freed(void) {
-    char *p = must_malloc(100);
+    char *p = must_malloc(120);
     free(p);
     say("ptr", p);
     say_tid();

@@ -78,11 +78,12 @@ static uint64_t splitmix(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
-/* Mostly class 4 (65..128 bytes), the rest spread over small sizes, a few mid and large. */
+/* Mostly class 4 (113..128 bytes: the seed's 128-byte blocks), the rest spread over small sizes, a few mid and
+ * large. */
 static uint32_t pick_size(uint64_t *rng) {
     uint64_t r = splitmix(rng);
     unsigned k = (unsigned)(r % 100);
-    if (k < 70) return 65 + (uint32_t)((r >> 8) % 64);
+    if (k < 70) return 113 + (uint32_t)((r >> 8) % 16);
     if (k < 95) return 1 + (uint32_t)((r >> 8) % 1024);
     if (k < 99 || (r >> 32) % 8 != 0) return 1025 + (uint32_t)((r >> 8) % 31744);
     return 32769 + (uint32_t)((r >> 8) % (128 * 1024));

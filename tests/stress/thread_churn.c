@@ -121,19 +121,18 @@ static uint64_t splitmix(uint64_t *s) {
 /* Every class about equally often (a class picked, then a size inside it),
  * and one allocation in 256 on the large path. */
 #define LARGEST (256 * 1024)
+#define CLASSES 41
+/* The n-th block size in order: 8, 16, 32, 48, then four steps per doubling (the between and mid classes). */
+static uint32_t nth_block(unsigned n) {
+    static const uint32_t first[4] = {8, 16, 32, 48};
+    return n < 4 ? first[n] : (4u + (n - 4) % 4) << (4 + (n - 4) / 4);
+}
+
 static uint32_t pick_size(uint64_t *rng) {
     uint64_t r = splitmix(rng);
     if (r % 256 == 0) return 32769 + (uint32_t)((r >> 8) % (LARGEST - 32768));
-    unsigned cls = (unsigned)((r >> 8) % 28);
-    uint32_t hi, lo;
-    if (cls < 8) {
-        hi = 8u << cls;
-        lo = cls == 0 ? 8 : hi / 2 + 1; /* at least 8: the header */
-    } else {
-        unsigned k = (cls - 8) / 4, step = (cls - 8) % 4;
-        hi = (5u + step) << (8 + k);
-        lo = ((4u + step) << (8 + k)) + 1;
-    }
+    unsigned cls = (unsigned)((r >> 8) % CLASSES);
+    uint32_t hi = nth_block(cls), lo = cls == 0 ? 8 : nth_block(cls - 1) + 1; /* at least 8: the header */
     return lo + (uint32_t)((r >> 16) % (hi - lo + 1));
 }
 

@@ -2,7 +2,7 @@
 """test_fork.py — a forked child's refills are recorded under the child's own vpid, the parent's under its own.
 
 Records trace_fork_program (dlopen of libm, 4 allocating threads, fork without exec while they hold their
-blocks; the child allocates 50000 blocks of 100 bytes) with `hakmem-trace record`, a real LTTng session, which
+blocks; the child allocates 50000 blocks of 120 bytes) with `hakmem-trace record`, a real LTTng session, which
 preloads libhakmem-trace.so and liblttng-ust-fork.so. Without the fork wrapper the child's events would carry the
 parent's vpid; without the allocator's fork handlers the child would hang or fail.
 
@@ -17,7 +17,7 @@ WORKERS = 4
 # bytes and 32 of 2048: blocks kept live at once need at least that many distinct slabs, so at least that many
 # refills, less the one slab a heap may already hold for the class.
 WORKER_MID_BLOCKS, MID_SIZE = 4000, 2048
-CHILD_BLOCKS, CHILD_BLOCK_SIZE = 50000, 128  # malloc(100) is served by the 128-byte class
+CHILD_BLOCKS, CHILD_BLOCK_SIZE = 50000, 128  # malloc(120) is served by the 128-byte class
 SLAB = 64 * 1024
 
 

@@ -14,7 +14,7 @@ static const struct {
     unsigned class_idx;
     size_t request, block;
     long fixed; /* blocks held before the growing set starts; -1: the set that grows to the NULL */
-} sets[] = {{7, 1000, 1024, 2048}, {5, 200, 256, 4096}, {4, 128, 128, -1}};
+} sets[] = {{7, 1000, 1024, 2048}, {5, 240, 256, 4096}, {4, 128, 128, -1}};
 #define SETS (sizeof sets / sizeof sets[0])
 
 int main(int argc, char **argv) {

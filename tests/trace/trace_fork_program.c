@@ -34,7 +34,7 @@
 #define MID_BLOCKS 4000
 #define MID_SIZE 2048
 #define CHILD_BLOCKS 50000
-#define CHILD_SIZE 100
+#define CHILD_SIZE 120
 
 #define DIE(...)                                                                                                       \
     do {                                                                                                               \

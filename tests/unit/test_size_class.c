@@ -5,18 +5,33 @@
 int main(void) {
     for (unsigned i = 0; i < HAK_TINY_CLASSES; i++)
         CHECK(hak_class_size[i] == 8u << i, "tiny class C%u is %u bytes, want %u", i, hak_class_size[i], 8u << i);
-    for (unsigned c = 1; c < HAK_NUM_CLASSES; c++)
-        CHECK(hak_class_size[c] > hak_class_size[c - 1], "classes grow: C%u", c);
-    CHECK(hak_class_size[HAK_NUM_CLASSES - 1] == HAK_SMALL_MAX, "last class is HAK_SMALL_MAX");
+    /* Numbers are not in size order (the between classes come last): walk the classes by size. */
+    uint32_t largest = 0, previous = 0;
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+        if (hak_class_size[c] > largest) largest = hak_class_size[c];
+    CHECK(largest == HAK_SMALL_MAX, "largest class is HAK_SMALL_MAX");
+    for (unsigned seen = 0; seen < HAK_NUM_CLASSES; seen++) {
+        uint32_t next = UINT32_MAX;
+        for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
+            if (hak_class_size[c] > previous && hak_class_size[c] < next) next = hak_class_size[c];
+        CHECK(next != UINT32_MAX, "%u classes of distinct sizes, want %u", seen, HAK_NUM_CLASSES);
+        /* From 64 bytes up no step is more than 25 % (below, 8, 16, 32, 48: finer is not 16-byte aligned). */
+        CHECK(previous < 64 || (uint64_t)next * 4 <= (uint64_t)previous * 5, "step %u -> %u is over 25 %%", previous,
+              next);
+        CHECK(next < 16 || next % 16 == 0, "class of %u bytes: blocks of 16 B and more are 16-byte aligned", next);
+        previous = next;
+    }
     for (size_t size = 0; size <= HAK_SMALL_MAX; size++) {
         unsigned c = hak_size_to_class(size);
         CHECK(c < HAK_NUM_CLASSES, "size %zu -> class %u out of range", size, c);
         CHECK(hak_class_size[c] >= size, "size %zu -> C%u (%u bytes) too small", size, c, hak_class_size[c]);
-        CHECK(c == 0 || hak_class_size[c - 1] < size, "size %zu -> C%u but C%u (%u) fits", size, c, c - 1,
-              hak_class_size[c - 1]);
+        for (unsigned o = 0; o < HAK_NUM_CLASSES; o++)
+            CHECK(!(hak_class_size[o] >= size && hak_class_size[o] < hak_class_size[c]),
+                  "size %zu -> C%u (%u) but C%u (%u) fits", size, c, hak_class_size[c], o, hak_class_size[o]);
     }
-    /* The seed's class 4 is 128-byte blocks: 65..128 bytes. */
-    CHECK(hak_size_to_class(65) == 4 && hak_size_to_class(128) == 4, "class 4 covers 65..128");
+    /* The seed's class 4 is still 128-byte blocks, now for requests above the 112-byte between class. */
+    CHECK(hak_size_to_class(113) == 4 && hak_size_to_class(128) == 4 && hak_size_to_class(112) != 4,
+          "class 4 covers 113..128");
     /* Slab capacities: every class fits at least one block in slab 0. */
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
         CHECK((HAK_SLAB_SIZE - HAK_SLAB0_DATA_OFFSET) / hak_class_size[c] >= 1, "C%u fits slab 0", c);
