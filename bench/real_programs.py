@@ -6,7 +6,9 @@ repository), runs under each allocator via LD_PRELOAD (which reaches the childre
 subcommands) and is timed by GNU time: wall, user and system seconds, minor page faults and peak RSS. redis-server
 runs under the allocator on a free port of 127.0.0.1 while redis-benchmark (never preloaded) drives it.
 """
+import csv
 import hashlib
+import math
 import os
 import random
 import re
@@ -355,9 +357,12 @@ def run_redis(folder, size, lib, timeout):
     except subprocess.TimeoutExpired:
         error = f"redis-benchmark timed out after {timeout:g} s"
     finally:
-        pid = int(pidfile.read_text().strip()) if pidfile.exists() and pidfile.read_text().strip() else None
-        if pid is not None and proc.poll() is None:
-            os.kill(pid, signal.SIGTERM)
+        text = pidfile.read_text().strip() if pidfile.exists() else ""
+        if proc.poll() is None:
+            if text.isdigit():
+                os.kill(int(text), signal.SIGTERM)  # the server itself: time then reports it and exits
+            else:
+                os.killpg(proc.pid, signal.SIGTERM)  # it never wrote its pid: its session holds time and it
         try:
             out, err = proc.communicate(timeout=20)
         except subprocess.TimeoutExpired:
@@ -528,7 +533,7 @@ def tables(summary, names, allocs, md, subject="hakmem", peers=("glibc", "mimall
 
 
 def geomean_lines(summary, names, allocs, subject):
-    import math
+    """hakmem / glibc and / mimalloc per metric, over the programs (a zero, e.g. 0.00 s of system time, drops out)."""
     out = []
     for ref in ("glibc", "mimalloc"):
         if ref not in allocs:
@@ -544,7 +549,6 @@ def geomean_lines(summary, names, allocs, subject):
 
 
 def write_csv(base, rows, summary, names, allocs, stamp):
-    import csv
     keys = METRICS + ["requests_per_sec"]
     runs_path = base.with_name(base.name + "-programs-runs.csv")
     with open(runs_path, "w", newline="") as f:
