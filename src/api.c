@@ -202,6 +202,12 @@ static void *realloc_call(void *p, size_t size) {
     if (kind != HAK_REGION_SUPERSLAB) {
         large = large_or_die(p, kind, "realloc");
         if (size > HAK_SMALL_MAX && large_resize_in_place(large, size)) return p;
+        void *moved = size > HAK_SMALL_MAX ? large_grow_moved(large, size) : NULL;
+        if (moved) { /* a growing array: its pages move, none is copied; counted as the copy would be */
+            hak_stats_shared_alloc();
+            hak_stats_shared_free();
+            return moved;
+        }
         old_usable = large_usable_size(large);
     } else {
         old_usable = small_usable(p, "realloc");

@@ -137,10 +137,16 @@ void hak_os_unmap_part(unsigned arena, void *base, size_t size, size_t committed
 void hak_os_unmap(unsigned arena, void *base, size_t size);
 /* Grows a mapping in place (no move); charges the cap. */
 bool hak_os_grow_in_place(unsigned arena, void *base, size_t old_size, size_t new_size);
+/* Grows a mapping by moving its pages to a new range aligned to `align` (mremap, no copy); charges the cap.
+ * The new base, or NULL (the old mapping untouched) when refused. */
+void *hak_os_move_grow(unsigned arena, void *base, size_t old_size, size_t new_size, size_t align);
 /* Pages for thread heaps, committed and never given back; NULL (why filled) if refused. */
 void *hak_os_map_metadata(unsigned arena, size_t size, hak_os_failure *why);
 /* MADV_HUGEPAGE over [base, base + size); advice, so it cannot fail. */
 void hak_os_advise_huge(unsigned arena, void *base, size_t size);
+/* MADV_COLLAPSE of the 2 MiB at base (aligned): one huge page now, for a range whose small pages would
+ * otherwise keep it from ever getting one; advice too. */
+void hak_os_collapse_huge(unsigned arena, void *base);
 /* Retries the releases the OS refused; returns how many went back now. */
 size_t hak_os_release_pending(void);
 size_t hak_os_pending_bytes(void);      /* refused releases still mapped (part of mapped bytes) */
@@ -459,6 +465,8 @@ void large_free(hak_large_header *h, bool keep_mapping);
 size_t large_usable_size(const hak_large_header *h);
 /* Whether the block now holds `size` bytes without moving. */
 bool large_resize_in_place(hak_large_header *h, size_t size);
+/* The block grown to `size` bytes by moving its pages (no copy), or NULL (the block untouched). */
+void *large_grow_moved(hak_large_header *h, size_t size);
 
 /* ---- stats.c ---- counters: per class in the slow paths, per thread heap on the fast paths */
 #define HAK_CTR_ITEM(field, column, width, meaning) HAK_CTR_##field,

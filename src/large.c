@@ -59,6 +59,21 @@ static void *large_refused(void) {
     return NULL;
 }
 
+/* Huge pages from 2 MiB up, over the whole mapping: advice on a part would split it into two kernel mappings
+ * (VMAs), and mremap, which the growth of a realloc needs, fails (EFAULT) on a range spanning two. */
+static void advise_huge(unsigned arena, uint8_t *base, size_t size) {
+    if (size >= HAK_CHUNK_SIZE) hak_os_advise_huge(arena, base, size);
+}
+
+/* A mapping grew from old_size: its old last page (the page the header's offset pushes past a 2 MiB boundary)
+ * sits in 2 MiB that the growth now fills, and as a small page it keeps them from a huge page, so the array's
+ * next writes fault 511 times there. Collapsed now, they fault never. */
+static void grown_huge(unsigned arena, uint8_t *base, size_t old_size, size_t new_size) {
+    size_t region = old_size & ~(size_t)HAK_CHUNK_MASK;
+    if (new_size < HAK_CHUNK_SIZE || region == old_size || region + HAK_CHUNK_SIZE > new_size) return;
+    hak_os_collapse_huge(arena, base + region);
+}
+
 /* Mapped for the program's large blocks: the census's figure, so only the trace build pays the atomic. */
 static _Atomic size_t program_large_bytes;
 
@@ -97,7 +112,7 @@ void *large_alloc(size_t size, size_t align, bool zeroed) {
     }
     if (!base) {
         base = hak_os_map(arena, map_size, map_align, &why);
-        if (base && map_size >= HAK_CHUNK_SIZE) hak_os_advise_huge(arena, base, map_size & ~(size_t)HAK_CHUNK_MASK);
+        if (base) advise_huge(arena, base, map_size);
     }
     if (!base) {
         large_refusal_traced(&why);
@@ -140,6 +155,32 @@ size_t large_usable_size(const hak_large_header *h) {
     return HAKMEM_CHECKED ? h->requested : h->map_size - (size_t)(h->user - h->map_base);
 }
 
+/* Only blocks whose header is the mapping's start (alignment up to 2 MiB) move: the header moves with the pages,
+ * so the new block is at the same offset in a mapping aligned the same. */
+void *large_grow_moved(hak_large_header *h, size_t size) {
+    size_t offset = (size_t)(h->user - h->map_base);
+    if ((uint8_t *)h != h->map_base || size > PTRDIFF_MAX - offset - hak_os_page_size()) return NULL;
+    size_t need = page_round(offset + size), old_size = h->map_size;
+    unsigned arena = h->arena;
+    uint8_t *old_base = h->map_base;
+    const uint8_t *old_user = h->user;
+    size_t old_requested = h->requested;
+    uint8_t *base = hak_os_move_grow(arena, old_base, old_size, need, HAK_CHUNK_SIZE);
+    if (!base) return NULL;
+    hak_region_set((uintptr_t)old_base, HAK_REGION_NONE);
+    hak_ck_large_freed(old_user, old_requested); /* the old pointer is a freed block now, as after a copy */
+    h = (hak_large_header *)base;
+    h->map_base = base;
+    h->map_size = need;
+    h->user = base + offset;
+    large_count(arena, need - old_size, true);
+    advise_huge(arena, base, need);
+    grown_huge(arena, base, old_size, need);
+    canary_set(h, size);
+    hak_region_set((uintptr_t)h, HAK_REGION_LARGE);
+    return h->user;
+}
+
 bool large_resize_in_place(hak_large_header *h, size_t size) {
     canary_check(h, "realloc");
     size_t offset = (size_t)(h->user - h->map_base);
@@ -154,6 +195,8 @@ bool large_resize_in_place(hak_large_header *h, size_t size) {
         }
     } else if (hak_os_grow_in_place(h->arena, h->map_base, h->map_size, need)) {
         large_count(h->arena, need - h->map_size, true);
+        advise_huge(h->arena, h->map_base, need);
+        grown_huge(h->arena, h->map_base, h->map_size, need);
         h->map_size = need;
     } else {
         return false;

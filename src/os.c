@@ -293,6 +293,25 @@ bool hak_os_grow_in_place(unsigned arena, void *base, size_t old_size, size_t ne
     return grown;
 }
 
+void *hak_os_move_grow(unsigned arena, void *base, size_t old_size, size_t new_size, size_t align) {
+    int saved = errno;
+    hak_os_failure why;
+    void *target = NULL;
+    if (charge(arena, new_size - old_size)) {
+        target = hak_os_reserve(arena, new_size, align, &why);
+        /* MREMAP_FIXED replaces the reservation with the old pages, moved: the kernel copies no byte. */
+        if (target && (os_fault(arena) ||
+                       mremap(base, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target) == MAP_FAILED)) {
+            release(arena, target, new_size, 0, true);
+            target = NULL;
+        }
+        if (target) atomic_fetch_sub_explicit(&mapped_bytes, old_size, memory_order_relaxed); /* moved away */
+        else uncharge(arena, new_size - old_size);
+    }
+    errno = saved;
+    return target;
+}
+
 void *hak_os_map_metadata(unsigned arena, size_t size, hak_os_failure *why) {
     if (!hak_os_commit(arena, size, why)) return NULL;
     int saved = errno;
@@ -312,5 +331,15 @@ void hak_os_advise_huge(unsigned arena, void *base, size_t size) {
     if (os_fault(arena)) return;
     int saved = errno;
     madvise(base, size, MADV_HUGEPAGE);
+    errno = saved;
+}
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25 /* Linux 6.1; older kernels refuse it (EINVAL), which advice may */
+#endif
+void hak_os_collapse_huge(unsigned arena, void *base) {
+    if (os_fault(arena)) return;
+    int saved = errno;
+    madvise(base, HAK_CHUNK_SIZE, MADV_COLLAPSE);
     errno = saved;
 }

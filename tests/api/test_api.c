@@ -447,6 +447,47 @@ static void test_realloc_contents(void) {
     free(buf);
 }
 
+/* A large block grown while a block mapped after each step keeps it from growing in place: its pages move
+ * (mremap), its contents stay, and the old ranges leave the mapped bytes (were they counted twice, the mapped
+ * bytes would hold every old size too: 2x the final block). */
+static void test_realloc_grow_blocked(void) {
+    enum { STEPS = 6 };
+    void *neighbour[STEPS] = {0};
+    hak_stats st;
+    hak_stats_get(&st);
+    uint64_t mapped_before = st.mapped_bytes;
+    size_t size = 1 << 20;
+    unsigned char *buf = malloc(opaque_size(size));
+    CHECK(buf != NULL, "blocked growth: malloc(1 MiB) NULL\n");
+    if (!buf) return;
+    for (size_t i = 0; i < size; i++) buf[i] = (unsigned char)(i * 7);
+    size_t neighbours = 0;
+    for (int step = 0; step < STEPS; step++) {
+        neighbour[step] = malloc(opaque_size(3u << 20));
+        CHECK(neighbour[step] != NULL, "blocked growth: the neighbour's malloc NULL\n");
+        neighbours += 3u << 20;
+        size_t next = size * 2;
+        unsigned char *nb = realloc(buf, opaque_size(next));
+        CHECK(nb != NULL, "blocked growth: realloc(%zu) NULL\n", next);
+        if (!nb) break;
+        buf = nb;
+        size_t bad = SIZE_MAX;
+        for (size_t i = 0; i < size && bad == SIZE_MAX; i++)
+            if (buf[i] != (unsigned char)(i * 7)) bad = i;
+        CHECK(bad == SIZE_MAX, "blocked growth: %zu -> %zu lost byte %zu\n", size, next, bad);
+        for (size_t i = size; i < next; i++) buf[i] = (unsigned char)(i * 7);
+        size = next;
+    }
+    hak_stats_get(&st);
+    /* The block, its neighbours, and each mapping's header page and rounding; the large cache may hold the
+     * freed 1 MiB-class mappings of the copy path, never the moved ones. */
+    uint64_t bound = mapped_before + size + neighbours + (STEPS + 1) * (4u << 20);
+    CHECK(st.mapped_bytes <= bound, "blocked growth: %llu B mapped with %zu B of blocks live (bound %llu)\n",
+          (unsigned long long)st.mapped_bytes, size + neighbours, (unsigned long long)bound);
+    free(buf);
+    for (int step = 0; step < STEPS; step++) free(neighbour[step]);
+}
+
 static void test_realloc_in_place(void) {
     void *p = malloc(opaque_size(120));
     CHECK(p != NULL, "realloc shrink in place: malloc(100) NULL\n");
@@ -823,6 +864,7 @@ int main(void) {
         {"realloc(NULL, n)", test_realloc_null_is_malloc},
         {"realloc contents", test_realloc_contents},
         {"realloc in place", test_realloc_in_place},
+        {"realloc growth, neighbour in the way", test_realloc_grow_blocked},
         {"realloc(p, 0)", test_realloc_zero_frees},
         {"failed realloc / reallocarray", test_realloc_failure_keeps_block},
         {"posix_memalign", test_posix_memalign},
