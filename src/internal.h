@@ -264,8 +264,6 @@ size_t superslab_heads_give_back(bool retire_idle);
 /* A slab release left the class with more than HAK_COMMITTED_FREE_SLABS free slabs whose pages stay
  * committed: once they have been so for HAK_PURGE_DELAY_NS, the excess gives its pages back. */
 void superslab_head_purge_later(hak_superslab_head *head);
-/* A claim took a committed free slab, leaving free_now: the purge's low-water mark follows. */
-void superslab_head_note_low(hak_superslab_head *head, uint32_t free_now);
 
 /* ---- reclaim.c ---- memory that remains, given back when the OS or the cap refuses */
 /* Returns what no one uses (refused releases, the large cache, the reserve, idle

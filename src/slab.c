@@ -46,8 +46,7 @@ void superslab_claim_slab(hak_superslab_head *head, hak_bitmap_check *out) {
                           "a slab whose bitmap bit was clear is free");
                 /* The slab is ours now: its committed bit cannot change under us. */
                 if (atomic_load_explicit(&c->committed, memory_order_relaxed) & bit) {
-                    uint32_t left = atomic_fetch_sub_explicit(&head->free_committed, 1, memory_order_relaxed) - 1;
-                    superslab_head_note_low(head, left);
+                    atomic_fetch_sub_explicit(&head->free_committed, 1, memory_order_relaxed);
                 } else if (hak_os_commit(head->arena, hak_slab_pages_bytes(idx), &out->failure)) {
                     atomic_fetch_or_explicit(&c->committed, bit, memory_order_relaxed);
                 } else {

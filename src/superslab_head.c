@@ -169,46 +169,27 @@ size_t superslab_heads_give_back(bool retire_idle) {
     return n;
 }
 
-void superslab_head_note_low(hak_superslab_head *head, uint32_t free_now) {
-    uint32_t low = atomic_load_explicit(&head->free_low, memory_order_relaxed);
-    while (free_now < low && !atomic_compare_exchange_weak_explicit(&head->free_low, &low, free_now,
-                                                                     memory_order_relaxed, memory_order_relaxed)) {
-    }
-}
-
 /* Free slabs whose pages stay committed beyond the class's few: given back
- * only once they have stayed free for a while, because a program that frees a
+ * only once they have stayed so for a while, because a program that frees a
  * heap of blocks usually builds the next one straight away (the fragmentation
  * bench, any round-based server), and giving the pages back at once made it
- * fault every one of them in again (1.7x slower). A purge gives back no more
- * than the low-water mark of the delay past: slabs claimed and released again
- * within it are the program's working set (redis-server, whose free count
- * swings with its requests, made 783 madvise calls a run and 1.4x mimalloc's
- * faults when every purge took the whole excess); the mark then restarts. */
+ * fault every one of them in again (1.7x slower). */
 void superslab_head_purge_later(hak_superslab_head *head) {
     uint64_t now = hak_os_now_ns();
     uint64_t due = atomic_load_explicit(&head->purge_due_ns, memory_order_relaxed);
     if (due == 0) {
-        if (atomic_compare_exchange_strong_explicit(&head->purge_due_ns, &due, now + HAK_PURGE_DELAY_NS,
-                                                    memory_order_relaxed, memory_order_relaxed))
-            atomic_store_explicit(&head->free_low, atomic_load_explicit(&head->free_committed, memory_order_relaxed),
-                                  memory_order_relaxed);
+        atomic_compare_exchange_strong_explicit(&head->purge_due_ns, &due, now + HAK_PURGE_DELAY_NS,
+                                                memory_order_relaxed, memory_order_relaxed);
         return;
     }
     if (now < due || pthread_mutex_trylock(&head->lock) != 0) return;
-    uint32_t idle = atomic_load_explicit(&head->free_low, memory_order_relaxed);
-    uint32_t goal = idle > HAK_COMMITTED_FREE_SLABS ? idle - HAK_COMMITTED_FREE_SLABS : 0;
-    for (hak_superslab *c = atomic_load_explicit(&head->chunks, memory_order_relaxed); c && goal;
-         c = chain_next(c)) {
-        uint32_t back = superslab_decommit_free(c, goal);
+    atomic_store_explicit(&head->purge_due_ns, 0, memory_order_relaxed);
+    for (hak_superslab *c = atomic_load_explicit(&head->chunks, memory_order_relaxed); c; c = chain_next(c)) {
+        uint32_t fc = atomic_load_explicit(&head->free_committed, memory_order_relaxed);
+        if (fc <= HAK_COMMITTED_FREE_SLABS) break;
+        uint32_t back = superslab_decommit_free(c, fc - HAK_COMMITTED_FREE_SLABS);
         atomic_fetch_sub_explicit(&head->free_committed, back, memory_order_relaxed);
-        goal -= back < goal ? back : goal;
     }
-    /* Still above the few: the next delay is measured from now, its mark from what is left. */
-    uint32_t fc = atomic_load_explicit(&head->free_committed, memory_order_relaxed);
-    atomic_store_explicit(&head->free_low, fc, memory_order_relaxed);
-    atomic_store_explicit(&head->purge_due_ns, fc > HAK_COMMITTED_FREE_SLABS ? now + HAK_PURGE_DELAY_NS : 0,
-                          memory_order_relaxed);
     /* A chunk the purge left with no slab in use waits, as after a release, for its last slab's release. */
     pthread_mutex_unlock(&head->lock);
 }

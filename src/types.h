@@ -217,8 +217,6 @@ typedef struct hak_superslab_head {
     _Atomic uint32_t listed_slabs;    /* listed bits set across the chain: adopters walk only when > 0 */
     _Atomic uint32_t free_committed;  /* free slabs of the chain whose pages stay committed */
     _Atomic uint64_t purge_due_ns;    /* when the excess of them gives its pages back (0: none due) */
-    _Atomic uint32_t free_low;        /* the fewest free_committed since the purge was scheduled: that many
-                                       * slabs stayed free (and committed) the whole delay. A claim lowers it */
     uint8_t class_idx;
     uint8_t arena;                    /* its chunks' arena */
     pthread_mutex_t lock;             /* chain, expansion, retired list */
