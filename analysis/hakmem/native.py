@@ -54,6 +54,15 @@ def _lib():
         lib.hk_core_result.restype = ctypes.c_void_p
         lib.hk_core_result.argtypes = [ctypes.c_void_p]
         lib.hk_core_free_string.argtypes = [ctypes.c_void_p]
+        lib.hk_core_event.restype = ctypes.c_int
+        lib.hk_core_event.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
+                                      ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_char_p),
+                                      ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int),
+                                      ctypes.POINTER(ctypes.c_char_p)]
+        lib.hk_core_declare.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.hk_core_explainers_state.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                                                 ctypes.POINTER(ctypes.c_int64)]
+        lib.hk_core_limits.argtypes = [ctypes.POINTER(ctypes.c_int64)]
         _LIB = lib
     return _LIB
 
@@ -78,6 +87,28 @@ class Core:
         if self._lib.hk_core_message(self.ptr, int(msg._ptr)) != 0:
             raise ValueError(self.failure())
 
+    def event(self, name, ts, vpid, vtid, procname, fields):
+        """A crafted event (a test's, not read from a trace): fields by name, integers or enumeration labels."""
+        n = len(fields)
+        keys = (ctypes.c_char_p * n)(*(k.encode() for k in fields))
+        ints = [v if isinstance(v, int) else 0 for v in fields.values()]
+        values = (ctypes.c_int64 * n)(*(v - (1 << 64) if v >= 1 << 63 else v for v in ints))
+        uns = (ctypes.c_int * n)(*(v >= 1 << 63 for v in ints))
+        labels = (ctypes.c_char_p * n)(*(v.encode() if isinstance(v, str) else None for v in fields.values()))
+        if self._lib.hk_core_event(self.ptr, name.encode(), ts, vpid, vtid, procname.encode() if procname else None,
+                                   n, keys, values, uns, labels) != 0:
+            raise ValueError(f"not a catalogue event: {name}")
+
+    def declare(self, name):
+        """An event name the trace would declare (crafted input)."""
+        self._lib.hk_core_declare(self.ptr, name.encode())
+
+    def explainers_state(self, vpid, cls):
+        """(slots waiting, refills holding slots, chunks kept for vpid's class cls): the explainers' memory."""
+        out = (ctypes.c_int64 * 3)()
+        self._lib.hk_core_explainers_state(self.ptr, vpid, cls, out)
+        return tuple(out)
+
     def failure(self):
         return self._lib.hk_core_failure(self.ptr).decode(errors="replace")
 
@@ -94,6 +125,14 @@ class Core:
             finally:
                 self._lib.hk_core_free_string(p)
         return self._result
+
+
+def limits():
+    """The core's bounds, by name (analyzer.h, explainers.h, cause.h)."""
+    out = (ctypes.c_int64 * 6)()
+    _lib().hk_core_limits(out)
+    return dict(zip(("context_window", "context_shown", "detail_per_cause", "chunks_kept", "claims_kept",
+                     "path_limit"), out))
 
 
 def _plugin():

@@ -14,7 +14,8 @@ import collections
 from . import catalogue, judgement, losses, native, trace_input
 from .records import Event, Numbers, thread_label
 
-DETAIL_PER_CAUSE = 1000  # OOMs listed with their path and context per cause (HK_DETAIL_PER_CAUSE in the core)
+DETAIL_PER_CAUSE = 1000  # OOMs listed with their path per cause: the core's HK_DETAIL_PER_CAUSE, which the report
+                         # names (tests/analysis/test_explaining_crafted.py checks that the two agree)
 LARGE = catalogue.LARGE_CLASS
 
 
@@ -37,6 +38,10 @@ class Analyzer:
     def feed(self, msg):
         self.core.feed(msg)
 
+    def event(self, ev):
+        """A crafted Event (tests), analysed as if read from a trace."""
+        self.core.event(ev.name, ev.ts, ev.vpid, ev.vtid, ev.procname, ev.fields)
+
     # ---- what check_usable asks (the input has ended) ----
 
     @property
@@ -54,6 +59,12 @@ class Analyzer:
     @property
     def declared(self):
         return set(self.core.result()["declared"])
+
+    @declared.setter
+    def declared(self, names):
+        """What a crafted input's trace would declare (tests)."""
+        for name in names:
+            self.core.declare(name)
 
     # ---- output ----
 

@@ -13,7 +13,10 @@ void hk_analyzer_init(struct hk_analyzer *a)
 
 static struct hk_thread *thread_of(struct hk_analyzer *a, int64_t vpid, int64_t vtid)
 {
-    struct hk_thread *t = hk_map_get(&a->threads, hk_key2(vpid, vtid));
+    struct hk_thread *t = a->last_thread;
+    if (t && t->vpid == vpid && t->vtid == vtid)
+        return t;
+    t = a->last_thread = hk_map_get(&a->threads, hk_key2(vpid, vtid));
     if (!t) {
         t = calloc(1, sizeof *t);
         if (!t)
@@ -21,12 +24,15 @@ static struct hk_thread *thread_of(struct hk_analyzer *a, int64_t vpid, int64_t 
         t->vpid = vpid;
         t->vtid = vtid;
         hk_map_put(&a->threads, hk_key2(vpid, vtid), t);
+        a->last_thread = t;
     }
     return t;
 }
 
 static struct hk_class *class_of(struct hk_analyzer *a, int64_t cls)
 {
+    if (cls >= 0 && cls < 256 && a->class_by_index[cls])
+        return a->class_by_index[cls];
     struct hk_class *c = hk_map_get(&a->classes, hk_key2(cls, 0));
     if (!c) {
         c = calloc(1, sizeof *c);
@@ -35,6 +41,8 @@ static struct hk_class *class_of(struct hk_analyzer *a, int64_t cls)
         c->cls = cls;
         hk_map_put(&a->classes, hk_key2(cls, 0), c);
     }
+    if (cls >= 0 && cls < 256)
+        a->class_by_index[cls] = c;
     return c;
 }
 
@@ -520,12 +528,22 @@ static void event(struct hk_analyzer *a, struct hk_ev *ev, uintptr_t stream)
     }
 }
 
+void hk_analyzer_inject(struct hk_analyzer *a, struct hk_ev *ev)
+{
+    event(a, ev, 0);
+    hk_ev_unref(ev);
+}
+
 void hk_analyzer_event(struct hk_analyzer *a, struct hk_ev *ev, uintptr_t stream, uintptr_t trace)
 {
     if (!ev->has_vpid || !ev->has_vtid)
         a->no_thread_context++;
-    if (!hk_map_get(&a->vpid_trace, hk_key2(ev->vpid, 0)))
-        hk_map_put(&a->vpid_trace, hk_key2(ev->vpid, 0), (void *)(trace + 1));
+    struct hk_thread *t = thread_of(a, ev->vpid, ev->vtid);
+    if (!t->traced) {
+        t->traced = true;
+        if (!hk_map_get(&a->vpid_trace, hk_key2(ev->vpid, 0)))
+            hk_map_put(&a->vpid_trace, hk_key2(ev->vpid, 0), (void *)(trace + 1));
+    }
     if (!again(a, ev))
         event(a, ev, stream);
     hk_ev_unref(ev);

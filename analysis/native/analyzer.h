@@ -70,6 +70,7 @@ struct hk_thread {
     int64_t last_ts;
     HK_VEC(struct hk_ev *) last_events;
     struct hk_runs runs;
+    bool traced;                  /* its process's trace is noted (vpid_trace) */
 };
 
 struct hk_explaining {
@@ -150,12 +151,16 @@ struct hk_analyzer {
     size_t pending_head;
     int64_t unlisted_causes[HK_CAUSE_COUNT];
     struct hk_bins *bins;         /* the timeline's, when asked for */
+    struct hk_thread *last_thread;  /* the thread of the latest event (lookups: most events follow their own) */
+    struct hk_class *class_by_index[256];  /* classes 0-255, found without a lookup */
 };
 
 void hk_analyzer_init(struct hk_analyzer *a);
 void hk_analyzer_free(struct hk_analyzer *a);
 /* A decoded catalogue event (a reference the analyzer takes), of stream `stream` in trace `trace`. */
 void hk_analyzer_event(struct hk_analyzer *a, struct hk_ev *ev, uintptr_t stream, uintptr_t trace);
+/* An event that no trace holds (a test's crafted one): analysed as read, without the duplicate check. */
+void hk_analyzer_inject(struct hk_analyzer *a, struct hk_ev *ev);
 void hk_analyzer_declare(struct hk_analyzer *a, const char *name);
 /* The end of the input: count the OOMs still waiting. */
 void hk_analyzer_settle_all(struct hk_analyzer *a);

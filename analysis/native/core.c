@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define HK_EXPORT __attribute__((visibility("default")))
 
@@ -159,4 +160,49 @@ HK_EXPORT int hk_core_message(struct hk_core *c, const bt_message *msg)
 HK_EXPORT void hk_core_free_string(char *s)
 {
     free(s);
+}
+
+HK_EXPORT int hk_core_event(struct hk_core *c, const char *name, int64_t ts, int64_t vpid, int64_t vtid,
+                            const char *procname, int n, const char *const *keys, const int64_t *values,
+                            const int *uns, const char *const *labels)
+{
+    int id = hk_event_by_name(name);
+    if (id < 0)
+        return -1;
+    struct hk_ev *e = hk_ev_new();
+    e->id = (uint8_t)id;
+    e->ts = ts;
+    e->vpid = vpid;
+    e->vtid = vtid;
+    e->has_vpid = e->has_vtid = true;
+    e->procname = hk_intern(procname);
+    for (int f = 0; f < hk_events[id].nfields; f++)
+        for (int i = 0; i < n; i++)
+            if (strcmp(keys[i], hk_events[id].fields[f].name) == 0) {
+                e->f[f].i = values[i];
+                e->f[f].uns = uns[i] != 0;
+                e->f[f].label = hk_intern(labels[i]);
+            }
+    hk_analyzer_inject(&c->a, e);
+    return 0;
+}
+
+HK_EXPORT void hk_core_declare(struct hk_core *c, const char *name)
+{
+    hk_analyzer_declare(&c->a, name);
+}
+
+HK_EXPORT void hk_core_explainers_state(struct hk_core *c, int64_t vpid, int64_t cls, int64_t out[3])
+{
+    hk_explainers_state(&c->a.explainers, vpid, cls, out);
+}
+
+HK_EXPORT void hk_core_limits(int64_t out[6])
+{
+    out[0] = HK_CONTEXT_WINDOW;
+    out[1] = HK_CONTEXT_SHOWN;
+    out[2] = HK_DETAIL_PER_CAUSE;
+    out[3] = HK_CHUNKS_KEPT;
+    out[4] = HK_CLAIMS_KEPT;
+    out[5] = HK_PATH_LIMIT;
 }

@@ -24,6 +24,7 @@ struct plan {
     int id;
     struct member members[HK_MAX_FIELDS];
     int64_t vpid_i, vtid_i, proc_i;  /* context member indexes, -1: absent */
+    bool vpid_signed, vtid_signed;
     bool proc_is_string;
 };
 
@@ -134,10 +135,16 @@ static struct plan *make_plan(const bt_event_class *ec)
             is_int(bt_field_class_structure_member_borrow_field_class_const(
                 bt_field_class_structure_borrow_member_by_index_const(ctx, (uint64_t)i))))
             p->vpid_i = i;
+        if (p->vpid_i >= 0)
+            p->vpid_signed = is_signed(bt_field_class_structure_member_borrow_field_class_const(
+                bt_field_class_structure_borrow_member_by_index_const(ctx, (uint64_t)p->vpid_i)));
         if ((i = member_index(ctx, "vtid")) >= 0 &&
             is_int(bt_field_class_structure_member_borrow_field_class_const(
                 bt_field_class_structure_borrow_member_by_index_const(ctx, (uint64_t)i))))
             p->vtid_i = i;
+        if (p->vtid_i >= 0)
+            p->vtid_signed = is_signed(bt_field_class_structure_member_borrow_field_class_const(
+                bt_field_class_structure_borrow_member_by_index_const(ctx, (uint64_t)p->vtid_i)));
         if ((i = member_index(ctx, "procname")) >= 0) {
             const bt_field_class *fc = bt_field_class_structure_member_borrow_field_class_const(
                 bt_field_class_structure_borrow_member_by_index_const(ctx, (uint64_t)i));
@@ -200,25 +207,26 @@ static bool utf8(const unsigned char *s)
     return true;
 }
 
-static int64_t int_value(const bt_field *f, bool *uns)
+static int64_t int_value(const bt_field *f, bool is_signed_field)
 {
-    if (is_signed(bt_field_borrow_class_const(f))) {
-        *uns = false;
-        return bt_field_integer_signed_get_value(f);
-    }
-    *uns = true;
-    return (int64_t)bt_field_integer_unsigned_get_value(f);
+    return is_signed_field ? bt_field_integer_signed_get_value(f) : (int64_t)bt_field_integer_unsigned_get_value(f);
 }
 
 enum hk_decoded hk_decode(struct hk_decoder *d, const bt_message *msg, struct hk_ev **out, const char **malformed)
 {
     const bt_event *event = bt_message_event_borrow_event_const(msg);
     const bt_event_class *ec = bt_event_borrow_class_const(event);
-    struct hk_key k = hk_key2((int64_t)(uintptr_t)ec, 0);
-    struct plan *p = hk_map_get(&d->plans, k);
+    size_t slot = ((uintptr_t)ec >> 4) & 63;
+    struct plan *p = d->recent[slot].ec == ec ? d->recent[slot].plan : NULL;
     if (!p) {
-        p = make_plan(ec);
-        hk_map_put(&d->plans, k, p);
+        struct hk_key k = hk_key2((int64_t)(uintptr_t)ec, 0);
+        p = hk_map_get(&d->plans, k);
+        if (!p) {
+            p = make_plan(ec);
+            hk_map_put(&d->plans, k, p);
+        }
+        d->recent[slot].ec = ec;
+        d->recent[slot].plan = p;
     }
     if (p->kind == HK_MALFORMED)
         *malformed = hk_events[p->id].name;
@@ -243,15 +251,18 @@ enum hk_decoded hk_decode(struct hk_decoder *d, const bt_message *msg, struct hk
     if (p->vpid_i >= 0 || p->vtid_i >= 0 || p->proc_i >= 0) {
         const bt_field *ctx = bt_event_borrow_common_context_field_const(event);
         if (p->vpid_i >= 0 && p->vtid_i >= 0) {
-            bool uns;
-            e->vpid = int_value(bt_field_structure_borrow_member_field_by_index_const(ctx, (uint64_t)p->vpid_i), &uns);
-            e->vtid = int_value(bt_field_structure_borrow_member_field_by_index_const(ctx, (uint64_t)p->vtid_i), &uns);
+            e->vpid = int_value(bt_field_structure_borrow_member_field_by_index_const(ctx, (uint64_t)p->vpid_i),
+                                p->vpid_signed);
+            e->vtid = int_value(bt_field_structure_borrow_member_field_by_index_const(ctx, (uint64_t)p->vtid_i),
+                                p->vtid_signed);
             e->has_vpid = e->has_vtid = true;
         }
         if (p->proc_i >= 0) {
             const char *s =
                 bt_field_string_get_value(bt_field_structure_borrow_member_field_by_index_const(ctx, (uint64_t)p->proc_i));
-            e->procname = hk_intern(utf8((const unsigned char *)s) ? s : "?");
+            if (!d->procname || strcmp(s, d->procname) != 0)
+                d->procname = hk_intern(utf8((const unsigned char *)s) ? s : "?");
+            e->procname = d->procname;
         }
     }
     int64_t ns;

@@ -16,6 +16,11 @@ enum hk_decoded {
 
 struct hk_decoder {
     struct hk_map plans;          /* event class address -> its plan */
+    struct {                      /* the plans last used, by class address (a direct-mapped cache of plans) */
+        const void *ec;
+        void *plan;
+    } recent[64];
+    const char *procname;         /* the procname last read (interned): most events repeat it */
 };
 
 enum hk_decoded hk_decode(struct hk_decoder *d, const bt_message *msg, struct hk_ev **out, const char **malformed);

@@ -51,7 +51,7 @@ static inline bool hk_is_num(const struct hk_val *v, __int128 n) { return hk_is_
 
 static inline bool hk_is_label(const struct hk_val *v, const char *label)
 {
-    return v && v->label && strcmp(v->label, label) == 0;
+    return v && v->label && v->label[0] == label[0] && strcmp(v->label, label) == 0;
 }
 
 /* Equality of two events' (name, fields), as the duplicate check of overlapping snapshots compares them. */

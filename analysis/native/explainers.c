@@ -354,3 +354,16 @@ void hk_explainers_free(struct hk_explainers *x)
     hk_map_free(&x->waiting);
     hk_map_free(&x->marks);
 }
+
+void hk_explainers_state(struct hk_explainers *x, int64_t vpid, int64_t cls, int64_t out[3])
+{
+    out[0] = 0;
+    for (size_t i = 0; i < x->waiting.cap; i++) {
+        struct waiters *ws = x->waiting.slot[i].value;
+        if (ws)
+            out[0] += (int64_t)ws->w.n;
+    }
+    out[1] = (int64_t)x->open.n;
+    struct chunks *c = hk_map_get(&x->marks, hk_key2(vpid, cls));
+    out[2] = c ? (int64_t)c->n : 0;
+}

@@ -47,4 +47,7 @@ void hk_explainers_forget(struct hk_explainers *x, int64_t vpid, int64_t vtid);
 void hk_explainers_take(struct hk_explainers *x, int64_t vpid, int64_t vtid, struct hk_open_refill *ref,
                         struct hk_explained **out, size_t *n);
 
+/* Slots waiting, refills with slots, chunks kept for (vpid, cls): what stays bounded. */
+void hk_explainers_state(struct hk_explainers *x, int64_t vpid, int64_t cls, int64_t out[3]);
+
 #endif
