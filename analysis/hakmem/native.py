@@ -30,10 +30,13 @@ def library_path():
     built = [p for p in (REPO / "build" / d / LIB_NAME for d in PRESETS) if p.is_file()]
     if built:
         return str(max(built, key=lambda p: p.stat().st_mtime).resolve())
-    here = Path(__file__).resolve().parent
-    for d in (here.parent.parent / "lib", here.parent.parent.parent / "lib", Path("/usr/local/lib"), Path("/usr/lib")):
-        if (d / LIB_NAME).is_file():
-            return str((d / LIB_NAME).resolve())
+    # Installed (cmake --install): this package in PREFIX/share/hakmem/analysis/hakmem, the core in PREFIX/lib (or
+    # PREFIX/lib/<multiarch>); then the system's library folders.
+    prefixes = [*Path(__file__).resolve().parents[1:6], Path("/usr/local"), Path("/usr")]
+    for p in prefixes:
+        for found in [p / "lib" / LIB_NAME, *sorted((p / "lib").glob(f"*/{LIB_NAME}"))]:
+            if found.is_file():
+                return str(found.resolve())
     raise CoreMissing(f"{LIB_NAME} not found: build it (cmake --preset trace && cmake --build --preset trace) or "
                       "set HAKMEM_ANALYSIS_CORE")
 
