@@ -4,7 +4,8 @@
     babeltrace2 --plugin-path=analysis TRACE_DIR -c sink.hakmem.oom-paths -p json=yes # = hakmem-trace oom-paths --json
     babeltrace2 --plugin-path=analysis TRACE_DIR -c sink.hakmem.summary [-p json=yes] # = hakmem-trace summary [--json]
 
-Each sink feeds every message it consumes into the same engine as the command line (hakmem.paths.Analyzer) and
+Each sink feeds every message it consumes into the same analysis core as the command line (hakmem.paths.Analyzer,
+whose native core the command runs as its graph's sink; here each message is handed to it through ctypes) and
 prints the same text (hakmem.report) or the same JSON, so the two outputs are identical byte for byte. Needs the
 Python plugin provider (Debian: libbabeltrace2-python-plugin-provider) and the Python that babeltrace2 embeds
 (the system python3, where bt2 imports).

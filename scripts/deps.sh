@@ -21,4 +21,4 @@ hak_need_packages() {
 # chromium to render the timeline in a test, pkgconf for the installed hakmem.pc's test; git, python3, sqlite3,
 # coreutils, make, gcc and binutils are also the programs the preload tests run under hakmem).
 HAK_BUILD_PACKAGES=(gcc make cmake libc6-dev git coreutils python3 sqlite3 binutils pkgconf
-  lttng-tools liblttng-ust-dev babeltrace2 python3-bt2 libbabeltrace2-python-plugin-provider chromium)
+  lttng-tools liblttng-ust-dev babeltrace2 python3-bt2 libbabeltrace2-dev libbabeltrace2-python-plugin-provider chromium)

@@ -1,9 +1,5 @@
-"""The analysis's records: a decoded event, a refill being followed (bounded), a class's counters, a thread's label."""
-
-import bisect
-import collections
-
-PATH_LIMIT = 256      # events kept per open refill (a refill looping on lost races is cut, and said to be)
+"""The analysis's records as the report shapes them: an event the core kept, a thread's label, a process's OOM
+numbers."""
 
 
 class Event:
@@ -24,60 +20,12 @@ def thread_label(procname, vpid, vtid):
     return name if vpid != vtid else f"{name} (main thread)"
 
 
-class OpenRefill:
-    __slots__ = ("seq", "events", "begins_midway", "cut")
-
-    def __init__(self, seq, begins_midway):
-        self.seq, self.events, self.begins_midway, self.cut = seq, [], begins_midway, False
-
-    def add(self, ev):
-        if len(self.events) < PATH_LIMIT:
-            self.events.append(ev)
-        else:
-            self.cut = True
-
-
-class ClassCounters:
-    def __init__(self):
-        self.refills = 0
-        self.adoptions = collections.Counter()
-        self.reclaims = collections.Counter()
-        self.bitmap_checks = collections.Counter()
-        self.mid_simple = collections.Counter()
-        self.expansions = collections.Counter()
-        self.failures = collections.Counter()
-        self.ooms = 0
-        self.block_size = None
-
-    def as_dict(self):
-        return {"block_size": self.block_size, "refills": self.refills, "bitmap_checks": dict(self.bitmap_checks),
-                "mid_simple_choices": dict(self.mid_simple), "expansions": dict(self.expansions),
-                "failures": dict(self.failures), "adoptions": dict(self.adoptions), "reclaims": dict(self.reclaims),
-                "ooms": self.ooms}
-
-
 class Numbers:
-    """The OOM numbers of one process seen in the trace, as sorted disjoint ranges: they arrive nearly in order,
-    so memory stays small however many there are."""
+    """The OOM numbers of one process seen in the trace, as sorted disjoint ranges (the core keeps them so: they
+    arrive nearly in order, so memory stays small however many there are)."""
 
-    def __init__(self):
-        self.ranges = []  # [first, last], sorted, disjoint, not adjacent
-
-    def add(self, n):
-        r = self.ranges
-        i = bisect.bisect_right(r, [n, float("inf")])  # ranges starting at or before n end before index i
-        if i and r[i - 1][1] >= n:
-            return False  # seen already (the same OOM in two snapshots)
-        if i and r[i - 1][1] == n - 1:
-            r[i - 1][1] = n
-            if i < len(r) and r[i][0] == n + 1:
-                r[i - 1][1] = r[i][1]
-                del r[i]
-        elif i < len(r) and r[i][0] == n + 1:
-            r[i][0] = n
-        else:
-            r.insert(i, [n, n])
-        return True
+    def __init__(self, ranges=None):
+        self.ranges = ranges or []  # [first, last], sorted, disjoint, not adjacent (the core's)
 
     def missing(self, last):
         """The ranges of 1..last not seen."""

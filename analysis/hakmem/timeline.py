@@ -1,8 +1,8 @@
 """`hakmem-trace timeline`: the refill decisions of every thread on a time axis, OOM paths emphasised, as one
 self-contained SVG (or an HTML page holding it inline: no script, no network, no external style).
 
-The trace is read once, through the same streaming engine as `oom-paths` (TimelineAnalyzer is a
-paths.Analyzer that also bins every event it is fed). Memory stays bounded whatever the trace length: marks are
+The trace is read once, through the same analysis core as `oom-paths` (TimelineAnalyzer is a paths.Analyzer
+whose core also bins every event it reads). Memory stays bounded whatever the trace length: marks are
 kept in time buckets per lane whose width doubles whenever the trace outgrows 2 buckets per pixel column; a
 bucket keeps, per event kind and outcome, a count and its first event. The picture then draws at most one mark
 per lane, kind/outcome and pixel column (its hover title gives the count and the first event), and says so when
@@ -21,6 +21,7 @@ import math
 from xml.sax.saxutils import escape
 
 from . import catalogue, paths, report, trace_input
+from .records import Event
 
 DEFAULT_WIDTH = 1400
 GUTTER = 230             # left column: lane labels and row names
@@ -80,53 +81,26 @@ def style_of(kind):
 
 
 class TimelineAnalyzer(paths.Analyzer):
-    """The oom-paths analysis, plus every event binned per lane into a bounded number of time buckets."""
+    """The oom-paths analysis, with every event binned per lane into a bounded number of time buckets by the core
+    (analysis/native/bins.c): cells[(vpid, vtid)][bucket][(event, outcome)] = [count, first Event]."""
 
     def __init__(self, width=DEFAULT_WIDTH):
-        super().__init__()
         self.plot_width = max(200, int(width) - GUTTER - RIGHT)
         self.max_buckets = BUCKETS_PER_PIXEL * self.plot_width
-        self.t0 = None
+        super().__init__(timeline_buckets=self.max_buckets)
         self.shift = 0            # bucket width is 1 << shift ns
-        self.cells = {}           # (vpid, vtid) -> {bucket: {kind: [count, first Event]}}
+        self.cells = {}
         self.lane_events = {}     # (vpid, vtid) -> events
 
-    def event(self, ev):
-        super().event(ev)
-        if self.t0 is None:
-            self.t0 = ev.ts
-        off = max(0, ev.ts - self.t0)
-        if (off >> self.shift) >= self.max_buckets:
-            s = self.shift
-            while (off >> s) >= self.max_buckets:
-                s += 1
-            self._rebin(s - self.shift)
-            self.shift = s
-        key = (ev.vpid, ev.vtid)
-        self.lane_events[key] = self.lane_events.get(key, 0) + 1
-        cell = self.cells.setdefault(key, {}).setdefault(off >> self.shift, {})
-        kind = kind_of(ev.name, ev.fields)
-        c = cell.get(kind)
-        if c is None:
-            cell[kind] = [1, ev]
-        else:
-            c[0] += 1
-
-    def _rebin(self, d):
-        for key, lane in self.cells.items():
-            merged = {}
-            for b, cell in lane.items():          # ascending: the first event of a kind stays the first
-                tgt = merged.get(b >> d)
-                if tgt is None:
-                    merged[b >> d] = cell
-                    continue
-                for kind, (n, ev) in cell.items():
-                    t = tgt.get(kind)
-                    if t is None:
-                        tgt[kind] = [n, ev]
-                    else:
-                        t[0] += n
-            self.cells[key] = merged
+    def finish(self):
+        result = super().finish()
+        bins = self.core.result()["bins"]
+        self.shift = bins["shift"]
+        for vpid, vtid, n, cells in bins["lanes"]:
+            self.lane_events[(vpid, vtid)] = n
+            self.cells[(vpid, vtid)] = {bucket: {(e[0], outcome): [count, Event(*e[:6])] for outcome, count, e in kinds}
+                                        for bucket, kinds in cells}
+        return result
 
 
 # ---- drawing helpers ----

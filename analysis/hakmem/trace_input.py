@@ -1,5 +1,5 @@
-"""Trace input: the CTF trace under a folder checked and read with Babeltrace2, each event decoded by a read plan,
-and the one sentence that says why a trace is unusable."""
+"""Trace input: the CTF trace under a folder checked and read with Babeltrace2 into the analysis core, and the one
+sentence that says why a trace is unusable."""
 
 import collections
 import os
@@ -8,15 +8,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import catalogue
+from . import native
 
-PREFIX = catalogue.PROVIDER + ":"
-MALFORMED, PUBLIC = object(), object()
 CTF_METADATA_MAGIC = 0x75D11D57
 METADATA_HEADER = 37  # magic, uuid, checksum, content_size, packet_size, 3 schemes, major, minor
 REASON_LIMIT = 240    # characters of a Babeltrace2 error quoted in a sentence
 _BT2 = None
-_NB = None
 
 
 class TraceError(Exception):
@@ -32,180 +29,8 @@ def load_bt2():
     return _BT2
 
 
-def _native():
-    """Babeltrace2's C functions as bt2 wraps them (bt2.native_bt._native_bt), or None where they are not found
-    or HAKMEM_TRACE_BT2_OBJECTS=1 (then every event goes through the bt2 objects)."""
-    global _NB
-    if _NB is None:
-        _NB = False
-        if os.environ.get("HAKMEM_TRACE_BT2_OBJECTS") == "1":  # read through the bt2 objects only (a check)
-            return None
-        try:
-            load_bt2()
-            from bt2 import native_bt
-            nb = native_bt._native_bt
-            for f in ("message_event_borrow_event_const", "event_borrow_class_const", "event_borrow_payload_field_const",
-                      "event_borrow_common_context_field_const", "field_structure_borrow_member_field_by_index_const",
-                      "field_integer_signed_get_value", "field_integer_unsigned_get_value", "field_string_get_value",
-                      "message_event_borrow_default_clock_snapshot_const", "clock_snapshot_get_ns_from_origin",
-                      "event_borrow_stream_const"):
-                getattr(nb, f)
-            _NB = nb
-        except Exception:  # noqa: BLE001 — any other bt2 build: the public API only
-            pass
-    return _NB or None
-
-
-class EventReader:
-    """Decodes event messages of the catalogue: (name, ts, vpid, vtid, procname, fields), None (not a catalogue
-    event) or MALFORMED (a catalogue event lacking a catalogue field). One read plan per event class."""
-
-    def __init__(self):
-        self._plans = {}                  # event class address -> how to read it (see _plan)
-
-    def decode(self, msg):
-        return self._decode_native(msg) if _native() is not None else self._decode(msg)
-
-    def stream(self, msg):
-        """The address of the stream an event message's event belongs to (as bt2's Stream.addr gives it)."""
-        nb = _native()
-        if nb is not None:
-            return int(nb.event_borrow_stream_const(nb.message_event_borrow_event_const(msg._ptr)))
-        return msg.event.stream.addr
-
-    def _decode(self, msg):
-        """One event message through the bt2 API: (name, ts, vpid, vtid, procname, fields), None or MALFORMED."""
-        ev = msg.event
-        name = ev.name
-        if not name.startswith(PREFIX):
-            return None
-        short = name[len(PREFIX):]
-        spec = catalogue.EVENTS.get(short)
-        if spec is None:
-            return None
-        payload = ev.payload_field
-        fields = {}
-        try:
-            for k, kind in spec[1]:
-                v = payload[k]
-                if kind.startswith("enum:"):
-                    labels = list(v.labels)
-                    fields[k] = labels[0] if len(labels) == 1 else int(v)
-                else:
-                    fields[k] = int(v)
-        except (KeyError, TypeError, AttributeError):  # no such field, or not an integer
-            return MALFORMED
-        ctx = ev.common_context_field
-        try:
-            vpid, vtid = int(ctx["vpid"]), int(ctx["vtid"])
-        except (KeyError, TypeError):
-            vpid = vtid = None
-        try:
-            proc = str(ctx["procname"])
-        except (KeyError, TypeError):
-            proc = None
-        except UnicodeDecodeError:  # a damaged name
-            proc = "?"
-        return short, msg.default_clock_snapshot.ns_from_origin, vpid, vtid, proc, fields
-
-    def _decode_native(self, msg):
-        """The same as _decode, through Babeltrace2's C functions (bt2's own SWIG module) with a plan made once per
-        event class: several times faster than building a bt2 object per field. A plan is only used after it
-        decoded its class's first event exactly as _decode does; otherwise that class stays on _decode."""
-        nb = _NB
-        mp = msg._ptr
-        evp = nb.message_event_borrow_event_const(mp)
-        key = int(nb.event_borrow_class_const(evp))
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = self._plans[key] = self._plan(msg)
-            if plan not in (None, MALFORMED, PUBLIC) and self._run_plan(nb, plan, mp, evp) != self._decode(msg):
-                plan = self._plans[key] = PUBLIC
-        if plan is PUBLIC:
-            return self._decode(msg)
-        if plan is None or plan is MALFORMED:
-            return plan
-        return self._run_plan(nb, plan, mp, evp)
-
-    def _run_plan(self, nb, plan, mp, evp):
-        short, members, ctx = plan
-        borrow = nb.field_structure_borrow_member_field_by_index_const
-        pf = nb.event_borrow_payload_field_const(evp)
-        fields = {}
-        for name, index, signed, labels in members:
-            f = borrow(pf, index)
-            v = nb.field_integer_signed_get_value(f) if signed else nb.field_integer_unsigned_get_value(f)
-            fields[name] = labels.get(v, v) if labels is not None else v
-        vpid = vtid = proc = None
-        if ctx is not None:
-            cf = nb.event_borrow_common_context_field_const(evp)
-            vpid_i, vtid_i, proc_i = ctx
-            if vpid_i is not None and vtid_i is not None:
-                vpid = nb.field_integer_signed_get_value(borrow(cf, vpid_i))
-                vtid = nb.field_integer_signed_get_value(borrow(cf, vtid_i))
-            if proc_i is not None:
-                try:
-                    proc = nb.field_string_get_value(borrow(cf, proc_i))
-                except UnicodeDecodeError:
-                    proc = "?"
-        status, ts = nb.clock_snapshot_get_ns_from_origin(nb.message_event_borrow_default_clock_snapshot_const(mp))
-        if status != 0:
-            raise OverflowError("a clock snapshot does not fit in nanoseconds from origin")
-        return short, ts, vpid, vtid, proc, fields
-
-    def _plan(self, msg):
-        """How to read one event class: (name, [(field, index, signed, enum labels)], context indexes), or None
-        (not a catalogue event), MALFORMED (a catalogue field missing or not an integer), PUBLIC (use _decode)."""
-        bt2 = load_bt2()
-        try:
-            ev = msg.event
-            name = ev.name
-            if not name.startswith(PREFIX) or catalogue.EVENTS.get(name[len(PREFIX):]) is None:
-                return None
-            short = name[len(PREFIX):]
-            pfc = ev.cls.payload_field_class
-            names = list(pfc.keys()) if pfc is not None else []
-            members = []
-            for field, kind in catalogue.EVENTS[short][1]:
-                if field not in names:
-                    return MALFORMED
-                fc = pfc[field].field_class
-                if not isinstance(fc, bt2._IntegerFieldClassConst):
-                    return MALFORMED
-                signed = isinstance(fc, bt2._SignedIntegerFieldClassConst)
-                labels = None
-                if isinstance(fc, bt2._EnumerationFieldClassConst):
-                    by_value = collections.defaultdict(list)
-                    for label, mapping in fc.items():
-                        for r in mapping.ranges:
-                            if r.upper - r.lower > 4096:
-                                return PUBLIC
-                            for v in range(r.lower, r.upper + 1):
-                                by_value[v].append(label)
-                    labels = {v: ls[0] for v, ls in by_value.items() if len(ls) == 1}
-                members.append((field, names.index(field), signed, labels))
-            ctx = None
-            cfield = ev.common_context_field
-            if cfield is not None:
-                cnames = list(cfield.cls.keys())
-
-                def index(field, want):
-                    if field not in cnames or not isinstance(cfield.cls[field].field_class, want):
-                        return None
-                    return cnames.index(field)
-                ctx = (index("vpid", bt2._SignedIntegerFieldClassConst),
-                       index("vtid", bt2._SignedIntegerFieldClassConst),
-                       index("procname", bt2._StringFieldClassConst))
-                if None in ctx[:2] and ("vpid" in cnames or "vtid" in cnames):
-                    return PUBLIC  # a context of unusual types: let the bt2 API read it
-            return short, members, ctx
-        except Exception:  # noqa: BLE001 — anything unexpected in the bindings: read this class the slow way
-            return PUBLIC
-
-
 def read(path, analyzer):
-    """Stream the trace(s) under path into analyzer.feed(); raise TraceError with one sentence when unusable."""
-    import bt2
+    """Stream the trace(s) under path into analyzer's core; raise TraceError with one sentence when unusable."""
     if path is None or not str(path).strip():
         raise TraceError("no trace folder given (the path is empty)")
     p = Path(path)
@@ -239,12 +64,14 @@ def read(path, analyzer):
         # The CTF source named, not auto-discovered: Babeltrace2 2.0.4's auto-discovery aborts the whole process
         # (a library precondition, "API function called while current thread has an error") when a metadata file
         # does not parse, where the source itself returns an error.
-        sources = [bt2.ComponentSpec.from_named_plugin_and_component_class("ctf", "fs", {"inputs": g})
-                   for g in groups.values()]
+        # The analysis core is the graph's sink (native.run): no event goes through Python.
         try:
-            for msg in bt2.TraceCollectionMessageIterator(sources):
-                analyzer.feed(msg)
+            native.run(list(groups.values()), analyzer.core)
+        except native.CoreMissing as e:
+            raise TraceError(str(e)) from None
         except Exception as e:  # noqa: BLE001 — a damaged trace must still end in one sentence, never a traceback
+            if analyzer.core.failure():  # a value the core cannot take, said as the analysis says it
+                raise TraceError(f"cannot read {path}: {analyzer.core.failure()}") from None
             raise unreadable(path, e) from None
     finally:
         if work is not None:

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """test_explaining_crafted.py — the explaining events of an OOM's decisions in orders a real schedule rarely
-gives, fed to the analysis (paths.Analyzer) as events, without a recording:
+gives, fed to the analysis (paths.Analyzer, whose core takes crafted events too) as events, without a recording:
 
   late      A's expansion lost its race before the winner's chunk_expand is in the trace (the two threads raced to
             the tracer): the winner, emitted afterwards, still explains it
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "analysis"))
-from hakmem import catalogue, paths  # noqa: E402
+from hakmem import catalogue, native, paths  # noqa: E402
 from hakmem.records import Event  # noqa: E402
 import analysistest as at  # noqa: E402
 
@@ -27,6 +27,7 @@ fail, check = at.tt.fail, at.tt.check
 
 CLS, BS, FULL = 27, 32768, 0xFFFFFFFF
 PID = 100
+LIMITS = native.limits()  # the core's bounds
 X, Y = 0x7F0000000000, 0x7F0000200000
 
 
@@ -147,7 +148,7 @@ def far():
     f = Feed()
     f.claimed_refill(2, X, FULL >> 1)
     f.enter(1, Y)
-    for _ in range(paths.CONTEXT_WINDOW * 4 // 3):
+    for _ in range(LIMITS["context_window"] * 4 // 3):
         f.claimed_refill(3, Y, 0x1)              # tid 3 takes a slab of Y and gives it back, again and again
     f.check(1, X, FULL, "full")
     f.oom(1)
@@ -168,11 +169,11 @@ def bounded():
         f.expand(tid, "lost_race", Y + (i << 21), waited=1)  # ... and for an expansion that never comes
         f.check(tid, Y + (i << 21), 0x1, "claimed")
         f.ev(tid, "refill_exit", slab=Y + 0x100, result="claimed")  # the refill ends with a slab
-    e = f.a.explainers
-    waiting = sum(len(w) for w in e.waiting.values())
-    check(waiting == 0 and not e.open, f"bounded: {waiting} slots wait, {len(e.open)} refills kept after they ended")
-    kept = len(e.marks[(PID, CLS)])
-    check(kept <= paths.CHUNKS_KEPT, f"bounded: {kept} chunks kept for one class, at most {paths.CHUNKS_KEPT}")
+    waiting, refills, kept = f.a.core.explainers_state(PID, CLS)
+    check(waiting == 0 and not refills, f"bounded: {waiting} slots wait, {refills} refills kept after they ended")
+    check(kept <= LIMITS["chunks_kept"], f"bounded: {kept} chunks kept for one class, at most {LIMITS['chunks_kept']}")
+    check(paths.DETAIL_PER_CAUSE == LIMITS["detail_per_cause"],
+          f"paths.DETAIL_PER_CAUSE {paths.DETAIL_PER_CAUSE}, the core lists {LIMITS['detail_per_cause']} per cause")
 
 
 def main():
