@@ -165,9 +165,14 @@ void *large_grow_moved(hak_large_header *h, size_t size) {
     uint8_t *old_base = h->map_base;
     const uint8_t *old_user = h->user;
     size_t old_requested = h->requested;
-    uint8_t *base = hak_os_move_grow(arena, old_base, old_size, need, HAK_CHUNK_SIZE);
-    if (!base) return NULL;
+    /* Out of the map before the move: once mremap has taken the old range away, another thread may map it
+     * and set the region for a block of its own, which a later reset would wipe (its free: invalid pointer). */
     hak_region_set((uintptr_t)old_base, HAK_REGION_NONE);
+    uint8_t *base = hak_os_move_grow(arena, old_base, old_size, need, HAK_CHUNK_SIZE);
+    if (!base) {
+        hak_region_set((uintptr_t)old_base, HAK_REGION_LARGE);
+        return NULL;
+    }
     hak_ck_large_freed(old_user, old_requested); /* the old pointer is a freed block now, as after a copy */
     h = (hak_large_header *)base;
     h->map_base = base;
