@@ -147,39 +147,43 @@ enum hak_slab_tag {
 
 /*
  * Slab metadata, kept in the chunk header (never inside the slab) so that a
- * slab's blocks can all be handed out. The first cache line holds all that a
- * malloc or a free reads (a free's owner check and block-start check
- * included), so a free touches one line of metadata; the second holds what
- * other threads write, so remote frees do not bounce the owner's line.
+ * slab's blocks can all be handed out. The lines split by who writes them.
+ * The first holds what a free reads to find its way (owner, block-start
+ * check, state) and the remote stack it pushes on: the holder writes it only
+ * when it collects, adopts or lets go, so a stream of remote frees keeps it
+ * in the freeing thread's cache. The second holds what the holder writes at
+ * every malloc and local free; no other thread reads it, so a producer's
+ * mallocs and its consumer's frees never bounce a line between them.
  */
 typedef struct hak_slab {
-    /* -- holder only (see "holding"): plain loads and stores; but `owner`, which anyone reads -- */
-    hak_block *free;        /* blocks ready to hand out; the owner's frees go straight
-                             * back here (LIFO: the block just freed is the warmest) */
+    /* -- read by every free; written by remote frees (remote_free) and rarely by the holder -- */
     _Atomic(struct hak_heap *) owner;   /* the heap whose thread frees locally, or NONE */
     uint8_t *data;          /* first block */
     uint64_t block_magic;   /* UINT64_MAX / block_size + 1: offset % block_size == 0 <=>
                              * offset * block_magic < block_magic (one multiply, hak_slab_block_start) */
-    uint32_t used;          /* blocks handed out and not yet collected back;
-                             * 0 <=> no live block and nothing in remote_free */
-    uint32_t block_size;
-    uint8_t class_idx;
-    uint8_t slab_idx;       /* position in its chunk, 0..31 */
-    uint8_t on_full;        /* on its owner's full list (else in its ring, or not a heap's) */
-    uint8_t pad0;
-    uint32_t capacity;      /* blocks this slab holds */
-    uint32_t carved;        /* blocks linked into lists so far (lazy, <= capacity) */
-    struct hak_slab *next;  /* the owner's ring or full list */
-    /* -- written by other threads (and the rest of the ring links) -- */
-    struct hak_slab *prev;
     _Atomic uintptr_t remote_free;      /* lock-free stack of remote frees: top block (bits 3..47)
                                          * | its length (bits 48..63) | HAK_REMOTE_UNHELD */
     _Atomic uint64_t state;             /* tag | gen (slab_state.h) */
     struct hak_heap *home;  /* (holder) the heap that held it last: a free by that heap's
                              * thread into the unheld slab takes it straight back */
-    uint8_t pad2[32];
+    uint32_t block_size;
+    uint32_t capacity;      /* blocks this slab holds */
+    uint8_t class_idx;
+    uint8_t slab_idx;       /* position in its chunk, 0..31 */
+    uint8_t pad0[6];
+    /* -- holder only (see "holding"): plain loads and stores -- */
+    hak_block *free;        /* blocks ready to hand out; the owner's frees go straight
+                             * back here (LIFO: the block just freed is the warmest) */
+    uint32_t used;          /* blocks handed out and not yet collected back;
+                             * 0 <=> no live block and nothing in remote_free */
+    uint32_t carved;        /* blocks linked into lists so far (lazy, <= capacity) */
+    struct hak_slab *next;  /* the owner's ring or full list */
+    struct hak_slab *prev;
+    uint8_t on_full;        /* on its owner's full list (else in its ring, or not a heap's) */
+    uint8_t pad1[31];
 } hak_slab;
 
+_Static_assert(offsetof(hak_slab, free) == 64, "what the holder writes at every call has a line of its own");
 _Static_assert(sizeof(hak_slab) == 128, "slab metadata is two cache lines");
 
 struct hak_superslab_head;
