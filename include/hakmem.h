@@ -35,7 +35,7 @@ HAK_API size_t hak_usable_size(const void *p);
 HAK_API void hak_collect(void);
 
 /* Counters since the process started (threads that exited included). */
-#define HAK_STATS_CLASSES 41
+#define HAK_STATS_CLASSES 61
 /* The per-class counters, one list for the struct below, the library's own
  * counting and the columns HAKMEM_STATS=1 prints: X(field, column, width, meaning). */
 #define HAK_CLASS_COUNTERS(X)                                                                  \

@@ -79,8 +79,9 @@ void *hak_malloc(size_t size) {
     return large_alloc_counted(size, 0, false);
 }
 
-static HAK_NOINLINE void free_remote(hak_slab *s, void *p) {
-    if (!hak_state_live(atomic_load_explicit(&s->state, memory_order_relaxed)) || !hak_slab_block_start(s, p))
+/* A free into a slab this thread does not hold (s is a span's first slab). */
+static void free_foreign(hak_slab *s, void *p) {
+    if (!hak_state_live(atomic_load_explicit(&s->state, memory_order_relaxed)) || !hak_span_block_start(s, p))
         hak_fatal_invalid_pointer("free", p);
     hak_heap *h = hak_tls.heap;
     bool heapless = h == &hak_empty_heap;
@@ -91,6 +92,38 @@ static HAK_NOINLINE void free_remote(hak_slab *s, void *p) {
     }
     if (!heapless) hak_heap_count(&h->counters.frees);
     else hak_stats_shared_free();
+}
+
+static HAK_NOINLINE void free_emptied(hak_heap *h, hak_slab *s);
+
+/* A block of a span past its first slab, whose metadata (s) is the first slab's: the fast path's owner check
+ * again, on the right slab. */
+static void free_in_span(hak_slab *s, void *p) {
+    hak_op_begin();
+    hak_heap *h = hak_tls.heap;
+    if (atomic_load_explicit(&s->owner, memory_order_acquire) == h) {
+        if (!hak_span_block_start(s, p)) hak_fatal_invalid_pointer("free", p);
+        HAK_CHECK(s->used != 0, "a local free lands in a slab with blocks out");
+        hak_block *b = p;
+        b->next = s->free;
+        s->free = b;
+        hak_heap_count(&h->counters.frees);
+        if (--s->used == 0) {
+            free_emptied(h, s);
+            return;
+        }
+        hak_op_end();
+        return;
+    }
+    hak_op_end();
+    free_foreign(s, p);
+}
+
+/* The fast path's owner check failed: a remote free, or a free into a span's later slabs (never owned). */
+static HAK_NOINLINE void free_remote(hak_slab *s, void *p) {
+    hak_slab *head = hak_span_head(s);
+    if (head != s) free_in_span(head, p);
+    else free_foreign(s, p);
 }
 
 /* A local free took the slab's last block back; ends the call hak_free began (a tail call, so that the fast
@@ -147,7 +180,7 @@ void hak_free(void *p) {
  * aligned), so it is measured to the block's end. */
 static size_t small_usable(const void *p, const char *op) {
     hak_superslab *chunk = hak_chunk_of(p);
-    hak_slab *s = hak_slab_of(chunk, p);
+    hak_slab *s = hak_span_head(hak_slab_of(chunk, p));
     if (!hak_state_live(atomic_load_explicit(&s->state, memory_order_relaxed)) || (const uint8_t *)p < s->data)
         hak_fatal_invalid_pointer(op, p);
     size_t offset = (size_t)((const uint8_t *)p - s->data) % s->block_size;

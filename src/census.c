@@ -43,13 +43,15 @@ static void census_class(hak_superslab_head *head, hak_class_census *out) {
         uint32_t committed = atomic_load_explicit(&c->committed, memory_order_relaxed);
         uint32_t in_use = atomic_load_explicit(&c->slab_bitmap, memory_order_acquire);
         out->committed += HAK_CHUNK_HEADER_BYTES;
-        for (unsigned i = 0; i < HAK_SLABS_PER_CHUNK; i++) {
-            if (!(committed & (1u << i))) continue;
-            uint64_t pages = hak_slab_pages_bytes(i);
+        unsigned slabs = 1u << hak_class_span_shift[head->class_idx];
+        for (unsigned i = 0; i < HAK_SLABS_PER_CHUNK; i += slabs) {
+            uint32_t span = hak_span_mask(i, slabs);
+            if (!(committed & span)) continue;
+            uint64_t pages = hak_slabs_pages_bytes(committed & span);
             out->committed += pages;
             hak_slab *s = &c->slabs[i];
             if (!(in_use & (1u << i)) || !hak_state_live(atomic_load_explicit(&s->state, memory_order_acquire))) {
-                out->free += pages; /* a free slab whose pages stay committed */
+                out->free += pages; /* free slabs whose pages stay committed */
                 continue;
             }
             uint64_t live = slab_live_blocks(s) * bs;

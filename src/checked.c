@@ -95,14 +95,15 @@ static bool locate(const void *p, ck_block *out) {
     size_t slab_idx = ((uintptr_t)p - (uintptr_t)c) >> HAK_SLAB_SHIFT;
     if (c->magic != HAK_SUPERSLAB_MAGIC || slab_idx >= HAK_SLABS_PER_CHUNK || c->class_idx >= HAK_NUM_CLASSES)
         return false;
+    unsigned slabs = 1u << hak_class_span_shift[c->class_idx];
+    slab_idx &= ~(size_t)(slabs - 1); /* the span's first slab holds its metadata */
     hak_slab *s = &c->slabs[slab_idx];
     uint32_t bs = hak_class_size[c->class_idx];
-    size_t start = slab_idx == 0 ? HAK_SLAB0_DATA_OFFSET : 0;
-    uint8_t *data = (uint8_t *)c + (slab_idx << HAK_SLAB_SHIFT) + start;
+    uint8_t *data = hak_slab_pages(c, (unsigned)slab_idx);
     if ((const uint8_t *)p < data) return false;
     size_t off = (size_t)((const uint8_t *)p - data);
     size_t index = off / bs;
-    if (index >= (HAK_SLAB_SIZE - start) / bs) return false; /* the slack after the last block */
+    if (index >= hak_span_bytes((unsigned)slab_idx, slabs) / bs) return false; /* the slack after the last block */
     out->slab = s;
     out->class_idx = c->class_idx;
     out->block_size = bs;

@@ -198,6 +198,20 @@ static const char *parse_fault_os(const char *text, hak_fault_spec *out) {
     return hak_parse_fault_os(text, out) ? NULL : NOT_VALID;
 }
 
+#define HAK_DELAY_MAX_MS 3600000u
+static const char *parse_delay(const char *text, hak_delay_opt *out) {
+    const char *p = text;
+    uint64_t ms;
+    if (!parse_u64(&p, &ms) || *p != '\0') return NOT_VALID;
+    if (ms > HAK_DELAY_MAX_MS) return "is above the longest delay, 3600000 ms";
+    *out = (hak_delay_opt){.set = true, .ns = ms * 1000000u};
+    return NULL;
+}
+
+uint64_t hak_purge_delay_ns(void) {
+    return hak_opt.purge_delay.set ? hak_opt.purge_delay.ns : HAK_PURGE_DELAY_NS;
+}
+
 /* An empty value is malformed too (every parser refuses it): HAKMEM_MAX_MEMORY=$CAP with CAP unset meant a cap,
  * and HAKMEM_FAULT_SUPERSLAB=$SPEC faults, so neither should quietly mean the default. */
 void hak_options_init(void) {

@@ -21,6 +21,10 @@
     X(fault_os, "HAKMEM_FAULT_OS", fault_os, "off",                                              \
       "every:N or prob:P[:SEED]: each mmap, munmap and mremap hakmem makes fails as the OS "     \
       "would (ENOMEM); refused maps are OOMs, refused releases are retried")                     \
+    X(purge_delay, "HAKMEM_PURGE_DELAY", delay, "250",                                           \
+      "milliseconds (0..3600000) free slabs beyond a class's few, the medium classes' empty "    \
+      "chunks and the reserve's chunks keep their pages before they go back to the OS: longer "  \
+      "saves page faults on memory freed and used again, shorter gives memory back sooner")      \
     X(stats, "HAKMEM_STATS", bool, "0", "1: print counters to stderr at exit")
 
 /* The smallest cap HAKMEM_MAX_MEMORY takes: below it not even the first slab and its metadata fit. */
@@ -41,6 +45,12 @@ typedef struct hak_fault_spec {
 #define HAK_OPT_TYPE_cap uint64_t /* 0 = no cap */
 #define HAK_OPT_TYPE_fault hak_fault_spec
 #define HAK_OPT_TYPE_fault_os hak_fault_spec
+#define HAK_OPT_TYPE_delay hak_delay_opt
+
+typedef struct hak_delay_opt {
+    bool set;    /* false: the default */
+    uint64_t ns;
+} hak_delay_opt;
 
 typedef struct hak_options {
 #define HAK_OPT_FIELD(field, env, kind, dflt, desc) HAK_OPT_TYPE_##kind field;

@@ -2,18 +2,28 @@
 #include "internal.h"
 
 /* C0..C7: 8..1024 (the seed's tiny classes); C8..C27: four steps per doubling up to 32 KiB; C28..C40: the
- * steps between the tiny classes from 32 up (48; then three per doubling from 64), numbered last so that the
- * seed's classes keep their numbers. */
+ * steps between the tiny classes from 32 up (48; then three per doubling from 64), numbered after them so that
+ * the seed's classes keep their numbers; C41..C60: the medium classes, four steps per doubling up to 1 MiB. */
 #define MID(k) (5u << (8 + (k))), (6u << (8 + (k))), (7u << (8 + (k))), (8u << (8 + (k)))
 #define BETWEEN(k) (5u << (4 + (k))), (6u << (4 + (k))), (7u << (4 + (k)))
 const uint32_t hak_class_size[HAK_NUM_CLASSES] = {
     8, 16, 32, 64, 128, 256, 512, 1024, MID(0), MID(1), MID(2), MID(3), MID(4),
     48, BETWEEN(0), BETWEEN(1), BETWEEN(2), BETWEEN(3),
+    MID(5), MID(6), MID(7), MID(8), MID(9),
+};
+/* Spans hold four blocks or more up to 448 KiB (3..1 from 512 KiB, where a span is the whole chunk): fewer,
+ * and the rest of the span after its last block is a larger share of it. */
+const uint8_t hak_class_span_shift[HAK_NUM_CLASSES] = {
+    [HAK_MEDIUM_FIRST ... HAK_MEDIUM_FIRST + 3] = 2,      /* 40..64 KiB in 256 KiB */
+    [HAK_MEDIUM_FIRST + 4 ... HAK_MEDIUM_FIRST + 7] = 3,  /* 80..128 KiB in 512 KiB */
+    [HAK_MEDIUM_FIRST + 8 ... HAK_MEDIUM_FIRST + 11] = 4, /* 160..256 KiB in 1 MiB */
+    [HAK_MEDIUM_FIRST + 12 ... HAK_NUM_CLASSES - 1] = 5,  /* 320 KiB..1 MiB in the chunk */
 };
 #undef BETWEEN
 #undef MID
 
-_Static_assert(HAK_NUM_CLASSES == HAK_BETWEEN_FIRST + 13, "48, and three steps in each of four doublings");
+_Static_assert(HAK_MEDIUM_FIRST == HAK_BETWEEN_FIRST + 13, "48, and three steps in each of four doublings");
+_Static_assert(HAK_NUM_CLASSES == HAK_MEDIUM_FIRST + 20, "four steps in each of five doublings");
 
 /* Granule g holds sizes 8g-7..8g; its class is the smallest block >= 8g. Steps of 25 % at most (mimalloc's and
  * jemalloc's spacing): with powers of two alone, uniform request sizes waste a quarter of every block, and the

@@ -5,7 +5,7 @@
 #include "slab_state.h"
 
 /* Empty chunks kept mapped (16 MiB of address space, their slabs' pages given
- * back once idle for HAK_PURGE_DELAY_NS) for reuse by any class: the seed project's churn of thousands of
+ * back once idle for the purge delay) for reuse by any class: the seed project's churn of thousands of
  * mmap/munmap calls halved its throughput, and with 2 the fragmentation bench
  * still unmapped and re-mapped a class's chunks every round. */
 #define HAK_CHUNK_RESERVE 8
@@ -125,12 +125,12 @@ size_t superslab_reserve_flush(void) {
     return n;
 }
 
-/* The slabs' pages of reserve chunks idle for HAK_PURGE_DELAY_NS (all: every
+/* The slabs' pages of reserve chunks idle for the purge delay (all: every
  * one) go back to the OS; the address space and the header stay. Reserve lock held. */
 static void reserve_purge_locked(uint64_t now, bool all) {
     for (hak_superslab *c = reserve; c; c = atomic_load_explicit(&c->next_chunk, memory_order_relaxed)) {
         size_t slab_bytes = chunk_committed_bytes(c) - HAK_CHUNK_HEADER_BYTES;
-        if (!slab_bytes || (!all && now - c->idle_since_ns < HAK_PURGE_DELAY_NS)) continue;
+        if (!slab_bytes || (!all && now - c->idle_since_ns < hak_purge_delay_ns())) continue;
         if (hak_os_decommit(HAK_ARENA_PROGRAM, hak_slab_pages(c, 0), HAK_CHUNK_SIZE - HAK_SLAB0_DATA_OFFSET, slab_bytes))
             atomic_store_explicit(&c->committed, 0, memory_order_relaxed);
     }
@@ -170,18 +170,38 @@ bool superslab_decommit_slab(hak_superslab *c, unsigned idx) {
     return true;
 }
 
-/* Each free committed slab is claimed in the bitmap for the moment, so no
- * claim can race with giving its pages back. */
+/* The free spans holding free committed slabs, highest first, until they hold `limit` of them: the spans'
+ * bits (whole spans, so that the bitmap stays made of whole spans) and, in *pages, their committed slabs. */
+static uint32_t spans_to_purge(uint32_t bitmap, uint32_t committed, unsigned slabs, uint32_t limit,
+                               uint32_t *pages) {
+    uint32_t spans = 0, count = 0;
+    *pages = 0;
+    for (unsigned i = HAK_SLABS_PER_CHUNK; i >= slabs && count < limit; i -= slabs) {
+        uint32_t span = hak_span_mask(i - slabs, slabs);
+        uint32_t warm = committed & span;
+        if ((bitmap & span) || !warm) continue;
+        for (uint32_t k = (uint32_t)__builtin_popcount(warm); k > limit - count; k--) warm &= warm - 1;
+        spans |= span;
+        *pages |= warm;
+        count += (uint32_t)__builtin_popcount(warm);
+    }
+    return spans;
+}
+
+/* Each free span with committed slabs is claimed in the bitmap for the
+ * moment, so no claim can race with giving its pages back. */
 uint32_t superslab_decommit_free(hak_superslab *c, uint32_t limit) {
     uint32_t n = 0;
+    unsigned slabs = 1u << hak_class_span_shift[c->class_idx];
     uint32_t bm = atomic_load_explicit(&c->slab_bitmap, memory_order_acquire);
     for (;;) {
-        uint32_t take = ~bm & atomic_load_explicit(&c->committed, memory_order_relaxed);
-        for (uint32_t k = (uint32_t)__builtin_popcount(take); k > limit; k--) take &= take - 1; /* the highest */
+        uint32_t pages;
+        uint32_t take = spans_to_purge(bm, atomic_load_explicit(&c->committed, memory_order_relaxed), slabs, limit,
+                                       &pages);
         if (!take) return n;
         if (atomic_compare_exchange_weak_explicit(&c->slab_bitmap, &bm, bm | take, memory_order_acq_rel,
                                                   memory_order_acquire)) {
-            for (uint32_t m = take; m; m &= m - 1) n += superslab_decommit_slab(c, (unsigned)__builtin_ctz(m));
+            for (uint32_t m = pages; m; m &= m - 1) n += superslab_decommit_slab(c, (unsigned)__builtin_ctz(m));
             atomic_fetch_and_explicit(&c->slab_bitmap, ~take, memory_order_acq_rel);
             return n;
         }

@@ -6,14 +6,15 @@
 #define ARENA_HEADS(a)                                                                                          \
     [a] = {HEAD_INIT4(a, 0),  HEAD_INIT4(a, 4),  HEAD_INIT4(a, 8),  HEAD_INIT4(a, 12), HEAD_INIT4(a, 16),      \
            HEAD_INIT4(a, 20), HEAD_INIT4(a, 24), HEAD_INIT4(a, 28), HEAD_INIT4(a, 32), HEAD_INIT4(a, 36),      \
-           HEAD_INIT(a, 40)}
+           HEAD_INIT4(a, 40), HEAD_INIT4(a, 44), HEAD_INIT4(a, 48), HEAD_INIT4(a, 52), HEAD_INIT4(a, 56),      \
+           HEAD_INIT(a, 60)}
 hak_superslab_head hak_heads[HAK_ARENAS][HAK_NUM_CLASSES] = {
     ARENA_HEADS(HAK_ARENA_PROGRAM),
 #if HAK_ARENAS > 1
     ARENA_HEADS(HAK_ARENA_TRACER),
 #endif
 };
-_Static_assert(HAK_NUM_CLASSES == 41, "HEAD_INIT covers every class");
+_Static_assert(HAK_NUM_CLASSES == 61, "HEAD_INIT covers every class");
 
 /* Retired chunks go to the reserve or the OS once no claimer can hold a
  * pointer to them. A claimer raises `claimers` before loading current_chunk
@@ -130,10 +131,14 @@ static _Atomic(hak_superslab *) *chain_link_locked(hak_superslab_head *head, hak
 
 /*
  * A slab release took `chunk`'s bitmap to 0. The current chunk stays (it is
- * where the next claim lands); any other leaves the chain. The chunk is found
- * by pointer comparison first: it may already be gone.
+ * where the next claim lands); any other leaves the chain — but a medium
+ * class's, which stay until the purge is due: a span holds a few blocks, so
+ * a program that frees a dozen 1 MiB blocks and allocates them again empties
+ * a dozen chunks, and the reserve's 8 would have sent the rest to the OS and
+ * back. The chunk is found by pointer comparison first: it may already be gone.
  */
 void superslab_head_chunk_emptied(hak_superslab_head *head, hak_superslab *chunk) {
+    if (hak_class_span_shift[head->class_idx]) return; /* superslab_head_purge_later */
     pthread_mutex_lock(&head->lock);
     _Atomic(hak_superslab *) *link = chain_link_locked(head, chunk);
     if (link && chunk != atomic_load_explicit(&head->current_chunk, memory_order_relaxed))
@@ -178,7 +183,7 @@ void superslab_head_purge_later(hak_superslab_head *head) {
     uint64_t now = hak_os_now_ns();
     uint64_t due = atomic_load_explicit(&head->purge_due_ns, memory_order_relaxed);
     if (due == 0) {
-        atomic_compare_exchange_strong_explicit(&head->purge_due_ns, &due, now + HAK_PURGE_DELAY_NS,
+        atomic_compare_exchange_strong_explicit(&head->purge_due_ns, &due, now + hak_purge_delay_ns(),
                                                 memory_order_relaxed, memory_order_relaxed);
         return;
     }
@@ -186,11 +191,20 @@ void superslab_head_purge_later(hak_superslab_head *head) {
     atomic_store_explicit(&head->purge_due_ns, 0, memory_order_relaxed);
     for (hak_superslab *c = atomic_load_explicit(&head->chunks, memory_order_relaxed); c; c = chain_next(c)) {
         uint32_t fc = atomic_load_explicit(&head->free_committed, memory_order_relaxed);
-        if (fc <= HAK_COMMITTED_FREE_SLABS) break;
-        uint32_t back = superslab_decommit_free(c, fc - HAK_COMMITTED_FREE_SLABS);
+        uint32_t warm = hak_class_warm_slabs(head->class_idx);
+        if (fc <= warm) break;
+        uint32_t back = superslab_decommit_free(c, fc - warm);
         atomic_fetch_sub_explicit(&head->free_committed, back, memory_order_relaxed);
     }
     /* A chunk the purge left with no slab in use waits, as after a release, for its last slab's release. */
+    if (hak_class_span_shift[head->class_idx]) {
+        /* The medium classes' empty chunks, kept since they emptied, leave now (superslab_head_chunk_emptied). */
+        hak_superslab *cur = atomic_load_explicit(&head->current_chunk, memory_order_relaxed);
+        _Atomic(hak_superslab *) *link = &head->chunks;
+        for (hak_superslab *c; (c = atomic_load_explicit(link, memory_order_relaxed)) != NULL;)
+            if (c == cur || !retire_if_idle_locked(head, link)) link = &c->next_chunk;
+        release_retired_locked(head);
+    }
     pthread_mutex_unlock(&head->lock);
 }
 

@@ -11,12 +11,21 @@
  *                between classes C28..C40 are the steps between the tiny ones
  *                (48; 80..112, 160..224, 320..448, 640..896), numbered after
  *                the mid classes so that the seed's keep their numbers: a
- *                class's number says nothing of its size order. Larger
- *                requests take the large path.
+ *                class's number says nothing of its size order. The medium
+ *                classes C41..C60 go on in four steps per doubling from
+ *                40 KiB to 1 MiB, carved from spans. Larger requests take the
+ *                large path.
  * block          One object handed to the user. A free block's first word links
  *                it to the next free block (hak_block).
  * slab           64 KiB of a SuperSlab carved into blocks of one class. Owned by
  *                at most one thread heap at a time.
+ * span           A medium class's slab: 2^k slabs, aligned to their number in
+ *                the chunk, claimed and released as one, so that a span holds
+ *                several blocks of up to 1 MiB. Its metadata is its first slab's;
+ *                the others' stay FREE and unowned, so a free into them misses
+ *                the fast path and finds the first. Their pages are committed as
+ *                carving reaches them, so that a class touched lightly is charged
+ *                what it uses. Every class below 40 KiB has spans of one slab.
  * SuperSlab      (chunk) 2 MiB region aligned to 2 MiB holding 32 slabs; its
  *                header (hak_superslab) sits at the start, so slab 0 hands out
  *                blocks only after HAK_SLAB0_DATA_OFFSET. One class per chunk.
@@ -86,9 +95,11 @@ enum { HAK_ARENA_PROGRAM = 0, HAK_ARENA_TRACER = 1 };
 
 #define HAK_TINY_CLASSES 8   /* C0..C7 = 8..1024 */
 #define HAK_BETWEEN_FIRST 28 /* + C8..C27 = 1280..32768 */
-#define HAK_NUM_CLASSES 41   /* + C28..C40 = 48..896, between the tiny classes */
+#define HAK_MEDIUM_FIRST 41  /* + C28..C40 = 48..896, between the tiny classes */
+#define HAK_NUM_CLASSES 61   /* + C41..C60 = 40 KiB..1 MiB, the medium classes */
 #define HAK_TINY_MAX 1024u
-#define HAK_SMALL_MAX 32768u
+#define HAK_MID_MAX 32768u       /* the largest class whose span is one slab */
+#define HAK_SMALL_MAX 1048576u   /* the largest class: above it, the large path */
 /* Exhausted slabs a heap keeps per class, for the frees to come, before letting
  * the oldest go: enough that random frees into mostly full slabs stay cheap. */
 #define HAK_FULL_SLABS_MAX 128
@@ -167,16 +178,18 @@ typedef struct hak_slab {
     struct hak_heap *home;  /* (holder) the heap that held it last: a free by that heap's
                              * thread into the unheld slab takes it straight back */
     uint32_t block_size;
-    uint32_t capacity;      /* blocks this slab holds */
+    uint32_t capacity;      /* blocks this slab (its whole span) holds */
     uint8_t class_idx;
     uint8_t slab_idx;       /* position in its chunk, 0..31 */
-    uint8_t pad0[6];
+    uint8_t span_slabs;     /* slabs in its span (a power of two; 1 below the medium classes) */
+    uint8_t pad0[5];
     /* -- holder only (see "holding"): plain loads and stores -- */
     hak_block *free;        /* blocks ready to hand out; the owner's frees go straight
                              * back here (LIFO: the block just freed is the warmest) */
     uint32_t used;          /* blocks handed out and not yet collected back;
                              * 0 <=> no live block and nothing in remote_free */
-    uint32_t carved;        /* blocks linked into lists so far (lazy, <= capacity) */
+    uint32_t carved;        /* blocks linked into lists so far (lazy, <= capacity); every
+                             * slab of the span a carved block touches is committed */
     struct hak_slab *next;  /* the owner's ring or full list */
     struct hak_slab *prev;
     uint8_t on_full;        /* on its owner's full list (else in its ring, or not a heap's) */
@@ -197,7 +210,9 @@ typedef struct hak_superslab {
     uint8_t class_idx;
     uint8_t arena;                     /* HAK_ARENA_*: whose head chains it, whose account it is charged to */
     uint8_t pad0[2];
-    _Atomic uint32_t slab_bitmap;      /* bit set = slab in use; see glossary */
+    _Atomic uint32_t slab_bitmap;      /* bit set = slab in use; see glossary; a span's bits are set and
+                                        * cleared together (only the purge's claims take single
+                                        * slabs, and of wholly free spans only) */
     _Atomic uint32_t listed;           /* bit i: slab i was let go with blocks to hand out; set
                                         * before its UNHELD bit, cleared by whoever takes it over */
     _Atomic uint32_t committed;        /* bit i: slab i's pages are committed and charged */

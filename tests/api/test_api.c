@@ -10,6 +10,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -226,7 +227,7 @@ static size_t class_sizes(size_t *out) {
     out[n++] = 48; /* the between classes */
     for (size_t base = 64; base < 1024; base *= 2)
         for (size_t k = 5; k <= 7; k++) out[n++] = base / 4 * k;
-    for (size_t base = 1024; base < 32768; base *= 2)
+    for (size_t base = 1024; base < ((size_t)1 << 20); base *= 2) /* the mid classes, then the medium ones */
         for (size_t k = 5; k <= 8; k++) out[n++] = base / 4 * k;
     return n;
 }
@@ -458,7 +459,7 @@ static void test_realloc_grow_blocked(void) {
     uint64_t mapped_before = st.mapped_bytes;
     size_t size = 1 << 20;
     unsigned char *buf = malloc(opaque_size(size));
-    CHECK(buf != NULL, "blocked growth: malloc(1 MiB) NULL\n");
+    CHECK(buf != NULL, "blocked growth: malloc(2 MiB) NULL\n");
     if (!buf) return;
     for (size_t i = 0; i < size; i++) buf[i] = (unsigned char)(i * 7);
     size_t neighbours = 0;
@@ -502,13 +503,13 @@ static void test_realloc_in_place(void) {
     CHECK(r == q, "realloc grow within usable size: realloc(%zu) moved %p -> %p\n", usable, q, r);
     free(r ? r : q);
 
-    void *l = malloc(opaque_size(1 << 20));
-    CHECK(l != NULL, "realloc large shrink in place: malloc(1 MiB) NULL\n");
+    void *l = malloc(opaque_size(2 << 20));
+    CHECK(l != NULL, "realloc large shrink in place: malloc(2 MiB) NULL\n");
     if (!l) return;
-    fill(l, 1 << 20, 9);
-    void *l2 = realloc(l, opaque_size((1 << 20) - 5000));
-    CHECK(l2 == l, "realloc large shrink in place: realloc(1 MiB -> 1 MiB - 5000) moved %p -> %p\n", l, l2);
-    CHECK(l2 && first_mismatch(l2, (1 << 20) - 5000, 9) == SIZE_MAX,
+    fill(l, 2 << 20, 9);
+    void *l2 = realloc(l, opaque_size((2 << 20) - 5000));
+    CHECK(l2 == l, "realloc large shrink in place: realloc(2 MiB -> 2 MiB - 5000) moved %p -> %p\n", l, l2);
+    CHECK(l2 && first_mismatch(l2, (2 << 20) - 5000, 9) == SIZE_MAX,
           "realloc large shrink in place: contents lost\n");
     free(l2 ? l2 : l);
 }
@@ -523,7 +524,7 @@ static void test_realloc_zero_frees(void) {
           (unsigned long long)live, (unsigned long long)live_blocks());
     if (q) free(q);
 
-    void *l = malloc(opaque_size(1 << 20));
+    void *l = malloc(opaque_size(2 << 20));
     live = live_blocks();
     q = realloc(l, opaque_size(0));
     CHECK(q == NULL, "realloc(large, 0): returned %p, want NULL\n", q);
@@ -772,8 +773,14 @@ static void bad_free_small_interior(void) {
 }
 
 static void bad_free_large_interior(void) {
-    char *p = malloc(opaque_size(1 << 20));
+    char *p = malloc(opaque_size(2 << 20));
     free(opaque_ptr(p + 64));
+}
+
+/* 64 KiB into a 224 KiB block: a later slab of its span, whose own metadata is never the span's. */
+static void bad_free_medium_interior(void) {
+    char *p = malloc(opaque_size(200000));
+    free(opaque_ptr(p + 65536));
 }
 
 static void *bad_free_thread(void *arg) {
@@ -785,6 +792,18 @@ static void bad_free_small_interior_other_thread(void) {
     char *p = malloc(opaque_size(100));
     pthread_t t;
     pthread_create(&t, NULL, bad_free_thread, p);
+    pthread_join(t, NULL);
+}
+
+static void *bad_free_thread_far(void *arg) {
+    free(opaque_ptr((char *)arg + 65536));
+    return NULL;
+}
+
+static void bad_free_medium_interior_other_thread(void) {
+    char *p = malloc(opaque_size(200000));
+    pthread_t t;
+    pthread_create(&t, NULL, bad_free_thread_far, p);
     pthread_join(t, NULL);
 }
 
@@ -841,11 +860,99 @@ static void expect_abort(const char *name, bad_free_fn fn, const char *want) {
     CHECK(strstr(out, want) != NULL, "invalid free %s: stderr lacks \"%s\": \"%s\"\n", name, want, out);
 }
 
+/* ---- the medium classes: blocks of 32 KiB .. 1 MiB carved from spans, reused without a new mapping ---- */
+
+#define MED_BLOCKS 12
+static const size_t med_sizes[] = {32769, 40000, 65536, 100000, 200000, 300000, 600000, 1 << 20};
+#define MED_SIZES (sizeof med_sizes / sizeof *med_sizes)
+
+static void med_stamp(unsigned char *p, size_t n, unsigned tag) {
+    memset(p, (int)(tag & 0xff), 4096);
+    memset(p + n - 4096, (int)((tag * 7) & 0xff), 4096);
+}
+
+static bool med_intact(const unsigned char *p, size_t n, unsigned tag) {
+    for (size_t i = 0; i < 4096; i++)
+        if (p[i] != (unsigned char)(tag & 0xff) || p[n - 4096 + i] != (unsigned char)((tag * 7) & 0xff)) return false;
+    return true;
+}
+
+static _Atomic unsigned med_bad;
+
+/* The odd blocks, freed by a thread that did not allocate them (remote frees, into later slabs of spans too). */
+static void *med_free_odd(void *arg) {
+    unsigned char **blocks = arg;
+    for (unsigned s = 0; s < MED_SIZES; s++)
+        for (unsigned i = 1; i < MED_BLOCKS; i += 2) {
+            unsigned char *p = blocks[s * MED_BLOCKS + i];
+            if (!med_intact(p, med_sizes[s], s * MED_BLOCKS + i)) atomic_fetch_add(&med_bad, 1);
+            free(p);
+        }
+    return NULL;
+}
+
+static void medium_stats(uint64_t *mapped, uint64_t *chunks) {
+    hak_stats st;
+    hak_stats_get(&st);
+    *mapped = st.mapped_bytes;
+    *chunks = 0;
+    for (unsigned c = 0; c < HAK_STATS_CLASSES; c++)
+        if (st.classes[c].block_size > 32768) *chunks += st.classes[c].chunks_new;
+}
+
+static void test_medium_reuse(void) {
+    static unsigned char *blocks[MED_SIZES * MED_BLOCKS];
+    uint64_t mapped0 = 0, chunks0 = 0;
+    bool spans_crossed = false;
+    for (unsigned round = 0; round < 4; round++) {
+        for (unsigned s = 0; s < MED_SIZES; s++) {
+            for (unsigned i = 0; i < MED_BLOCKS; i++) {
+                unsigned char *p = checked_malloc(med_sizes[s], s * MED_BLOCKS + i);
+                CHECK(p && malloc_usable_size(p) <= med_sizes[s] + med_sizes[s] / 4 + 8192,
+                      "medium: malloc(%zu) gave %zu usable bytes\n", med_sizes[s], p ? malloc_usable_size(p) : 0);
+                med_stamp(p, med_sizes[s], s * MED_BLOCKS + i);
+                blocks[s * MED_BLOCKS + i] = p;
+                /* Two blocks of one chunk in different 64 KiB slabs: frees land in a span's later slabs. */
+                if (i > 0 && med_sizes[s] < 65536) {
+                    uintptr_t a = (uintptr_t)blocks[s * MED_BLOCKS + i - 1], b = (uintptr_t)p;
+                    if (a >> 21 == b >> 21 && a >> 16 != b >> 16) spans_crossed = true;
+                }
+            }
+        }
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, med_free_odd, blocks) == 0, "medium: pthread_create failed\n");
+        pthread_join(t, NULL);
+        for (unsigned s = 0; s < MED_SIZES; s++)
+            for (unsigned i = 0; i < MED_BLOCKS; i += 2) {
+                unsigned char *p = blocks[s * MED_BLOCKS + i];
+                if (!med_intact(p, med_sizes[s], s * MED_BLOCKS + i)) med_bad++;
+                free(p);
+            }
+        uint64_t mapped, chunks;
+        medium_stats(&mapped, &chunks);
+        if (round == 0) {
+            mapped0 = mapped;
+            chunks0 = chunks;
+            CHECK(chunks > 0, "medium: blocks of 32 KiB .. 1 MiB took no chunk (the large path serves them)\n");
+        } else {
+            CHECK(mapped == mapped0 && chunks == chunks0,
+                  "medium: round %u mapped %llu bytes and %llu chunks, round 0 left %llu and %llu: not reused\n",
+                  round, (unsigned long long)mapped, (unsigned long long)chunks, (unsigned long long)mapped0,
+                  (unsigned long long)chunks0);
+        }
+    }
+    CHECK(med_bad == 0, "medium: %u blocks corrupted\n", med_bad);
+    CHECK(spans_crossed, "medium: no two blocks of a chunk in different slabs: spans untested\n");
+}
+
 static void test_invalid_frees(void) {
     expect_abort("free((void *)0x1000)", bad_free_low_address, BAD_FOREIGN);
     expect_abort("free(stack address)", bad_free_stack, BAD_FOREIGN);
     expect_abort("free(p + 8), p = malloc(100)", bad_free_small_interior, BAD_INTERIOR);
-    expect_abort("free(p + 64), p = malloc(1 MiB)", bad_free_large_interior, BAD_INTERIOR);
+    expect_abort("free(p + 64), p = malloc(2 MiB)", bad_free_large_interior, BAD_INTERIOR);
+    expect_abort("free(p + 64 KiB), p = malloc(200000)", bad_free_medium_interior, BAD_INTERIOR);
+    expect_abort("free(p + 64 KiB) from another thread, p = malloc(200000)", bad_free_medium_interior_other_thread,
+                 BAD_INTERIOR);
     expect_abort("free(p + 8) from another thread, p = malloc(100)", bad_free_small_interior_other_thread,
                  BAD_INTERIOR);
 }
@@ -871,6 +978,7 @@ int main(void) {
         {"aligned_alloc / memalign", test_aligned_alloc_memalign},
         {"valloc / pvalloc", test_valloc_pvalloc},
         {"cross-thread free", test_cross_thread_free},
+        {"medium blocks reused, freed across spans", test_medium_reuse},
         {"invalid frees abort", test_invalid_frees},
     };
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {

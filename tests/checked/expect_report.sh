@@ -47,7 +47,8 @@ tid=$(fact tid)
 
 # The report each case must produce.
 small4="class 4 (128 B), thread $tid"
-large="class large (100000 B), thread $tid"
+large="class large (2000000 B), thread $tid"
+medium="class 51 (229376 B), thread $tid"
 case $case in
 double_free | double_free_remote) want="hakmem: double free of $ptr, $small4" ;;
 foreign) want="hakmem: free of foreign pointer $ptr, thread $tid" ;;
@@ -59,7 +60,10 @@ use_after_free) want="hakmem: use after free of $ptr (byte 40 written after free
 realloc_freed) want="hakmem: realloc of freed block $ptr, $small4" ;;
 large_double_free) want="hakmem: double free of $ptr, $large" ;;
 large_interior) want="hakmem: free of interior pointer $ptr (block $block + 64), $large" ;;
-large_overflow) want="hakmem: write past the end of $ptr (100000 B requested, byte 100000 overwritten), $large" ;;
+large_overflow) want="hakmem: write past the end of $ptr (2000000 B requested, byte 2000000 overwritten), $large" ;;
+medium_double_free) want="hakmem: double free of $ptr, $medium" ;;
+medium_interior) want="hakmem: free of interior pointer $ptr (block $block + 65536), $medium" ;;
+medium_overflow) want="hakmem: write past the end of $ptr (200000 B requested, byte 200000 overwritten), $medium" ;;
 invariant) want="hakmem: check failed: a released slab is live and has no block out (slab.c:N), thread $tid" ;;
 *)
     echo "unknown case '$case'" >&2

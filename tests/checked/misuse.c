@@ -141,29 +141,41 @@ static void realloc_freed(void) {
     (void)q;
 }
 
-static void large_double_free(void) {
-    char *p = must_malloc(100000);
+/* The large path (above the medium classes' 1 MiB), and a medium class's span (200000 B + trailer: class 51,
+ * 229376 B blocks in spans of 16 slabs), where 64 KiB into a block is a later slab of the span. */
+#define LARGE_BYTES 2000000
+#define MEDIUM_BYTES 200000
+
+static void double_free_of(size_t n) {
+    char *p = must_malloc(n);
     free(p);
     say("ptr", p);
     say_tid();
     free(opaque(p));
 }
 
-static void large_interior(void) {
-    char *p = must_malloc(100000);
-    say("ptr", p + 64);
+static void interior_of(size_t n, size_t off) {
+    char *p = must_malloc(n);
+    say("ptr", p + off);
     say("block", p);
     say_tid();
-    free(opaque(p + 64));
+    free(opaque(p + off));
 }
 
-static void large_overflow(void) {
-    char *p = must_malloc(100000);
-    ((char *)opaque(p))[100000] = 'x';
+static void overflow_of(size_t n) {
+    char *p = must_malloc(n);
+    ((char *)opaque(p))[n] = 'x';
     say("ptr", p);
     say_tid();
     free(p);
 }
+
+static void large_double_free(void) { double_free_of(LARGE_BYTES); }
+static void large_interior(void) { interior_of(LARGE_BYTES, 64); }
+static void large_overflow(void) { overflow_of(LARGE_BYTES); }
+static void medium_double_free(void) { double_free_of(MEDIUM_BYTES); }
+static void medium_interior(void) { interior_of(MEDIUM_BYTES, 65536); }
+static void medium_overflow(void) { overflow_of(MEDIUM_BYTES); }
 
 int main(int argc, char **argv) {
     static const struct {
@@ -182,6 +194,9 @@ int main(int argc, char **argv) {
         {"large_double_free", large_double_free},
         {"large_interior", large_interior},
         {"large_overflow", large_overflow},
+        {"medium_double_free", medium_double_free},
+        {"medium_interior", medium_interior},
+        {"medium_overflow", medium_overflow},
     };
     for (size_t i = 0; argc == 2 && i < sizeof cases / sizeof *cases; i++) {
         if (strcmp(argv[1], cases[i].name) == 0) {

@@ -33,7 +33,7 @@ BAD = {
                           ("64M\n", '"64M\\x0a"')],
     "HAKMEM_FAULT_SUPERSLAB": [("every:0", None), ("every:-1", None), (f"every:{HUGE}", None), ("prob:1.5", None),
                                ("prob:1.0000000000001", None), ("prob:1e30", None), (f"prob:0.5:{HUGE}", None),
-                               ("prob:0.5:abc", None), ("every:2/41", None), (f"every:2/{HUGE}", None),
+                               ("prob:0.5:abc", None), ("every:2/61", None), (f"every:2/{HUGE}", None),
                                ("every:3 ", None), ("sometimes", None), ("", None), ("every:1\tx", '"every:1\\x09x"')],
     "HAKMEM_TINY_MID_REFILL_SIMPLE": [("2", None), ("yes?", None), ("-1", None), (HUGE, None), ("1e30", None),
                                       ("", None), ("1 ", None), ("01", None)],

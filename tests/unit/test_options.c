@@ -13,7 +13,7 @@
  * to out (NUL-terminated). */
 static void init_with(const char *name, const char *value, char *out, size_t cap) {
     static const char *names[] = {"HAKMEM_TINY_MID_REFILL_SIMPLE", "HAKMEM_MAX_MEMORY", "HAKMEM_FAULT_SUPERSLAB",
-                                  "HAKMEM_STATS"};
+                                  "HAKMEM_PURGE_DELAY", "HAKMEM_STATS"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) unsetenv(names[i]);
     if (value) setenv(name, value, 1);
     FILE *tmp = tmpfile();
@@ -73,6 +73,11 @@ static void bad_values(void) {
         {"HAKMEM_STATS", "", "\"\"", "0"},
         {"HAKMEM_STATS", "on\"\\", "\"on\\\"\\\\\"", "0"},
         {"HAKMEM_STATS", "1e30", "\"1e30\"", "0"},
+        {"HAKMEM_PURGE_DELAY", "", "\"\"", "250"},
+        {"HAKMEM_PURGE_DELAY", "-1", "\"-1\"", "250"},
+        {"HAKMEM_PURGE_DELAY", "250ms", "\"250ms\"", "250"},
+        {"HAKMEM_PURGE_DELAY", "1.5", "\"1.5\"", "250"},
+        {"HAKMEM_PURGE_DELAY", "99999999999999999999999", "\"99999999999999999999999\"", "250"},
     };
     char got[1024], want[1024];
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -82,9 +87,20 @@ static void bad_values(void) {
         CHECK(strcmp(got, want) == 0, "%s=%s: stderr\n  got  '%s'\n  want '%s'", cases[i].name, cases[i].value, got,
               want);
         CHECK(!hak_opt.mid_refill_simple && hak_opt.max_memory == 0 && hak_opt.fault_superslab.mode == HAK_FAULT_OFF &&
-                  !hak_opt.stats,
+                  !hak_opt.stats && !hak_opt.purge_delay.set,
               "%s=%s: an option left its default", cases[i].name, cases[i].value);
     }
+    /* A delay above an hour has its own reason; 0 and the longest are taken. */
+    init_with("HAKMEM_PURGE_DELAY", "3600001", got, sizeof got);
+    CHECK(strcmp(got, "hakmem: warning: HAKMEM_PURGE_DELAY=\"3600001\" is above the longest delay, 3600000 ms; "
+                      "using the default: 250\n") == 0 && hak_purge_delay_ns() == 250000000u,
+          "HAKMEM_PURGE_DELAY=3600001: '%s'", got);
+    init_with("HAKMEM_PURGE_DELAY", "0", got, sizeof got);
+    CHECK(got[0] == '\0' && hak_opt.purge_delay.set && hak_purge_delay_ns() == 0, "HAKMEM_PURGE_DELAY=0: '%s'", got);
+    init_with("HAKMEM_PURGE_DELAY", "3600000", got, sizeof got);
+    CHECK(got[0] == '\0' && hak_purge_delay_ns() == 3600000ull * 1000000u, "HAKMEM_PURGE_DELAY=3600000: '%s'", got);
+    init_with("HAKMEM_PURGE_DELAY", NULL, got, sizeof got);
+    CHECK(hak_purge_delay_ns() == 250000000u, "the purge delay's default is 250 ms");
 
     /* A long value is shown cut, and still on one line. */
     char longv[300];
@@ -156,7 +172,7 @@ int main(void) {
     CHECK(hak_parse_fault("prob:1.000000000000", &f) && f.threshold == UINT64_MAX, "prob:1.000000000000 is 1");
     CHECK(hak_parse_fault("0", &f) && f.mode == HAK_FAULT_OFF, "0");
     const char *badf[] = {"every:0", "every:", "prob:1.5", "prob:x", "prob:0.5:", "sometimes", "every:3x",
-                          "every:2/41", "every:2/", "every:2/x", "", "every:-1", "every:99999999999999999999999",
+                          "every:2/61", "every:2/", "every:2/x", "", "every:-1", "every:99999999999999999999999",
                           "prob:1.0000000000001", "prob:2", "prob:-0.5", "prob:.5", "prob:0.", "prob:1e30",
                           "prob:0.5:99999999999999999999999", "every:2/99999999999999999999999", "every:3 ",
                           " every:3", "EVERY:3", "on"};

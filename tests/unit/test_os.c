@@ -201,25 +201,25 @@ static void test_grow_and_shrink_refused(void) {
     check_accounting(base, size, "grow allowed");
     hak_os_unmap(HAK_ARENA_PROGRAM, p, size);
 
-    /* realloc moves a large block whose growth was refused, contents and all. */
-    unsigned char *a = hak_malloc(100000);
+    /* realloc moves a large block (above the medium classes' 1 MiB) whose growth was refused, contents and all. */
+    unsigned char *a = hak_malloc(1100000);
     CHECK(a, "large block");
-    for (size_t i = 0; i < 100000; i++) a[i] = (unsigned char)(i * 7);
+    for (size_t i = 0; i < 1100000; i++) a[i] = (unsigned char)(i * 7);
     fail_call(1); /* the mremap */
-    unsigned char *b = hak_realloc(a, 300000);
+    unsigned char *b = hak_realloc(a, 3300000);
     CHECK(b && b != a, "realloc moved after the refused growth (%p -> %p)", (void *)a, (void *)b);
-    for (size_t i = 0; i < 100000; i++) CHECK(b[i] == (unsigned char)(i * 7), "moved byte %zu", i);
+    for (size_t i = 0; i < 1100000; i++) CHECK(b[i] == (unsigned char)(i * 7), "moved byte %zu", i);
     faults("off");
 
     /* A refused shrink keeps the tail mapped and charged until hak_collect retries it. */
     size_t before = hak_os_mapped_bytes();
     fail_call(1); /* the tail's munmap */
-    unsigned char *c = hak_realloc(b, 40000);
+    unsigned char *c = hak_realloc(b, 1050000);
     CHECK(c == b, "shrinking stays in place");
     size_t tail = hak_os_pending_bytes();
     CHECK(tail > 0 && hak_os_mapped_bytes() == before, "the refused tail is pending (%zu) and charged", tail);
-    CHECK(hak_usable_size(c) >= 40000 && hak_usable_size(c) < 300000, "the block shrank anyway");
-    for (size_t i = 0; i < 40000; i++) CHECK(c[i] == (unsigned char)(i * 7), "kept byte %zu", i);
+    CHECK(hak_usable_size(c) >= 1050000 && hak_usable_size(c) < 3300000, "the block shrank anyway");
+    for (size_t i = 0; i < 1050000; i++) CHECK(c[i] == (unsigned char)(i * 7), "kept byte %zu", i);
     faults("off");
     hak_collect();
     CHECK(hak_os_pending_bytes() == 0 && hak_os_mapped_bytes() == before - tail, "hak_collect released the tail");

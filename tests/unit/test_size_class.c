@@ -32,9 +32,21 @@ int main(void) {
     /* The seed's class 4 is still 128-byte blocks, now for requests above the 112-byte between class. */
     CHECK(hak_size_to_class(113) == 4 && hak_size_to_class(128) == 4 && hak_size_to_class(112) != 4,
           "class 4 covers 113..128");
-    /* Slab capacities: every class fits at least one block in slab 0. */
-    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++)
-        CHECK((HAK_SLAB_SIZE - HAK_SLAB0_DATA_OFFSET) / hak_class_size[c] >= 1, "C%u fits slab 0", c);
+    /* Spans: one slab up to 32 KiB; above, a power of two of them, the fewest that hold four blocks (the whole
+     * chunk when none does), so that every class fits a block in the chunk's first span, header and all. */
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+        unsigned slabs = 1u << hak_class_span_shift[c];
+        uint32_t bs = hak_class_size[c];
+        CHECK(slabs <= HAK_SLABS_PER_CHUNK, "C%u: a span of %u slabs", c, slabs);
+        CHECK(bs > HAK_MID_MAX || slabs == 1, "C%u (%u B): one slab a span below the medium classes", c, bs);
+        CHECK(hak_span_bytes(0, slabs) / bs >= 1, "C%u (%u B) fits the chunk's first span", c, bs);
+        CHECK(bs <= HAK_MID_MAX || slabs == HAK_SLABS_PER_CHUNK || hak_span_bytes(slabs, slabs) / bs >= 4,
+              "C%u (%u B): a span of %u slabs holds %zu blocks, want 4", c, bs, slabs, hak_span_bytes(slabs, slabs) / bs);
+        CHECK(bs <= HAK_MID_MAX || slabs == 1 || hak_span_bytes(slabs, slabs / 2) / bs < 4,
+              "C%u (%u B): half a span would hold four blocks already", c, bs);
+    }
+    CHECK(hak_size_to_class(HAK_MID_MAX + 1) == HAK_MEDIUM_FIRST && hak_class_size[HAK_MEDIUM_FIRST] == 40960,
+          "the first medium class takes the sizes just above 32 KiB");
     /* The one-multiply block-start check agrees with the remainder at every offset of a slab, every class. */
     static uint8_t slab_bytes[2 * HAK_SLAB_SIZE];
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
@@ -44,6 +56,19 @@ int main(void) {
             bool want = off < HAK_SLAB_SIZE && off % hak_class_size[c] == 0;
             CHECK(hak_slab_block_start(&s, slab_bytes + off) == want, "C%u offset %llu: block start %d, want %d", c,
                   (unsigned long long)off, !want, want);
+        }
+    }
+    /* The slow paths' check across a whole span: block starts up to its last block, nothing past it. */
+    for (unsigned c = HAK_MEDIUM_FIRST; c < HAK_NUM_CLASSES; c++) {
+        unsigned slabs = 1u << hak_class_span_shift[c];
+        uint32_t bs = hak_class_size[c];
+        uintptr_t base = (uintptr_t)1 << 40;
+        hak_slab s = {.data = (uint8_t *)base, .block_size = bs, .block_magic = UINT64_MAX / bs + 1,
+                      .capacity = (uint32_t)(hak_span_bytes(slabs, slabs) / bs)};
+        for (uint64_t off = 0; off < ((uint64_t)slabs << HAK_SLAB_SHIFT) + bs; off += 8) {
+            bool want = off < (uint64_t)s.capacity * bs && off % bs == 0;
+            CHECK(hak_span_block_start(&s, (const void *)(base + off)) == want, "C%u span offset %llu: block start %d",
+                  c, (unsigned long long)off, !want);
         }
     }
     puts("size classes ok");
