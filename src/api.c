@@ -79,6 +79,18 @@ void *hak_malloc(size_t size) {
     return large_alloc_counted(size, 0, false);
 }
 
+/* A thread whose first call is a free into an unheld slab gets its heap now, as its first malloc would have:
+ * with one, tiny_take_over may adopt the slab — pooled heaps are handed out again, so the new heap is often
+ * the slab's last home — where a heapless free lets it go again, and its mallocs refill from the list. A
+ * worker that starts by freeing what the last one left (bench threads, 2 threads): class 4's refills fell
+ * from 3896 to 580, and the run is 1.28x as fast. Not for the tracer, nor once the thread's heap was retired. */
+static hak_heap *heap_to_adopt_into(void) {
+    if (hak_in_tracer() || hak_thread_exiting() || hak_tracer_thread_check()) return &hak_empty_heap;
+    hak_os_failure why = {.reason = HAK_FAIL_NONE};
+    hak_heap *h = hak_thread_heap_init(&why);
+    return h ? h : &hak_empty_heap; /* no memory for it: the free goes on without one */
+}
+
 /* A free into a slab this thread does not hold (s is a span's first slab). */
 static void free_foreign(hak_slab *s, void *p) {
     if (!hak_state_live(atomic_load_explicit(&s->state, memory_order_relaxed)) || !hak_span_block_start(s, p))
@@ -86,8 +98,9 @@ static void free_foreign(hak_slab *s, void *p) {
     hak_heap *h = hak_tls.heap;
     bool heapless = h == &hak_empty_heap;
     if (remote_free_push(s, (hak_block *)p)) { /* it was unheld: ours now */
+        if (heapless) h = heap_to_adopt_into();
         hak_op_begin();
-        tiny_take_over(heapless ? NULL : h, s);
+        tiny_take_over(h == &hak_empty_heap ? NULL : h, s);
         hak_op_end();
     }
     if (!heapless) hak_heap_count(&h->counters.frees);

@@ -464,6 +464,7 @@ void tiny_heap_collect(struct hak_heap *heap);
 /* Gives the calling thread its heap; NULL (errno = ENOMEM) when no metadata page could be mapped. */
 /* The calling thread's heap; NULL with errno ENOMEM (and *why) when its metadata was refused. */
 hak_heap *hak_thread_heap_init(hak_os_failure *why);
+bool hak_thread_exiting(void); /* its heap was retired (the key's destructor ran): no new one for a free */
 /* A heap of `arena` for use under a lock of the caller's: in no registry, never stolen from (tracer.c). */
 hak_heap *hak_thread_heap_make(unsigned arena);
 

@@ -90,6 +90,10 @@ hak_heap *hak_thread_heap_init(hak_os_failure *why) {
     return h;
 }
 
+bool hak_thread_exiting(void) {
+    return thread_exiting;
+}
+
 static void heap_retire(hak_heap *h) {
     tiny_heap_abandon_all(h);
     hak_heaps_lock();

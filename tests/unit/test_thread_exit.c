@@ -83,7 +83,13 @@ int main(void) {
         hak_free(left[i]);
     }
     CHECK(head_abandoned(lh) == 0, "freeing the last blocks drained every abandoned slab (%u left)", head_abandoned(lh));
-    CHECK(head_slabs_in_use(lh) == 0, "all slabs back in their chunks (%u in use)", head_slabs_in_use(lh));
+    /* The freeing thread got a heap with its first free (the leaver's, from the pool: the slabs' home), so it
+     * adopted them; the one it keeps current stays with it, empty, for its next mallocs. */
+    hak_slab *cur = hak_tls.heap->cls[LEAVE_CLASS].current;
+    unsigned kept_current = cur != &hak_empty_slab;
+    CHECK(!kept_current || cur->used == 0, "the slab the freeing thread keeps is empty (%u blocks out)", cur->used);
+    CHECK(head_slabs_in_use(lh) == kept_current, "all slabs back in their chunks but a current one (%u in use)",
+          head_slabs_in_use(lh));
 
     /* A refill that adopts must not take a slab with nothing to hand out for an OOM. */
     pthread_create(&t, NULL, keeper, NULL);
