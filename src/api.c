@@ -109,6 +109,21 @@ static void free_foreign(hak_slab *s, void *p) {
 
 static HAK_NOINLINE void free_emptied(hak_heap *h, hak_slab *s);
 
+/* The holder's free of the block p (checked) into s: back on the free list. Ends the call hak_free began; the
+ * last block back is a tail call, so that the fast path keeps no register across a call. */
+static inline __attribute__((always_inline)) void free_local(hak_heap *h, hak_slab *s, void *p) {
+    HAK_CHECK(s->used != 0, "a local free lands in a slab with blocks out");
+    hak_block *b = p;
+    b->next = s->free;
+    s->free = b;
+    hak_heap_count(&h->counters.frees);
+    if (HAK_UNLIKELY(--s->used == 0)) {
+        free_emptied(h, s);
+        return;
+    }
+    hak_op_end();
+}
+
 /* A block of a span past its first slab, whose metadata (s) is the first slab's: the fast path's owner check
  * again, on the right slab. */
 static void free_in_span(hak_slab *s, void *p) {
@@ -116,16 +131,7 @@ static void free_in_span(hak_slab *s, void *p) {
     hak_heap *h = hak_tls.heap;
     if (atomic_load_explicit(&s->owner, memory_order_acquire) == h) {
         if (!hak_span_block_start(s, p)) hak_fatal_invalid_pointer("free", p);
-        HAK_CHECK(s->used != 0, "a local free lands in a slab with blocks out");
-        hak_block *b = p;
-        b->next = s->free;
-        s->free = b;
-        hak_heap_count(&h->counters.frees);
-        if (--s->used == 0) {
-            free_emptied(h, s);
-            return;
-        }
-        hak_op_end();
+        free_local(h, s, p);
         return;
     }
     hak_op_end();
@@ -172,16 +178,7 @@ void hak_free(void *p) {
     hak_heap *h = hak_tls.heap;
     if (HAK_LIKELY(atomic_load_explicit(&s->owner, memory_order_acquire) == h)) {
         if (HAK_UNLIKELY(!hak_slab_block_start(s, p))) hak_fatal_invalid_pointer("free", p);
-        HAK_CHECK(s->used != 0, "a local free lands in a slab with blocks out");
-        hak_block *b = p;
-        b->next = s->free;
-        s->free = b;
-        hak_heap_count(&h->counters.frees);
-        if (HAK_UNLIKELY(--s->used == 0)) {
-            free_emptied(h, s);
-            return;
-        }
-        hak_op_end();
+        free_local(h, s, p);
         return;
     }
     hak_op_end();
