@@ -244,8 +244,8 @@ static void *realloc_call(void *p, size_t size) {
     size_t old_usable;
     if (kind != HAK_REGION_SUPERSLAB) {
         large = large_or_die(p, kind, "realloc");
-        if (size > HAK_SMALL_MAX && large_resize_in_place(large, size)) return p;
-        void *moved = size > HAK_SMALL_MAX ? large_grow_moved(large, size) : NULL;
+        if (size > HAK_REALLOC_LARGE_MIN && large_resize_in_place(large, size)) return p;
+        void *moved = size > HAK_REALLOC_LARGE_MIN ? large_grow_moved(large, size) : NULL;
         if (moved) { /* a growing array: its pages move, none is copied; counted as the copy would be */
             hak_stats_shared_alloc();
             hak_stats_shared_free();
@@ -259,7 +259,11 @@ static void *realloc_call(void *p, size_t size) {
         size_t room = hak_ck_block_room(p, old_usable);
         if (size <= room && (size > room / 2 || room <= 16)) return hak_ck_block_resize(p, size);
     }
-    void *q = hak_malloc(size);
+    /* A block grown past HAK_REALLOC_LARGE_MIN is most likely an array that will grow again: on the large path
+     * its next growths move pages (mremap) instead of copying, and no old copy waits out the purge delay in a
+     * span (perl's doubling hash arrays: 5 MiB of peak RSS). */
+    void *q = size > HAK_REALLOC_LARGE_MIN && size > old_usable ? large_alloc_counted(size, 0, false)
+                                                               : hak_malloc(size);
     if (!q) return NULL; /* errno = ENOMEM, and p is untouched */
     memcpy(q, p, size < old_usable ? size : old_usable);
     if (large) {

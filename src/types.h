@@ -100,6 +100,7 @@ enum { HAK_ARENA_PROGRAM = 0, HAK_ARENA_TRACER = 1 };
 #define HAK_TINY_MAX 1024u
 #define HAK_MID_MAX 32768u       /* the largest class whose span is one slab */
 #define HAK_SMALL_MAX 1048576u   /* the largest class: above it, the large path */
+#define HAK_REALLOC_LARGE_MIN (256u * 1024) /* a realloc growing a block beyond it takes the large path */
 /* Exhausted slabs a heap keeps per class, for the frees to come, before letting
  * the oldest go: enough that random frees into mostly full slabs stay cheap. */
 #define HAK_FULL_SLABS_MAX 128

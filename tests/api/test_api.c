@@ -410,14 +410,18 @@ static void test_realloc_contents(void) {
     realloc_keeps(100, 1000, "small->small grow");
     realloc_keeps(1000, 5000, "small->small (tiny to mid) grow");
     realloc_keeps(5000, 32768, "small->small (mid) grow");
-    realloc_keeps(100, 40000, "small->large grow");
-    realloc_keeps(32768, 32769, "small->large grow at the boundary");
-    realloc_keeps(20000, 1 << 20, "small->large grow");
-    realloc_keeps(40000, 1 << 20, "large->large grow");
+    realloc_keeps(100, 40000, "small->medium grow");
+    realloc_keeps(32768, 32769, "mid->medium grow at the boundary");
+    realloc_keeps(40000, 200000, "medium->medium grow");
+    realloc_keeps(200000, 400000, "medium->large path grow (past 256 KiB)");
+    realloc_keeps(20000, 1 << 20, "small->large path grow");
+    realloc_keeps(40000, 1 << 20, "medium->large path grow");
     realloc_keeps(1 << 20, 3 << 20, "large->large grow past a 2 MiB chunk");
     realloc_keeps(1 << 20, 33 << 20, "large->large grow to 33 MiB");
     realloc_keeps(1 << 20, 100, "large->small shrink");
-    realloc_keeps(40000, 32768, "large->small shrink at the boundary");
+    realloc_keeps(400000, 300000, "large path shrink in place");
+    realloc_keeps(400000, 100000, "large path->medium shrink");
+    realloc_keeps(40000, 32768, "medium->mid shrink at the boundary");
     realloc_keeps(1000, 10, "small->small shrink");
     realloc_keeps(30000, 200, "small->small shrink");
     realloc_keeps(3 << 20, 1 << 20, "large->large shrink");
@@ -487,6 +491,30 @@ static void test_realloc_grow_blocked(void) {
           (unsigned long long)st.mapped_bytes, size + neighbours, (unsigned long long)bound);
     free(buf);
     for (int step = 0; step < STEPS; step++) free(neighbour[step]);
+}
+
+/* A block grown past 256 KiB takes the large path, where its next growths move pages instead of copying, even
+ * where a medium span has room for it (the 512 KiB class's, warmed here and kept: api_conformance runs with
+ * an hour's purge delay). */
+static void test_realloc_grows_to_large(void) {
+    void *warm = malloc(opaque_size(400000));
+    CHECK(warm != NULL, "realloc to the large path: malloc(400000) NULL\n");
+    free(warm);
+    unsigned char *p = malloc(opaque_size(200000));
+    CHECK(p != NULL, "realloc to the large path: malloc(200000) NULL\n");
+    if (!p) return;
+    for (size_t i = 0; i < 200000; i++) p[i] = (unsigned char)(i * 11);
+    unsigned char *q = realloc(p, opaque_size(400000));
+    CHECK(q != NULL, "realloc to the large path: realloc(200000 -> 400000) NULL\n");
+    if (!q) return;
+#ifndef HAK_TEST_CHECKED
+    CHECK(malloc_usable_size(q) != 524288, "realloc to the large path: 200000 -> 400000 landed in the 512 KiB class\n");
+#endif
+    size_t bad = SIZE_MAX;
+    for (size_t i = 0; i < 200000 && bad == SIZE_MAX; i++)
+        if (q[i] != (unsigned char)(i * 11)) bad = i;
+    CHECK(bad == SIZE_MAX, "realloc to the large path: byte %zu lost\n", bad);
+    free(q);
 }
 
 static void test_realloc_in_place(void) {
@@ -971,6 +999,7 @@ int main(void) {
         {"realloc(NULL, n)", test_realloc_null_is_malloc},
         {"realloc contents", test_realloc_contents},
         {"realloc in place", test_realloc_in_place},
+        {"realloc growth past 256 KiB takes the large path", test_realloc_grows_to_large},
         {"realloc growth, neighbour in the way", test_realloc_grow_blocked},
         {"realloc(p, 0)", test_realloc_zero_frees},
         {"failed realloc / reallocarray", test_realloc_failure_keeps_block},
