@@ -17,8 +17,10 @@ hak_need_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# What building and testing hakmem needs on Debian 12 (LTTng-UST and Babeltrace2 for the trace build,
-# chromium to render the timeline in a test, pkgconf for the installed hakmem.pc's test; git, python3, sqlite3,
-# coreutils, make, gcc and binutils are also the programs the preload tests run under hakmem).
+# What building and testing hakmem needs on Debian 12 (LTTng-UST and Babeltrace2 for the trace build, libunwind
+# for its stacks and elfutils' eu-addr2line to resolve them, chromium to render the timeline and the flame graph
+# in tests, pkgconf for the installed hakmem.pc's test; git, python3, sqlite3, coreutils, make, gcc and binutils
+# are also the programs the preload tests run under hakmem).
 HAK_BUILD_PACKAGES=(gcc make cmake libc6-dev git coreutils python3 sqlite3 binutils pkgconf
-  lttng-tools liblttng-ust-dev babeltrace2 python3-bt2 libbabeltrace2-dev libbabeltrace2-python-plugin-provider chromium)
+  lttng-tools liblttng-ust-dev babeltrace2 python3-bt2 libbabeltrace2-dev libbabeltrace2-python-plugin-provider
+  libunwind-dev elfutils chromium)

@@ -31,6 +31,7 @@ static HAK_NOINLINE void *small_alloc_slow(size_t size, unsigned class_idx) {
         if (!h) {
             /* No refill ran: the refusal of the heap's own pages is the path, with seq 0. */
             hak_op_end();
+            HAK_TRACE_STACK(0, 0);
             HAK_TRACE(superslab_alloc_fail, (uint8_t)class_idx, hak_class_size[class_idx], 0, why.bytes, why.err,
                       (int)why.reason);
             return report_oom(size, class_idx, HAK_ARENA_PROGRAM);
@@ -38,7 +39,7 @@ static HAK_NOINLINE void *small_alloc_slow(size_t size, unsigned class_idx) {
     }
     void *p = tiny_alloc_slow(h, class_idx);
     hak_op_end();
-    return p ? p : report_oom(size, class_idx, h->arena);
+    return p ? hak_sampled(p, size, class_idx) : report_oom(size, class_idx, h->arena);
 }
 
 /* `size` is what class c must hold: the request and, in the checked build, its trailer. */
@@ -52,7 +53,7 @@ static inline void *small_alloc_in(unsigned c, size_t size) {
         s->used++;
         hak_heap_count(&h->counters.allocs);
         hak_op_end();
-        return b;
+        return hak_sampled(b, size, c);
     }
     return small_alloc_slow(size, c);
 }
@@ -63,9 +64,12 @@ static inline void *small_alloc(size_t size) {
 
 static HAK_NOINLINE void *large_alloc_counted(size_t size, size_t align, bool zeroed) {
     void *p = large_alloc(size, align, zeroed);
-    if (p) hak_stats_shared_alloc();
-    else hak_oom_trace(size, HAKMEM_TP_LARGE_CLASS, 0, hak_context_arena());
-    return p; /* errno: ENOMEM from large_alloc; trace events keep errno as they found it */
+    if (!p) {
+        hak_oom_trace(size, HAKMEM_TP_LARGE_CLASS, 0, hak_context_arena());
+        return NULL;
+    }
+    hak_stats_shared_alloc();
+    return hak_sampled(p, size, HAKMEM_TP_LARGE_CLASS); /* errno: ENOMEM from large_alloc; trace events keep errno as they found it */
 }
 
 /* The tiny classes' table first: the commonest sizes pay one compare before their class. The bound is on the
@@ -165,6 +169,7 @@ static HAK_NOINLINE void free_not_small(void *p, unsigned kind) {
 }
 
 void hak_free(void *p) {
+    hak_sample_freed(p); /* before the block can be handed out again and sampled anew */
     uintptr_t a = (uintptr_t)p;
     unsigned kind = hak_region_kind(a - 1); /* NULL: outside the map, as -1 */
     if (HAK_UNLIKELY(kind != HAK_REGION_SUPERSLAB)) {
@@ -229,6 +234,7 @@ void *hak_realloc(void *p, size_t size) {
     bool named = hak_call_begin(HAK_CALL_REALLOC, 1, size, 0, p);
     void *q = realloc_call(p, size);
     hak_call_end(named);
+    if (q != p && (q || size == 0)) hak_sample_freed(p); /* moved (or freed): a large block's old pages, too */
     return q;
 }
 
@@ -249,7 +255,7 @@ static void *realloc_call(void *p, size_t size) {
         if (moved) { /* a growing array: its pages move, none is copied; counted as the copy would be */
             hak_stats_shared_alloc();
             hak_stats_shared_free();
-            return moved;
+            return hak_sampled(moved, size, HAKMEM_TP_LARGE_CLASS);
         }
         old_usable = large_usable_size(large);
     } else {

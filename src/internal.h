@@ -44,6 +44,7 @@ typedef struct hak_thread_state {
     _Atomic uint8_t in_op;   /* inside an allocator call that may touch `heap` (steal.c) */
 #if defined(HAKMEM_TRACING) && HAKMEM_TRACING
     hak_call call;           /* the outermost call but malloc in progress (oom_report.c) */
+    int64_t sample_left;     /* bytes to the heap profile's next sample point; < 0: due (sampler.c) */
 #endif
 } hak_thread_state;
 extern HAK_TLS hak_thread_state hak_tls;
@@ -411,6 +412,26 @@ static inline bool hak_in_tracer(void) { return false; }
 static inline bool hak_tracer_thread_check(void) { return false; }
 static inline void *hak_tracer_small_alloc(unsigned class_idx) { (void)class_idx; return NULL; }
 static inline void hak_tracer_add_counts(uint64_t *allocs) { (void)allocs; }
+#endif
+/* ---- sampler.c ---- (trace build) the heap profile: a block allocated past the thread's next sample point is
+ * sampled (heap_sample); the free of a sampled block is traced too (heap_sample_free). */
+#if defined(HAKMEM_TRACING) && HAKMEM_TRACING
+extern _Atomic uint64_t hak_samples_live; /* sampled blocks not freed yet: 0 spares the free path its lookup */
+void *hak_sample_taken(void *p, size_t size, unsigned class_idx);
+void hak_sample_forget(const void *p);
+static inline void *hak_sampled(void *p, size_t size, unsigned class_idx) {
+    if (HAK_UNLIKELY((hak_tls.sample_left -= (int64_t)size) < 0)) return hak_sample_taken(p, size, class_idx);
+    return p;
+}
+static inline void hak_sample_freed(const void *p) {
+    if (HAK_UNLIKELY(atomic_load_explicit(&hak_samples_live, memory_order_relaxed) != 0)) hak_sample_forget(p);
+}
+#else
+static inline void *hak_sampled(void *p, size_t size, unsigned class_idx) {
+    (void)size, (void)class_idx;
+    return p;
+}
+static inline void hak_sample_freed(const void *p) { (void)p; }
 #endif
 /* The arena the current call allocates for. */
 static inline unsigned hak_context_arena(void) {

@@ -43,6 +43,7 @@ static void canary_check(const hak_large_header *h, const char *op) {
 static void large_refusal_traced(const hak_os_failure *why) {
     hak_count(hak_context_arena(), HAK_NUM_CLASSES, HAK_CTR_failures);
     uint64_t seq = hak_tls.heap->refill_seq; /* read before HAK_TRACE, which hides the heap (trace.h) */
+    HAK_TRACE_STACK(seq, 0);
     HAK_TRACE(superslab_alloc_fail, HAKMEM_TP_LARGE_CLASS, 0, seq, why->bytes, why->err,
               (int)why->reason);
 }

@@ -39,6 +39,7 @@ void hak_oom_trace(size_t size, unsigned class_idx, uint32_t block_size, unsigne
     if (call.kind == HAK_CALL_MALLOC) call = (hak_call){.count = 1, .size = size, .kind = HAK_CALL_MALLOC};
     uint8_t cue = snapshot_due();
     hak_census_trace(seq);
+    HAK_TRACE_STACK(seq, number);
     HAK_TRACE(oom, call.count * call.size, (uint8_t)class_idx, block_size, seq, number, call.kind, call.count,
               call.align, call.old, cue);
 }

@@ -208,6 +208,10 @@ static const char *parse_delay(const char *text, hak_delay_opt *out) {
     return NULL;
 }
 
+static const char *parse_sample(const char *text, uint64_t *out) {
+    return hak_parse_size(text, out) ? NULL : NOT_VALID;
+}
+
 uint64_t hak_purge_delay_ns(void) {
     return hak_opt.purge_delay.set ? hak_opt.purge_delay.ns : HAK_PURGE_DELAY_NS;
 }

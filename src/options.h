@@ -25,6 +25,10 @@
       "milliseconds (0..3600000) free slabs beyond a class's few, the medium classes' empty "    \
       "chunks and the reserve's chunks keep their pages before they go back to the OS: longer "  \
       "saves page faults on memory freed and used again, shorter gives memory back sooner")      \
+    X(trace_sample, "HAKMEM_TRACE_SAMPLE", sample, "0 (off)",                                   \
+      "(trace build) the heap profile's mean sampling interval: digits, optionally K, M or G "   \
+      "(powers of 1024); each allocated byte is a sample point with probability 1/BYTES, and "   \
+      "every sampled block and its free are heap_sample events with their stacks (0: off)")     \
     X(stats, "HAKMEM_STATS", bool, "0", "1: print counters to stderr at exit")
 
 /* The smallest cap HAKMEM_MAX_MEMORY takes: below it not even the first slab and its metadata fit. */
@@ -46,6 +50,7 @@ typedef struct hak_fault_spec {
 #define HAK_OPT_TYPE_fault hak_fault_spec
 #define HAK_OPT_TYPE_fault_os hak_fault_spec
 #define HAK_OPT_TYPE_delay hak_delay_opt
+#define HAK_OPT_TYPE_sample uint64_t /* bytes; 0 = off */
 
 typedef struct hak_delay_opt {
     bool set;    /* false: the default */

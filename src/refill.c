@@ -92,6 +92,7 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
         }
         /* The one failure event, right after the decision it ends: a failed expansion, or a claim whose
          * slab the cap would not commit (expanding would not help: a new chunk's slabs need committing too). */
+        HAK_TRACE_STACK(seq, 0);
         HAK_TRACE(superslab_alloc_fail, cls, bs, seq, refused.bytes, refused.err, (int)refused.reason);
         /* Tried again even when nothing came back here: a refusal is of its
          * moment, and another thread's reclaim may have made room since. */

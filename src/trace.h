@@ -40,29 +40,56 @@ enum hak_trace_adopt_outcome { HAKMEM_TP_ADOPT_OUTCOME(HAK_ADOPT_ITEM) };
  * what it was, in a call or not. While it emits, the thread has no heap: what the tracer allocates comes
  * from the tracer's arena (tracer.c), and nothing of it is traced. The arguments are evaluated then too:
  * a caller reads what it needs of hak_tls.heap before. */
-#define HAK_TRACE_PICK_1(event, ...)                                                           \
-    do {                                                                                       \
-        if (lttng_ust_tracepoint_enabled(hakmem, event) && !hak_in_tracer()) {                 \
-            int hak_trace_errno = errno; /* the tracer's own syscalls must not show */         \
-            uint8_t hak_trace_in_op = atomic_load_explicit(&hak_tls.in_op, memory_order_relaxed); \
-            hak_heap *hak_trace_heap = hak_tls.heap;                                           \
-            hak_trace_busy = 1;                                                                \
-            hak_tls.heap = &hak_empty_heap;                                                    \
-            lttng_ust_do_tracepoint(hakmem, event, __VA_ARGS__);                               \
-            hak_tls.heap = hak_trace_heap;                                                     \
-            hak_trace_busy = 0;                                                                \
-            atomic_store_explicit(&hak_tls.in_op, hak_trace_in_op, memory_order_release);      \
-            errno = hak_trace_errno;                                                           \
-        }                                                                                      \
+typedef struct hak_tracer_turn {
+    int err; /* the tracer's own syscalls must not show */
+    uint8_t in_op;
+    hak_heap *heap;
+} hak_tracer_turn;
+static inline hak_tracer_turn hak_tracer_enter(void) {
+    hak_tracer_turn t = {errno, atomic_load_explicit(&hak_tls.in_op, memory_order_relaxed), hak_tls.heap};
+    hak_trace_busy = 1;
+    hak_tls.heap = &hak_empty_heap;
+    return t;
+}
+static inline void hak_tracer_leave(hak_tracer_turn t) {
+    hak_tls.heap = t.heap;
+    hak_trace_busy = 0;
+    atomic_store_explicit(&hak_tls.in_op, t.in_op, memory_order_release);
+    errno = t.err;
+}
+#define HAK_TRACE_PICK_1(event, ...)                                                   \
+    do {                                                                               \
+        if (lttng_ust_tracepoint_enabled(hakmem, event) && !hak_in_tracer()) {         \
+            hak_tracer_turn hak_trace_turn = hak_tracer_enter();                       \
+            lttng_ust_do_tracepoint(hakmem, event, __VA_ARGS__);                       \
+            hak_tracer_leave(hak_trace_turn);                                          \
+        }                                                                              \
     } while (0)
 /* Whether the event would be recorded now: for work done only to fill an event (census.c). */
 #define HAK_TRACE_ON(event) HAK_TP_CAT(HAK_TRACE_ON_, HAKMEM_TRACE_EVENT_##event)(event)
 #define HAK_TRACE_ON_0(event) 0
 #define HAK_TRACE_ON_1(event) (lttng_ust_tracepoint_enabled(hakmem, event) && !hak_in_tracer())
+/* The return addresses of the allocation call in progress, innermost first, the library's own frames left out
+ * (stack.c): taken as the tracer, so that whatever the unwinder allocates is the tracer's. */
+#define HAK_STACK_DEPTH 32
+uint8_t hak_stack_capture(uint64_t frames[HAK_STACK_DEPTH]);
 #else
 /* Compiled out: an empty inline call that still type-checks its arguments. */
 #define HAK_TRACE(event, ...) hak_trace_nop_##event(__VA_ARGS__)
 #define HAK_TRACE_ON(event) 0
+#define HAK_STACK_DEPTH 1
+static inline uint8_t hak_stack_capture(uint64_t frames[HAK_STACK_DEPTH]) { (void)frames; return 0; }
 #endif
+
+/* The caller's stack (call_stack), just before the failure event it belongs to: a superslab_alloc_fail (oom_no 0)
+ * or the oom numbered oom_no. */
+#define HAK_TRACE_STACK(seq, oom_no)                                          \
+    do {                                                                      \
+        if (HAK_TRACE_ON(call_stack)) {                                       \
+            uint64_t hak_stack_frames[HAK_STACK_DEPTH];                       \
+            uint8_t hak_stack_depth = hak_stack_capture(hak_stack_frames);    \
+            HAK_TRACE(call_stack, seq, oom_no, hak_stack_frames, hak_stack_depth); \
+        }                                                                     \
+    } while (0)
 
 #endif

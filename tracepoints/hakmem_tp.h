@@ -14,7 +14,9 @@
  * hex integers, outcomes as enums, no floats; every refill event carries the
  * per-thread refill sequence number `seq` that ties one refill together
  * (refills count from 1: seq 0 on superslab_alloc_fail and oom means no refill
- * ran, the thread heap's own pages were refused).
+ * ran, the thread heap's own pages were refused). Stacks (call_stack, heap_sample) are return addresses,
+ * innermost first, hakmem's own frames removed: frames[0] is in the code that called malloc (or calloc, ...);
+ * the state dump of lttng-ust (lttng_ust_statedump:*, lttng_ust_dl:*) maps them to binaries.
  */
 
 #ifndef HAKMEM_TP_CATALOGUE_H
@@ -153,6 +155,21 @@
            lttng_ust_field_integer(uint64_t, align, align)                                                          \
            lttng_ust_field_integer_hex(uintptr_t, old_ptr, (uintptr_t)old_ptr)                                      \
            lttng_ust_field_integer(uint8_t, snapshot, snapshot)))                                                   \
+    EVENT(call_stack, WARNING, (uint64_t, seq, uint64_t, oom_no, const uint64_t *, frames, uint8_t, depth),      \
+          (lttng_ust_field_integer(uint64_t, seq, seq)                                                              \
+           lttng_ust_field_integer(uint64_t, oom_no, oom_no)                                                        \
+           lttng_ust_field_sequence_hex(uint64_t, frames, frames, uint8_t, depth)))                                 \
+    EVENT(heap_sample, INFO,                                                                                       \
+          (const void *, ptr, uint64_t, size, uint8_t, class_idx, uint64_t, mean, const uint64_t *, frames, uint8_t, \
+           depth),                                                                                                 \
+          (lttng_ust_field_integer_hex(uintptr_t, ptr, (uintptr_t)ptr)                                              \
+           lttng_ust_field_integer(uint64_t, size, size)                                                            \
+           lttng_ust_field_integer(uint8_t, class_idx, class_idx)                                                   \
+           lttng_ust_field_integer(uint64_t, mean, mean)                                                            \
+           lttng_ust_field_sequence_hex(uint64_t, frames, frames, uint8_t, depth)))                                 \
+    EVENT(heap_sample_free, INFO, (const void *, ptr, uint64_t, size),                                             \
+          (lttng_ust_field_integer_hex(uintptr_t, ptr, (uintptr_t)ptr)                                              \
+           lttng_ust_field_integer(uint64_t, size, size)))                                                          \
     EVENT(exit_totals, WARNING, (uint64_t, ooms, uint64_t, refills, uint8_t, classes),                             \
           (lttng_ust_field_integer(uint64_t, ooms, ooms)                                                            \
            lttng_ust_field_integer(uint64_t, refills, refills)                                                      \

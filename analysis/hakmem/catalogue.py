@@ -20,7 +20,7 @@ ENUMS = {
 # The class index `oom` reports for the large path.
 LARGE_CLASS = 255
 
-# event -> (loglevel, [(field, kind)]); kind is "int", "hex" or "enum:<name>".
+# event -> (loglevel, [(field, kind)]); kind is "int", "hex", "enum:<name>" or "hex_seq" (a sequence of addresses).
 EVENTS = {
     "refill_enter": ("DEBUG", [
         ("class_idx", "int"), ("block_size", "int"), ("seq", "int"),
@@ -67,6 +67,11 @@ EVENTS = {
         ("size", "int"), ("class_idx", "int"), ("block_size", "int"), ("seq", "int"), ("oom_no", "int"),
         ("call", "enum:alloc_call"), ("count", "int"), ("align", "int"), ("old_ptr", "hex"), ("snapshot", "int"),
     ]),
+    "call_stack": ("WARNING", [("seq", "int"), ("oom_no", "int"), ("frames", "hex_seq")]),
+    "heap_sample": ("INFO", [
+        ("ptr", "hex"), ("size", "int"), ("class_idx", "int"), ("mean", "int"), ("frames", "hex_seq"),
+    ]),
+    "heap_sample_free": ("INFO", [("ptr", "hex"), ("size", "int")]),
     "exit_totals": ("WARNING", [("ooms", "int"), ("refills", "int"), ("classes", "int")]),
     "exit_class_totals": ("WARNING", [
         ("class_idx", "int"), ("block_size", "int"), ("refills", "int"), ("ooms", "int"),

@@ -453,6 +453,9 @@ static void event(struct hk_analyzer *a, struct hk_ev *ev, uintptr_t stream)
     struct hk_thread *t = thread_of(a, ev->vpid, ev->vtid);
     if (ev->has_vtid)
         hk_runs_saw(&t->runs, ev->ts, stream);
+    /* Stacks and heap samples are no decision: they join no refill path and no class's counts. */
+    if (ev->id == HK_EV_call_stack || ev->id == HK_EV_heap_sample || ev->id == HK_EV_heap_sample_free)
+        return;
     if (a->bins)
         hk_bins_event(a->bins, ev);
     if (ev->id == HK_EV_oom_memory || ev->id == HK_EV_oom_class_memory) {

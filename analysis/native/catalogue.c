@@ -8,6 +8,7 @@
 #define lttng_ust_field_integer(type, name, expr) {#name, 0},
 #define lttng_ust_field_integer_hex(type, name, expr) {#name, 0},
 #define lttng_ust_field_enum(provider, enumeration, type, name, expr) {#name, 1},
+#define lttng_ust_field_sequence_hex(type, name, expr, length_type, length) {#name, HK_FIELD_SEQUENCE},
 #define HK_EVENT_SPEC(name, level, args, fields) \
     [HK_EV_##name] = {#name, sizeof((struct hk_field_spec[]){HK_STRIP fields}) / sizeof(struct hk_field_spec), \
                       {HK_STRIP fields}},

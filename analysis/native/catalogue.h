@@ -18,9 +18,11 @@ enum hk_event_id { HAKMEM_TP_EVENTS(HK_EVENT_ENUM) HK_EV_COUNT };
 
 #define HK_LARGE_CLASS HAKMEM_TP_LARGE_CLASS
 
+enum { HK_FIELD_SEQUENCE = 2 };  /* is_enum's value for a sequence of integers (a stack's addresses) */
+
 struct hk_field_spec {
     const char *name;
-    int is_enum;                  /* declared with lttng_ust_field_enum: the trace must label it */
+    int is_enum;                  /* 1: declared with lttng_ust_field_enum: the trace must label it */
 };
 
 struct hk_event_spec {

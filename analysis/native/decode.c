@@ -115,6 +115,13 @@ static struct plan *make_plan(const bt_event_class *ec)
             return p;
         const bt_field_class *fc = bt_field_class_structure_member_borrow_field_class_const(
             bt_field_class_structure_borrow_member_by_index_const(payload, (uint64_t)at));
+        p->members[i].index = (uint64_t)at;
+        if (spec->fields[i].is_enum == HK_FIELD_SEQUENCE) {
+            if (!bt_field_class_type_is(bt_field_class_get_type(fc), BT_FIELD_CLASS_TYPE_ARRAY) ||
+                !is_int(bt_field_class_array_borrow_element_field_class_const(fc)))
+                return p;
+            continue;  /* not read into the event's integer fields */
+        }
         if (!is_int(fc))
             return p;
         bool is_enum = bt_field_class_type_is(bt_field_class_get_type(fc), BT_FIELD_CLASS_TYPE_ENUMERATION);
@@ -237,6 +244,8 @@ enum hk_decoded hk_decode(struct hk_decoder *d, const bt_message *msg, struct hk
     const bt_field *payload = bt_event_borrow_payload_field_const(event);
     for (int i = 0; i < hk_events[p->id].nfields; i++) {
         const struct member *m = &p->members[i];
+        if (hk_events[p->id].fields[i].is_enum == HK_FIELD_SEQUENCE)
+            continue;  /* left 0 */
         const bt_field *f = bt_field_structure_borrow_member_field_by_index_const(payload, m->index);
         struct hk_val *v = &e->f[i];
         if (m->is_signed) {

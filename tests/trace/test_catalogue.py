@@ -37,10 +37,12 @@ def parse_header(text):
         fields_start = args_end + rest.index("(")
         fields_text = body[fields_start:balanced(body, fields_start)]
         fields = []
-        for f in re.finditer(r"lttng_ust_field_(integer_hex|integer|enum)\(([^()]*)", fields_text):
+        for f in re.finditer(r"lttng_ust_field_(integer_hex|integer|enum|sequence_hex)\(([^()]*)", fields_text):
             parts = [p.strip() for p in f.group(2).split(",")]
             if f.group(1) == "enum":
                 fields.append((parts[3], f"enum:{parts[1]}"))
+            elif f.group(1) == "sequence_hex":
+                fields.append((parts[1], "hex_seq"))
             else:
                 fields.append((parts[1], "hex" if f.group(1) == "integer_hex" else "int"))
         events[name] = (level, fields)

@@ -64,6 +64,24 @@ def check_path(oom, path, simple):
     tt.check(oom["size"] == BLOCK, f"oom size {oom['size']}")
 
 
+def check_stacks(events):
+    """Every refusal and every OOM comes right after its thread's stack: the oom's with its number, the refusal's
+    with oom_no 0, the same refill seq, and the same stack (one call of the workload's, below the library)."""
+    last = {}
+    stacks = set()
+    for e in events:
+        name = e["name"].split(":", 1)[1]
+        if name in ("superslab_alloc_fail", "oom"):
+            before = last.get(e["vtid"])
+            tt.check(before is not None and before["name"] == "hakmem:call_stack" and before["seq"] == e["seq"]
+                     and before["oom_no"] == (e["oom_no"] if name == "oom" else 0),
+                     f"{name} (seq {e['seq']}) on vtid {e['vtid']} follows {before} instead of its stack")
+            tt.check(len(before["frames"]) >= 2, f"a stack of {len(before['frames'])} frames: {before}")
+            stacks.add(tuple(before["frames"][:1]))
+        last[e["vtid"]] = e
+    tt.check(len(stacks) == 1, f"the workload allocates from one call site, but the stacks begin at {stacks}")
+
+
 def main():
     args = tt.arguments(workload="trace_oom_workload", mid_simple="HAKMEM_TINY_MID_REFILL_SIMPLE: 0 or 1")
     tt.check(args.mid_simple in ("0", "1"), f"--mid-simple {args.mid_simple}: 0 or 1")
@@ -91,7 +109,8 @@ def main():
     if full:
         by_refill = collections.defaultdict(list)
         for e in t.events:
-            if not e["name"].startswith("hakmem:oom") and "seq" in e:  # not decisions: oom, census, exit totals
+            # not decisions: oom, census, exit totals, stacks
+            if not e["name"].startswith("hakmem:oom") and e["name"] != "hakmem:call_stack" and "seq" in e:
                 by_refill[(e["vpid"], e["vtid"], e["seq"])].append(e)
         for oom in ooms:
             path = by_refill[(oom["vpid"], oom["vtid"], oom["seq"])] + [oom]
@@ -99,6 +118,8 @@ def main():
     else:
         fails = t.named("hakmem:superslab_alloc_fail")
         tt.check(len(fails) >= len(ooms), f"{len(ooms)} OOMs but {len(fails)} superslab_alloc_fail events")
+    if "call_stack" in compiled:
+        check_stacks(t.events)
     tt.ok(f"{len(ooms)} OOMs, each on the thread that got the NULL"
           + (", each behind its full decision path" if full else
              f"; only {sorted(compiled)} recorded"))

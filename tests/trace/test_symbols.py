@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""test_symbols.py — release libhakmem.so carries no tracing at all; libhakmem-trace.so carries the whole catalogue.
+"""test_symbols.py — release libhakmem.so carries no tracing at all (no unwinder, no sampler); libhakmem-trace.so carries the whole catalogue.
 
 Usage: test_symbols.py RELEASE_LIB TRACE_LIB [EVENT ...]  (events: those compiled in; default: the catalogue)
 """
@@ -62,11 +62,18 @@ def main():
         fail(f"{release} depends on an LTTng library")
     if re.search(r"lttng|tracepoint", run("readelf", "-S", "-W", release), re.I):
         fail(f"{release} has a tracepoint section")
+    # Stacks and the heap profile are the trace build's: the release library neither unwinds nor samples.
+    if re.search(r"\b(unw_|_ULx86_64_|_Ux86_64_)\w*|hak_stack_capture|hak_sample_", run("nm", "-a", release)):
+        fail(f"{release} has an unwinder or sampler symbol")
+    if re.search(r"NEEDED.*libunwind", run("readelf", "-d", release)):
+        fail(f"{release} depends on libunwind")
 
     check_exports(trace)
     if not re.search(r"NEEDED.*liblttng-ust\.so", run("readelf", "-d", trace)):
         fail(f"{trace} does not depend on liblttng-ust")
     symbols = run("nm", "-a", trace)
+    if "call_stack" in events and not re.search(r"\bhak_stack_capture\b", symbols):
+        fail(f"{trace} records call_stack but has no stack capture")
     for ev in catalogue.EVENTS:
         present = re.search(rf"\blttng_ust_tracepoint_hakmem___{ev}\b", symbols) is not None
         if present != (ev in events):

@@ -13,7 +13,7 @@
  * to out (NUL-terminated). */
 static void init_with(const char *name, const char *value, char *out, size_t cap) {
     static const char *names[] = {"HAKMEM_TINY_MID_REFILL_SIMPLE", "HAKMEM_MAX_MEMORY", "HAKMEM_FAULT_SUPERSLAB",
-                                  "HAKMEM_PURGE_DELAY", "HAKMEM_STATS"};
+                                  "HAKMEM_PURGE_DELAY", "HAKMEM_TRACE_SAMPLE", "HAKMEM_STATS"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) unsetenv(names[i]);
     if (value) setenv(name, value, 1);
     FILE *tmp = tmpfile();
@@ -68,6 +68,9 @@ static void bad_values(void) {
         {"HAKMEM_TINY_MID_REFILL_SIMPLE", "99999999999999999999999", "\"99999999999999999999999\"", "0"},
         {"HAKMEM_TINY_MID_REFILL_SIMPLE", "", "\"\"", "0"},
         {"HAKMEM_TINY_MID_REFILL_SIMPLE", "1 ", "\"1 \"", "0"},
+        {"HAKMEM_TRACE_SAMPLE", "512KB", "\"512KB\"", "0 (off)"},
+        {"HAKMEM_TRACE_SAMPLE", "-1", "\"-1\"", "0 (off)"},
+        {"HAKMEM_TRACE_SAMPLE", "", "\"\"", "0 (off)"},
         {"HAKMEM_STATS", "2", "\"2\"", "0"},
         {"HAKMEM_STATS", "yes?", "\"yes?\"", "0"},
         {"HAKMEM_STATS", "", "\"\"", "0"},
@@ -124,6 +127,10 @@ static void bad_values(void) {
     }
     init_with("HAKMEM_MAX_MEMORY", "64M", got, sizeof got);
     CHECK(hak_opt.max_memory == 64u << 20, "HAKMEM_MAX_MEMORY=64M took effect");
+    init_with("HAKMEM_TRACE_SAMPLE", "16K", got, sizeof got);
+    CHECK(got[0] == '\0' && hak_opt.trace_sample == 16384, "HAKMEM_TRACE_SAMPLE=16K: '%s'", got);
+    init_with("HAKMEM_TRACE_SAMPLE", NULL, got, sizeof got);
+    CHECK(hak_opt.trace_sample == 0, "the heap profile is off by default");
 
     /* A cap below the smallest is refused with its own reason; the smallest itself and 0 (no cap) are taken. */
     const char *tiny_caps[] = {"1", "4096", "1023K"};
