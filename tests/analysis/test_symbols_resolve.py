@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""test_symbols_resolve.py — hakmem.symbols turns return addresses into the right `function file:line`, or says why not.
+"""test_symbols_resolve.py — hakmem.symbols turns return addresses into the right `function file:line`, or says why.
 
 Compiles tests/analysis/symbols/sites.c (and the library it dlopens after start, sites_lib.c) with gcc into a
 temporary folder, runs each build, and takes what the program prints as the truth: its binaries' load addresses
@@ -11,7 +11,8 @@ with __LINE__. From that output the test writes the records a state dump and the
   stripped library: its exported function by name, "no debug info", its static one "no symbols";
 - rebuilt after the run: "build id differs" and no line; a truncated, a non-ELF and a deleted binary, and a
   truncated debug file: "cannot read PATH: why"; a stack address: outside any mapped binary; a pid without a
-  state dump, and an incomplete dump, named; no eu-addr2line: named;
+  state dump, and an incomplete dump, named; no eu-addr2line: named; records of the wrong shape: ignored;
+- a C++ library (where g++ is installed): a namespaced function's name demangled;
 - 10 000 addresses in 5 binaries: exactly 5 eu-addr2line runs, none the second time (the cache).
 Then it records the program (forking a child) with the running or a private lttng-sessiond and resolves the sites
 through the real state dump and dl events — the field names, baddr, build ids, and the child's own dump.
@@ -56,8 +57,8 @@ def build_id(path):
 
 
 class Run:
-    """What one run of sites printed: pid, sites [(function, line, addr)], inline [(inner, outer, addr)], stack,
-    objects {path: (baddr, memsz)}, child pid and its sites."""
+    """What one run of sites printed: pid, sites [(function, file, line, addr)], inline [(inner, outer, addr)],
+    stack, objects {path: (baddr, memsz)}, child pid and its sites."""
 
     def __init__(self, text):
         self.sites, self.inline, self.objects, self.child_sites = [], [], {}, []
@@ -69,7 +70,8 @@ class Run:
             elif w[0] == "child":
                 self.child = int(w[1])
             elif w[0] == "site":
-                (self.child_sites if self.child else self.sites).append((w[1], int(w[2]), int(w[3], 16)))
+                site = (w[1], os.path.basename(w[2]), int(w[3]), int(w[4], 16))
+                (self.child_sites if self.child else self.sites).append(site)
             elif w[0] == "inline":
                 self.inline.append((int(w[2]), int(w[4]), int(w[5], 16)))
             elif w[0] == "stack":
@@ -123,8 +125,7 @@ def check_frame(frame, function, file, line, what):
 
 
 def check_sites(sym, r, what, inline=True):
-    for function, line, addr in r.sites:
-        file = "sites_lib.c" if function.startswith("lib_") else "sites.c"
+    for function, file, line, addr in r.sites:
         frames = sym.stack(r.pid, [addr], LATER_TS)
         tt.check(len(frames) == 1, f"{what}: {function}'s call gave {len(frames)} frames: {frames}")
         check_frame(frames[0], function, file, line, f"{what}, {function}")
@@ -159,13 +160,13 @@ def main():
     r = run(pie, lib, "fork")
     sym = symbols.Symbolizer(dump(r, lib))
     n = check_sites(sym, r, "PIE")
-    lib_addr = next(a for f, _, a in r.sites if f == "lib_site")
+    lib_addr = next(a for f, _, _, a in r.sites if f == "lib_site")
     for ts in (DLOPEN_TS - 1, UNLOAD_TS, UNLOAD_TS + 1):
         check_problem(sym.stack(r.pid, [lib_addr], ts)[0], symbols.OUTSIDE, f"the library's address at ts {ts}")
     check_problem(sym.stack(r.pid, [r.stack], LATER_TS)[0], symbols.OUTSIDE, "a stack address",
                   f"0x{r.stack:x} (outside any mapped binary)")
-    whole = sym.stack(r.pid, [a for _, _, a in r.sites], LATER_TS)
-    tt.check([f.function for f in whole] == [f for f, _, _ in r.sites], f"a whole stack: {whole}")
+    whole = sym.stack(r.pid, [a for _, _, _, a in r.sites], LATER_TS)
+    tt.check([f.function for f in whole] == [s[0] for s in r.sites], f"a whole stack: {whole}")
     tt.ok(f"PIE: {n} calls resolved to their function and line (one inlined: two frames); the library only "
           "between its dlopen and unload; a stack address named outside")
 
@@ -174,7 +175,7 @@ def main():
     sym = symbols.Symbolizer(dump(rn, lib))
     n = check_sites(sym, rn, "non-PIE")
     tt.check(re.search(r"Type:\s+EXEC", sh("readelf", "-h", nopie)), "sites_nopie is not an ET_EXEC")
-    alpha = next(a for f, _, a in rn.sites if f == "alpha")
+    alpha = next(a for f, _, _, a in rn.sites if f == "alpha")
     frame = sym.stack(rn.pid, [alpha], LATER_TS)[0]
     tt.check(frame.offset == alpha and frame.binary == str(nopie), f"non-PIE: {frame.to_json()}: the offset of an "
                                                                  "ET_EXEC address is the address")
@@ -189,7 +190,7 @@ def main():
     rd = run(dbg, lib)
     n = check_sites(symbols.Symbolizer(dump(rd, lib)), rd, "debug link")
     debug_file.write_bytes(debug_file.read_bytes()[:3000])
-    frame = symbols.Symbolizer(dump(rd, lib)).stack(rd.pid, [rd.sites[0][2]], LATER_TS)[0]
+    frame = symbols.Symbolizer(dump(rd, lib)).stack(rd.pid, [rd.sites[0][3]], LATER_TS)[0]
     check_problem(frame, f"cannot read {debug_file}: truncated", "a truncated debug file")
     tt.ok(f"debug info in a .gnu_debuglink file: {n} calls resolved; that file truncated: {frame.problem!r}")
 
@@ -201,7 +202,7 @@ def main():
     rs = run(stripped, lib_stripped)
     sym = symbols.Symbolizer(dump(rs, lib_stripped))
     baddr = rs.objects[str(stripped)][0]
-    for function, _, addr in rs.sites:
+    for function, _, _, addr in rs.sites:
         frame = sym.stack(rs.pid, [addr], LATER_TS)[0]
         if function == "lib_site":
             tt.check(frame.function == "lib_site" and frame.problem == symbols.NO_DEBUG_INFO,
@@ -221,7 +222,7 @@ def main():
     before = build_id(rebuilt)
     build(rebuilt, "-fPIE", "-pie", "-DSITES_VARIANT=1")
     tt.check(build_id(rebuilt) != before, "the rebuilt program kept its build id")
-    for function, _, addr in rr.sites:
+    for function, _, _, addr in rr.sites:
         if not function.startswith("lib_"):
             check_problem(symbols.Symbolizer(recs).stack(rr.pid, [addr], LATER_TS)[0], symbols.BUILD_ID_DIFFERS,
                           f"rebuilt, {function}")
@@ -236,20 +237,44 @@ def main():
     damaged["gone"][0].unlink()
     whys = {"truncated": "truncated", "text": "not an ELF file", "gone": "No such file or directory"}
     for kind, (exe, rk, recs) in damaged.items():
-        frame = symbols.Symbolizer(recs).stack(rk.pid, [rk.sites[0][2]], LATER_TS)[0]
+        frame = symbols.Symbolizer(recs).stack(rk.pid, [rk.sites[0][3]], LATER_TS)[0]
         check_problem(frame, f"cannot read {exe}: {whys[kind]}", f"a {kind} binary")
     tt.ok("rebuilt: build id differs, no line; truncated, not ELF, deleted: cannot read PATH: why")
 
     # No state dump for the pid; an incomplete one (no end, the program missing); no eu-addr2line.
     sym = symbols.Symbolizer(dump(r, lib))
-    check_problem(sym.stack(r.pid + 100000, [r.sites[0][2]])[0], f"no state dump for pid {r.pid + 100000}",
+    check_problem(sym.stack(r.pid + 100000, [r.sites[0][3]])[0], f"no state dump for pid {r.pid + 100000}",
                   "another pid")
     partial = symbols.Symbolizer(dump(r, lib, complete=False, skip={str(pie)}))
-    check_problem(partial.stack(r.pid, [r.sites[0][2]], LATER_TS)[0],
+    check_problem(partial.stack(r.pid, [r.sites[0][3]], LATER_TS)[0],
                   f"outside any mapped binary (the state dump of pid {r.pid} is incomplete)", "an incomplete dump")
-    frame = symbols.Symbolizer(dump(r, lib), addr2line="hakmem-no-such-addr2line").stack(r.pid, [r.sites[0][2]])[0]
+    frame = symbols.Symbolizer(dump(r, lib), addr2line="hakmem-no-such-addr2line").stack(r.pid, [r.sites[0][3]])[0]
     check_problem(frame, "cannot resolve: hakmem-no-such-addr2line is not installed", "no resolver")
     tt.ok("no state dump, an incomplete dump, no resolver: each named")
+
+    # Hostile records: wrong types, missing fields, a build id of strings, None: ignored, never an exception.
+    garbage = [{}, {"name": 7}, {"name": "lttng_ust_statedump:bin_info", "vpid": r.pid, "fields": []},
+               {"name": "lttng_ust_statedump:bin_info", "ts": "x", "vpid": r.pid,
+                "fields": {"baddr": "0x1000", "memsz": -4, "path": None}},
+               {"name": "lttng_ust_statedump:build_id", "vpid": r.pid, "fields": {"baddr": 0, "build_id": ["a"]}},
+               {"name": "lttng_ust_lib:unload", "vpid": [], "fields": {"baddr": None}}, None]
+    check_sites(symbols.Symbolizer(garbage + dump(r, lib)), r, "hostile records around a good dump")
+    check_problem(symbols.Symbolizer(garbage).stack(r.pid, [r.sites[0][3]])[0], "no state dump",
+                  "hostile records alone")
+    odd = symbols.Symbolizer(dump(r, lib)).stack(r.pid, [None, -1, "0x10", True, [1]])
+    tt.check(len(odd) == 5 and all(f.problem.startswith("not an address") for f in odd), f"odd addresses: {odd}")
+    tt.ok("hostile records: ignored, the good dump still resolves; alone: no state dump; odd addresses: named")
+
+    # C++: a namespaced function comes out demangled (c++filt), as its caller wrote it.
+    if shutil.which("g++"):
+        cxx = work / "libsites_cxx.so"
+        sh("g++", *CFLAGS, "-shared", "-fPIC", "-o", cxx, SOURCES / "sites_cxx.cc", what="g++ sites_cxx.cc")
+        rc = run(pie, cxx)
+        tt.check(any(f == "sites::inner(int)" for f, _, _, _ in rc.sites), f"the C++ library's sites: {rc.sites}")
+        n = check_sites(symbols.Symbolizer(dump(rc, cxx)), rc, "C++ library")
+        tt.ok(f"C++: {n} calls resolved, sites::inner(int) demangled")
+    else:
+        print("g++ is not installed: demangling not checked", flush=True)
 
     # Batching and the cache: 10 000 addresses over 5 binaries of two processes.
     recs = dump(r, lib) + dump(rn, lib)
@@ -321,9 +346,8 @@ def real_recording(pie, lib):
              f"the forked child {r.child} has no state dump of its own")
     sym = symbols.Symbolizer(records)
     last = max(x["ts"] for x in mine)
-    for function, line, addr in r.sites + [(fn, ln, a) for fn, ln, a in r.child_sites]:
-        vpid = r.child if (function, line, addr) in r.child_sites else r.pid
-        file = "sites_lib.c" if function.startswith("lib_") else "sites.c"
+    for function, file, line, addr in r.sites + r.child_sites:
+        vpid = r.child if (function, file, line, addr) in r.child_sites else r.pid
         check_frame(sym.stack(vpid, [addr], last)[0], function, file, line, f"recorded, {function}")
     tt.ok(f"a real recording: bin_info baddr/memsz and build_id as the program printed, the dlopen, the child's own "
           f"dump; {len(r.sites) + len(r.child_sites)} calls resolved through it")

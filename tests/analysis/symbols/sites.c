@@ -1,4 +1,4 @@
-/* sites.c — prints the truth test_symbols_resolve.py checks: its binaries' load addresses and return addresses of calls on known lines. */
+/* sites.c — prints test_symbols_resolve.py's truth: its load addresses, return addresses of calls on known lines. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <link.h>
@@ -17,7 +17,9 @@
 /* Noinline, so that the address it returns lies in its caller, just after the call. */
 __attribute__((noinline)) static void *return_address(void) { return __builtin_return_address(0); }
 
-static void site(const char *function, int line, void *addr) { printf("site %s %d %p\n", function, line, addr); }
+static void site(const char *function, int line, void *addr) {
+  printf("site %s %s %d %p\n", function, __FILE__, line, addr);
+}
 
 /* Inlined even at -O0: the address is in its caller's code, and the DWARF says both functions and lines. */
 static inline __attribute__((always_inline)) void inlined_site(int caller_line) {
