@@ -10,29 +10,25 @@ Records the capped 4-thread trace_oom_workload (12 OOMs), renders TRACE -o t.htm
 - hover titles on every mark; failed chunk expansions drawn differently from the others (where compiled in);
 - the note says whether marks were merged, and agrees with the marks' counts.
 Then the HTML is rendered by headless Chromium: --dump-dom must show the same lanes and markers, without a
-console error, and a 1400x900 --screenshot must be a real picture (decoded here with zlib+struct: many colours,
-the OOM red, the bitmap-claimed green, ink on at least a few percent of the pixels).
+console error, and a 1400x900 --screenshot must be a real picture (decoded with zlib+struct by browser.py: many
+colours, the OOM red, the bitmap-claimed green, ink on at least a few percent of the pixels).
 
 usage: test_timeline.py --lib libhakmem-trace.so --workload trace_oom_workload
 Skips (77) where lttng or bt2 is not installed, or where chromium is not (after the picture's structure has been
 checked); as root with CI=true it installs Debian's chromium itself.
 """
 import json
-import os
 import re
-import shutil
-import signal
-import struct
 import subprocess
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
-import zlib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "trace"))
 import tracetest as tt  # noqa: E402
 import analysistest as at  # noqa: E402
+from browser import (check_self_contained, chromium, console_errors, find_chromium, install_chromium,  # noqa: E402
+                     read_png)
 
 CAP = "48M"
 REFUSALS = 3
@@ -64,16 +60,6 @@ def classes(el):
 def title_of(el):
     t = el.find(f"{{{SVG_NS}}}title")
     return t.text if t is not None else None
-
-
-def check_self_contained(text, what):
-    tt.check("<script" not in text.lower(), f"{what} holds a <script>")
-    tt.check("<link" not in text.lower(), f"{what} holds a <link>")
-    urls = set(re.findall(r"(?:https?|ftp|file)://[^\s\"'<>)]*", text))
-    tt.check(urls <= {SVG_NS}, f"{what} refers to {sorted(urls - {SVG_NS})[:5]}: it must be self-contained")
-    bad = [u for u in re.findall(r"url\(([^)]*)\)", text) if not u.strip("'\" ").startswith("#")]
-    tt.check(not bad, f"{what} uses url() to something else than an #id: {bad[:5]}")
-    tt.check(not re.search(r"\s(?:xlink:)?href=\"(?!#)", text), f"{what} links outside itself")
 
 
 def check_svg(root, report, what, compiled):
@@ -168,105 +154,6 @@ def parse_svg(text, what):
 
 
 # ---- Chromium ----
-
-def find_chromium():
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-def install_chromium():
-    if os.geteuid() == 0 and os.environ.get("CI") == "true":
-        print("chromium is missing: installing Debian's (root, CI=true)", flush=True)
-        rc, out, err = run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"], "apt-get install",
-                           timeout=900, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
-        if rc != 0:
-            tt.fail(f"apt-get install chromium failed ({rc}): {(out + err)[-2000:]}")
-    return find_chromium()
-
-
-def chromium(exe, url, *mode):
-    """Run headless Chromium in its own session (every child is stopped afterwards); (status, stdout, stderr)."""
-    home = Path(tempfile.mkdtemp(prefix="hakmem-chromium-"))
-    # A fresh profile and no background traffic; --no-sandbox because as root (CI) Chromium refuses to start its
-    # sandbox, and the page is this test's own file.
-    argv = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-dev-shm-usage", "--enable-logging=stderr", "--v=0", f"--user-data-dir={home / 'profile'}",
-            f"--window-size={W},{H}", *mode, url]
-    print("+ " + " ".join(argv), flush=True)
-    env = dict(os.environ, HOME=str(home))
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=env)
-    try:
-        out, err = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        shutil.rmtree(home, ignore_errors=True)
-        tt.fail(f"chromium {' '.join(mode)} did not finish within 120 s")
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # helpers (crashpad, zygote) that outlive the browser
-    except ProcessLookupError:
-        pass
-    shutil.rmtree(home, ignore_errors=True)
-    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
-
-
-def console_errors(err):
-    return [line for line in err.splitlines()
-            if ("CONSOLE" in line and ("Uncaught" in line or "rror" in line)) or "Uncaught" in line]
-
-
-def read_png(path):
-    """(width, height, rows of RGB tuples-as-bytes, channels) of an 8-bit RGB/RGBA non-interlaced PNG."""
-    data = Path(path).read_bytes()
-    tt.check(data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG")
-    pos, idat, ihdr = 8, [], None
-    while pos < len(data):
-        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + n]
-        if kind == b"IHDR":
-            ihdr = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat.append(body)
-        elif kind == b"IEND":
-            break
-        pos += 12 + n
-    tt.check(ihdr is not None and idat, f"{path}: no IHDR or no IDAT chunk")
-    width, height, depth, ctype, _, _, interlace = ihdr
-    tt.check(depth == 8 and ctype in (2, 6) and interlace == 0,
-             f"{path}: a PNG of depth {depth}, colour type {ctype}, interlace {interlace}: not read here")
-    ch = 3 if ctype == 2 else 4
-    raw = zlib.decompress(b"".join(idat))
-    stride = width * ch
-    rows, prev = [], bytearray(stride)
-    for y in range(height):
-        f = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        if f == 1:
-            for i in range(ch, stride):
-                line[i] = (line[i] + line[i - ch]) & 0xFF
-        elif f == 2:
-            line = bytearray((a + b) & 0xFF for a, b in zip(line, prev))
-        elif f == 3:
-            for i in range(stride):
-                left = line[i - ch] if i >= ch else 0
-                line[i] = (line[i] + ((left + prev[i]) >> 1)) & 0xFF
-        elif f == 4:
-            for i in range(stride):
-                a = line[i - ch] if i >= ch else 0
-                b, c = prev[i], (prev[i - ch] if i >= ch else 0)
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
-        elif f != 0:
-            tt.fail(f"{path}: unknown PNG filter {f} in row {y}")
-        rows.append(bytes(line))
-        prev = line
-    return width, height, rows, ch
-
 
 def check_screenshot(path):
     tt.check(Path(path).is_file() and Path(path).stat().st_size > 0, f"chromium wrote no screenshot {path}")
@@ -401,7 +288,7 @@ def main():
         tt.skip("chromium is not installed (apt-get install chromium; CI installs it): the picture's structure "
                 "was checked, its rendering was not")
     url = html.resolve().as_uri()
-    rc, dom, err = chromium(exe, url, "--dump-dom")
+    rc, dom, err = chromium(exe, url, "--dump-dom", size=(W, H))
     tt.check(rc == 0, f"chromium --dump-dom: status {rc}: {err[-3000:]}")
     tt.check(not console_errors(err), f"console errors while rendering: {console_errors(err)[:5]}")
     lanes = len(re.findall(r'<g class="lane[ "]', dom))
@@ -411,7 +298,7 @@ def main():
     tt.check("<svg" in dom and "hakmem timeline" in dom, "the rendered DOM lacks the picture")
 
     png = work / "timeline.png"
-    rc, _, err = chromium(exe, url, f"--screenshot={png}")
+    rc, _, err = chromium(exe, url, f"--screenshot={png}", size=(W, H))
     tt.check(rc == 0, f"chromium --screenshot: status {rc}: {err[-3000:]}")
     green = check_screenshot(png)
     if "bitmap_check" in compiled:
