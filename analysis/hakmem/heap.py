@@ -278,7 +278,7 @@ def class_sizes(result):
     """Class index -> block size, as the trace's refill events gave it."""
     out = {}
     for cls, c in result["summary"]["classes"].items():
-        if c.get("block_size"):
+        if c.get("block_size") and cls.isdigit():
             out[int(cls)] = c["block_size"]
     return out
 

@@ -232,7 +232,9 @@ def stack_lines(o):
         if not o["stack"]:
             lines.append("    (an empty stack: the unwinder found no frame outside hakmem)")
     live = o.get("live_heap")
-    if live is not None:
+    if live is not None and not live["mean"]:
+        lines.append(f"  live heap at this OOM: pid {o['vpid']} recorded no heap samples")
+    elif live is not None:
         lines.append(f"  live heap at this OOM (estimated from {live['live_samples']} samples, mean interval "
                      f"{size_text(live['mean'])}):")
         lines.extend("  " + share_line(e) for e in live["top"])
@@ -242,8 +244,9 @@ def stack_lines(o):
 def heap(report):
     """`hakmem-trace heap`'s text: the instant, the estimate, one line per group (with its stack by site)."""
     at, sampling = report["at"], report["sampling"]
-    when = {"first-oom": f"just before its first OOM (OOM {at['oom_no']})", "oom": f"just before its OOM {at['oom_no']}",
-            "peak": "at its estimated peak", "end": "at the end of the trace"}[at["kind"]]
+    when = {"first-oom": f"just before its first OOM (OOM {at['oom_no']})",
+            "oom": f"just before its OOM {at['oom_no']}", "peak": "at its estimated peak",
+            "end": "at the end of the trace"}[at["kind"]]
     lines = [f"live heap of pid {at['vpid']} {when}, {clock(at['time_ns'])}: {mib(report['total_bytes'])} estimated "
              f"from {sampling['live_samples']} live samples ({sampling['samples']} in the trace, mean interval "
              f"{size_text(sampling['mean'])}), by {report['by']}"]

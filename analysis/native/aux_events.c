@@ -212,8 +212,9 @@ bool hk_aux_read(struct hk_aux *x, const bt_message *msg)
     struct hk_aux_rec *r = hk_aux_rec_new(bt_event_class_get_name(ec), ns, 0, 0, NULL, (size_t)members);
     r->nfields = 0;
     for (uint64_t i = 0; i < members; i++) {
-        const char *key = bt_field_class_structure_member_get_name(bt_field_class_structure_borrow_member_by_index_const(
-            bt_field_borrow_class_const(payload), i));
+        const bt_field_class *st = bt_field_borrow_class_const(payload);
+        const char *key =
+            bt_field_class_structure_member_get_name(bt_field_class_structure_borrow_member_by_index_const(st, i));
         if (!length_member(key) &&
             read_field(key, bt_field_structure_borrow_member_field_by_index_const(payload, i), &r->fields[r->nfields]))
             r->nfields++;
