@@ -19,7 +19,6 @@ from .trace_input import TraceError
 SCHEMA = "hakmem-trace-heap/1"
 TOP_AT_OOM = 10        # sites listed under each OOM of oom-paths
 LARGE = 255
-INSTANTS = ("first-oom", "peak", "end")
 GROUPINGS = ("site", "thread", "class")
 NOT_RESOLVED = "not resolved"
 
@@ -86,7 +85,6 @@ class Profile:
     """The heap_sample / heap_sample_free records of a trace, per process in time order."""
 
     def __init__(self, aux_records):
-        self.records = aux_records
         self.events = collections.defaultdict(list)  # vpid -> [(ts, Sample) or (ts, ptr)], in time order
         self.samples = collections.Counter()          # vpid -> heap_sample count
         self.means = collections.defaultdict(collections.Counter)
@@ -233,7 +231,7 @@ def oom_instants(result, aux_records):
 def choose(at, pid, result, profile, aux_records, name):
     """(vpid, stop, at-dict, problems) for --at and --pid; TraceError when there is no such instant."""
     problems = []
-    if at in ("first-oom",) or at.startswith("oom:"):
+    if at == "first-oom" or at.startswith("oom:"):
         ooms = oom_instants(result, aux_records)
         if pid is not None:
             ooms = [o for o in ooms if o[1] == pid]
