@@ -28,6 +28,37 @@ def summary(args):
     return 0
 
 
+def heap(args):
+    from . import heap as heap_profile
+    from . import paths, report, trace_input
+    a = paths.Analyzer()
+    trace_input.read(args.trace, a)
+    trace_input.check_usable(a, args.trace)
+    result = a.finish(stacks=False)
+    out, stacks = heap_profile.heap(result, a.aux, at=args.at, by=args.by, pid=args.pid, name=args.trace)
+    if args.flamegraph:
+        _flamegraph(out, stacks, args.flamegraph)
+    print(json.dumps(out, indent=1) if args.json else report.heap(out))
+    return 0
+
+
+def _flamegraph(out, stacks, path):
+    from .trace_input import TraceError
+    try:
+        from . import flamegraph
+    except ImportError:
+        raise TraceError("--flamegraph: this hakmem-trace has no flame graph renderer (hakmem/flamegraph.py)") from None
+    at = out["at"]
+    title = (f"live heap of pid {at['vpid']} at {at['kind']}" + (f" {at['oom_no']}" if at["oom_no"] else "")
+             + f": {out['total_bytes']} bytes estimated")
+    svg = flamegraph.render([([f["text"] for f in reversed(frames)], weight) for frames, weight in stacks], title)
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(svg)
+    except OSError as e:
+        raise TraceError(f"cannot write {path}: {e.strerror or e}") from None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="hakmem-trace", description="Record and explain hakmem allocator traces.")
     sub = parser.add_subparsers(dest="subcommand", required=True)
@@ -40,6 +71,17 @@ def main(argv=None):
     p.add_argument("--json", action="store_true")
     p.add_argument("trace", metavar="TRACE_DIR")
     p.set_defaults(func=summary)
+    p = sub.add_parser("heap", help="the estimated live heap of one process at one instant, by call site, thread "
+                                    "or class (from a recording with HAKMEM_TRACE_SAMPLE)")
+    p.add_argument("--at", default="first-oom", metavar="first-oom|oom:N|peak|end",
+                   help="just before the trace's first OOM (default), before the OOM numbered N, at the process's "
+                        "estimated peak, or at the end")
+    p.add_argument("--by", default="site", choices=("site", "thread", "class"))
+    p.add_argument("--pid", type=int, help="the process (peak, end: default the one with the most samples)")
+    p.add_argument("--json", action="store_true", help="one JSON object (schema hakmem-trace-heap/1, see README)")
+    p.add_argument("--flamegraph", metavar="FILE.svg", help="also write the live heap as a flame graph")
+    p.add_argument("trace", metavar="TRACE_DIR")
+    p.set_defaults(func=heap)
     timeline.add_parser(sub)
     args = parser.parse_args(argv)
     if args.subcommand == "record":

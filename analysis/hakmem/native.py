@@ -14,6 +14,9 @@ REPO = Path(__file__).resolve().parents[2]
 PRESETS = ("trace", "release", "trace-failures", "debug", "asan", "tsan")
 _LIB = None
 _PLUGIN = None
+# The catalogue events the core also passes through whole (aux_events.c), and its field kinds (enum hk_aux_kind).
+AUX_HAKMEM = ("call_stack", "heap_sample", "heap_sample_free")
+AUX_INT, AUX_UINT, AUX_STR, AUX_SEQ = range(4)
 
 
 class CoreMissing(Exception):
@@ -62,6 +65,13 @@ def _lib():
                                       ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_char_p),
                                       ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int),
                                       ctypes.POINTER(ctypes.c_char_p)]
+        lib.hk_core_aux_event.restype = ctypes.c_int
+        lib.hk_core_aux_event.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int64, ctypes.c_int64,
+                                          ctypes.c_int64, ctypes.c_char_p, ctypes.c_int,
+                                          ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_int),
+                                          ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_char_p),
+                                          ctypes.POINTER(ctypes.POINTER(ctypes.c_int64)),
+                                          ctypes.POINTER(ctypes.c_int64)]
         lib.hk_core_declare.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         lib.hk_core_explainers_state.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
                                                  ctypes.POINTER(ctypes.c_int64)]
@@ -91,7 +101,15 @@ class Core:
             raise ValueError(self.failure())
 
     def event(self, name, ts, vpid, vtid, procname, fields):
-        """A crafted event (a test's, not read from a trace): fields by name, integers or enumeration labels."""
+        """A crafted event (a test's, not read from a trace): fields by name, integers or enumeration labels (a
+        stack's `frames` a list of integers). A catalogue event by its short name; lttng-ust's state dump and dl
+        events by their full names. Stacks and heap samples go both to the analysis and through it (aux)."""
+        if ":" in name:
+            self._aux_event(name, ts, vpid, vtid, procname, fields)
+            return
+        if name in AUX_HAKMEM:
+            self._aux_event(f"hakmem:{name}", ts, vpid, vtid, procname, fields)
+            fields = {k: v for k, v in fields.items() if not isinstance(v, (list, tuple))}
         n = len(fields)
         keys = (ctypes.c_char_p * n)(*(k.encode() for k in fields))
         ints = [v if isinstance(v, int) else 0 for v in fields.values()]
@@ -101,6 +119,30 @@ class Core:
         if self._lib.hk_core_event(self.ptr, name.encode(), ts, vpid, vtid, procname.encode() if procname else None,
                                    n, keys, values, uns, labels) != 0:
             raise ValueError(f"not a catalogue event: {name}")
+
+    def _aux_event(self, name, ts, vpid, vtid, procname, fields):
+        n = len(fields)
+        keys = (ctypes.c_char_p * n)(*(k.encode() for k in fields))
+        kinds, ints, strs, seqs, lens = [], [], [], [], []
+        for v in fields.values():
+            if isinstance(v, str):
+                kinds.append(AUX_STR)
+            elif isinstance(v, (list, tuple)):
+                kinds.append(AUX_SEQ)
+            else:
+                kinds.append(AUX_UINT if v >= 1 << 63 else AUX_INT)
+            ints.append(_i64(v) if isinstance(v, int) else 0)
+            strs.append(v.encode() if isinstance(v, str) else None)
+            seq = list(v) if isinstance(v, (list, tuple)) else []
+            seqs.append((ctypes.c_int64 * max(len(seq), 1))(*(_i64(x) for x in seq)))
+            lens.append(len(seq))
+        seq_ptrs = (ctypes.POINTER(ctypes.c_int64) * n)(*(ctypes.cast(a, ctypes.POINTER(ctypes.c_int64))
+                                                         for a in seqs))
+        if self._lib.hk_core_aux_event(self.ptr, name.encode(), ts, vpid, vtid,
+                                       procname.encode() if procname else None, n, keys,
+                                       (ctypes.c_int * n)(*kinds), (ctypes.c_int64 * n)(*ints),
+                                       (ctypes.c_char_p * n)(*strs), seq_ptrs, (ctypes.c_int64 * n)(*lens)) != 0:
+            raise ValueError(f"not an event the core passes through: {name}")
 
     def declare(self, name):
         """An event name the trace would declare (crafted input)."""
@@ -131,11 +173,15 @@ class Core:
 
 
 def limits():
-    """The core's bounds, by name (analyzer.h, explainers.h, cause.h)."""
-    out = (ctypes.c_int64 * 6)()
+    """The core's bounds, by name (analyzer.h, explainers.h, cause.h, aux_events.h)."""
+    out = (ctypes.c_int64 * 8)()
     _lib().hk_core_limits(out)
     return dict(zip(("context_window", "context_shown", "detail_per_cause", "chunks_kept", "claims_kept",
-                     "path_limit"), out))
+                     "path_limit", "oom_stacks_kept", "refusal_stacks_kept"), out))
+
+
+def _i64(v):
+    return v - (1 << 64) if v >= 1 << 63 else v
 
 
 def _plugin():

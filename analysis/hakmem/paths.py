@@ -11,7 +11,7 @@ judgement.
 
 import collections
 
-from . import catalogue, judgement, losses, native, trace_input
+from . import catalogue, heap, judgement, losses, native, trace_input
 from .records import Event, Numbers, thread_label
 
 DETAIL_PER_CAUSE = 1000  # OOMs listed with their path per cause: the core's HK_DETAIL_PER_CAUSE, which the report
@@ -66,6 +66,11 @@ class Analyzer:
         for name in names:
             self.core.declare(name)
 
+    @property
+    def aux(self):
+        """What the core passed through whole: stacks, heap samples, the state dump (aux_events.h)."""
+        return self.core.result().get("aux") or {"records": [], "duplicates": 0, "stacks_dropped": 0}
+
     # ---- output ----
 
     @staticmethod
@@ -80,7 +85,8 @@ class Analyzer:
             return got
         return ev
 
-    def finish(self):
+    def finish(self, stacks=True):
+        """The report; with stacks, each OOM's call stack and the live heap when it struck (heap.add_to_ooms)."""
         r = self.core.result()
         declared = set(r["declared"])
         ooms = []
@@ -121,6 +127,8 @@ class Analyzer:
                 "notes": judgement.notes(rec),
                 "memory": o["memory"],
             })
+        if stacks:
+            heap.add_to_ooms(ooms, self.aux)
         causes.update({c: n for c, n in r["unlisted_causes"].items() if n})
         classes = {}
         for cls, block_size, refills, n_ooms, counts in sorted(r["classes"], key=lambda c: c[0] or 0):

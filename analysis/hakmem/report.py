@@ -189,6 +189,7 @@ def oom_paths(report):
         for step in o["path"]:
             lines.append(f"    {step['step']:>2}. {us(step['offset_ns']):>14}  {step['event']:<20} "
                          f"{describe(step['event'], step['fields'])}")
+        lines.extend(stack_lines(o))
         if o["context"]:
             lines.append("  meanwhile, other threads on this class:")
             for c in o["context"]:
@@ -204,6 +205,57 @@ def oom_paths(report):
             lines.extend(memory_lines(o["memory"], "memory at this OOM"))
         for n in o["notes"]:
             lines.append(f"  note: {n}")
+    return "\n".join(lines)
+
+
+def size_text(n):
+    """A sampling interval: in KiB or MiB when it is a whole number of them."""
+    if n and n % (1 << 20) == 0:
+        return f"{n >> 20} MiB"
+    if n and n % 1024 == 0:
+        return f"{n >> 10} KiB"
+    return f"{n} B"
+
+
+def share_line(e):
+    return f"  {e['share'] * 100:.1f} %  {mib(e['bytes'])}  {e['key']}"
+
+
+def stack_lines(o):
+    """The failing call's stack, and the live heap by site when the OOM struck (heap.add_to_ooms)."""
+    if "stack" not in o:
+        return []
+    if o["stack"] is None:
+        lines = ["  called from: no call_stack event (not recorded)"]
+    else:
+        lines = ["  called from:"] + [f"    #{i} {f['text']}" for i, f in enumerate(o["stack"])]
+        if not o["stack"]:
+            lines.append("    (an empty stack: the unwinder found no frame outside hakmem)")
+    live = o.get("live_heap")
+    if live is not None and not live["mean"]:
+        lines.append(f"  live heap at this OOM: pid {o['vpid']} recorded no heap samples")
+    elif live is not None:
+        lines.append(f"  live heap at this OOM (estimated from {live['live_samples']} samples, mean interval "
+                     f"{size_text(live['mean'])}):")
+        lines.extend("  " + share_line(e) for e in live["top"])
+    return lines
+
+
+def heap(report):
+    """`hakmem-trace heap`'s text: the instant, the estimate, one line per group (with its stack by site)."""
+    at, sampling = report["at"], report["sampling"]
+    when = {"first-oom": f"just before its first OOM (OOM {at['oom_no']})",
+            "oom": f"just before its OOM {at['oom_no']}", "peak": "at its estimated peak",
+            "end": "at the end of the trace"}[at["kind"]]
+    lines = [f"live heap of pid {at['vpid']} {when}, {clock(at['time_ns'])}: {mib(report['total_bytes'])} estimated "
+             f"from {sampling['live_samples']} live samples ({sampling['samples']} in the trace, mean interval "
+             f"{size_text(sampling['mean'])}), by {report['by']}"]
+    for e in report["entries"]:
+        lines.append(share_line(e) + f"  ({e['blocks']} blocks)")
+        for i, f in enumerate(e.get("stack", [])[1:], 1):
+            lines.append(f"      #{i} {f['text']}")
+    for p in report["problems"]:
+        lines.append(f"note: {p}")
     return "\n".join(lines)
 
 

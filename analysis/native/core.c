@@ -25,6 +25,7 @@ HK_EXPORT void hk_core_free(struct hk_core *c)
         return;
     hk_analyzer_free(&c->a);
     hk_decoder_free(&c->decoder);
+    hk_aux_free(&c->aux);
     free(c);
 }
 
@@ -97,7 +98,15 @@ HK_EXPORT int hk_core_message(struct hk_core *c, const bt_message *msg)
     case BT_MESSAGE_TYPE_EVENT: {
         struct hk_ev *ev = NULL;
         const char *bad = NULL;
-        switch (hk_decode(&c->decoder, msg, &ev, &bad)) {
+        bool aux = false;
+        enum hk_decoded decoded = hk_decode(&c->decoder, msg, &ev, &bad, &aux);
+        if (aux && decoded != HK_OVERFLOW && !hk_aux_read(&c->aux, msg))
+            decoded = HK_OVERFLOW;
+        if (decoded == HK_OVERFLOW && ev) {
+            hk_ev_unref(ev);
+            ev = NULL;
+        }
+        switch (decoded) {
         case HK_DECODED: {
             const bt_stream *s = bt_event_borrow_stream_const(bt_message_event_borrow_event_const(msg));
             hk_analyzer_event(a, ev, (uintptr_t)s, (uintptr_t)bt_stream_borrow_trace_const(s));
@@ -187,6 +196,35 @@ HK_EXPORT int hk_core_event(struct hk_core *c, const char *name, int64_t ts, int
     return 0;
 }
 
+HK_EXPORT int hk_core_aux_event(struct hk_core *c, const char *name, int64_t ts, int64_t vpid, int64_t vtid,
+                                const char *procname, int n, const char *const *keys, const int *kinds,
+                                const int64_t *ints, const char *const *strs, const int64_t *const *seqs,
+                                const int64_t *seq_lens)
+{
+    if (!hk_aux_wanted(name) || n < 0)
+        return -1;
+    struct hk_aux_rec *r = hk_aux_rec_new(name, ts, vpid, vtid, procname, (size_t)n);
+    for (int i = 0; i < n; i++) {
+        struct hk_aux_field *f = &r->fields[i];
+        f->key = hk_intern(keys[i]);
+        f->kind = (enum hk_aux_kind)kinds[i];
+        if (f->kind == HK_AUX_STR) {
+            if (!(f->s = strdup(strs[i] ? strs[i] : "")))
+                abort();
+        } else if (f->kind == HK_AUX_SEQ) {
+            f->n = seq_lens[i] > 0 ? (size_t)seq_lens[i] : 0;
+            if (!(f->seq = calloc(f->n ? f->n : 1, sizeof *f->seq)))
+                abort();
+            for (size_t k = 0; k < f->n; k++)
+                f->seq[k] = (uint64_t)seqs[i][k];
+        } else {
+            f->i = ints[i];
+        }
+    }
+    hk_aux_add(&c->aux, r);
+    return 0;
+}
+
 HK_EXPORT void hk_core_declare(struct hk_core *c, const char *name)
 {
     hk_analyzer_declare(&c->a, name);
@@ -197,7 +235,7 @@ HK_EXPORT void hk_core_explainers_state(struct hk_core *c, int64_t vpid, int64_t
     hk_explainers_state(&c->a.explainers, vpid, cls, out);
 }
 
-HK_EXPORT void hk_core_limits(int64_t out[6])
+HK_EXPORT void hk_core_limits(int64_t out[8])
 {
     out[0] = HK_CONTEXT_WINDOW;
     out[1] = HK_CONTEXT_SHOWN;
@@ -205,4 +243,6 @@ HK_EXPORT void hk_core_limits(int64_t out[6])
     out[3] = HK_CHUNKS_KEPT;
     out[4] = HK_CLAIMS_KEPT;
     out[5] = HK_PATH_LIMIT;
+    out[6] = HK_OOM_STACKS_KEPT;
+    out[7] = HK_REFUSAL_STACKS_KEPT;
 }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aux_events.h"
+
 struct mapping {                  /* one enumeration label and its ranges */
     const char *label;
     size_t nranges;
@@ -21,6 +23,7 @@ struct member {
 
 struct plan {
     enum hk_decoded kind;         /* HK_DECODED: a catalogue event to read; else what every event of it is */
+    bool aux;                     /* passed through whole too (aux_events.h) */
     int id;
     struct member members[HK_MAX_FIELDS];
     int64_t vpid_i, vtid_i, proc_i;  /* context member indexes, -1: absent */
@@ -102,6 +105,7 @@ static struct plan *make_plan(const bt_event_class *ec)
         abort();
     p->kind = HK_NOT_CATALOGUE;
     const char *name = bt_event_class_get_name(ec);
+    p->aux = hk_aux_wanted(name);
     const char *prefix = hk_provider_prefix();
     size_t np = strlen(prefix);
     if (!name || strncmp(name, prefix, np) != 0 || (p->id = hk_event_by_name(name + np)) < 0)
@@ -219,7 +223,8 @@ static int64_t int_value(const bt_field *f, bool is_signed_field)
     return is_signed_field ? bt_field_integer_signed_get_value(f) : (int64_t)bt_field_integer_unsigned_get_value(f);
 }
 
-enum hk_decoded hk_decode(struct hk_decoder *d, const bt_message *msg, struct hk_ev **out, const char **malformed)
+enum hk_decoded hk_decode(struct hk_decoder *d, const bt_message *msg, struct hk_ev **out, const char **malformed,
+                          bool *aux)
 {
     const bt_event *event = bt_message_event_borrow_event_const(msg);
     const bt_event_class *ec = bt_event_borrow_class_const(event);
@@ -235,6 +240,7 @@ enum hk_decoded hk_decode(struct hk_decoder *d, const bt_message *msg, struct hk
         d->recent[slot].ec = ec;
         d->recent[slot].plan = p;
     }
+    *aux = p->aux && p->kind != HK_MALFORMED;
     if (p->kind == HK_MALFORMED)
         *malformed = hk_events[p->id].name;
     if (p->kind != HK_DECODED)

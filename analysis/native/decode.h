@@ -23,7 +23,9 @@ struct hk_decoder {
     const char *procname;         /* the procname last read (interned): most events repeat it */
 };
 
-enum hk_decoded hk_decode(struct hk_decoder *d, const bt_message *msg, struct hk_ev **out, const char **malformed);
+/* *aux: whether the event is also one to pass through whole (aux_events.h), when it is not malformed. */
+enum hk_decoded hk_decode(struct hk_decoder *d, const bt_message *msg, struct hk_ev **out, const char **malformed,
+                          bool *aux);
 void hk_decoder_free(struct hk_decoder *d);
 
 #endif

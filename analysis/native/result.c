@@ -343,6 +343,8 @@ HK_EXPORT char *hk_core_result(struct hk_core *c)
     hk_json_close(&j, '}');
     hk_json_raw(&j, ",\"bins\":");
     bins(&j, a->bins);
+    hk_json_raw(&j, ",\"aux\":");
+    hk_aux_json(&j, &c->aux);
     hk_json_raw(&j, "}");
     return j.s;
 }
