@@ -107,11 +107,7 @@ def main():
              f"OOM events on vtids {sorted(o['vtid'] for o in ooms)}, NULLs on {sorted(n[0] for n in nulls)}")
 
     if full:
-        by_refill = collections.defaultdict(list)
-        for e in t.events:
-            # not decisions: oom, census, exit totals, stacks
-            if not e["name"].startswith("hakmem:oom") and e["name"] != "hakmem:call_stack" and "seq" in e:
-                by_refill[(e["vpid"], e["vtid"], e["seq"])].append(e)
+        by_refill = tt.refill_paths(t.events)
         for oom in ooms:
             path = by_refill[(oom["vpid"], oom["vtid"], oom["seq"])] + [oom]
             check_path(oom, path, simple)

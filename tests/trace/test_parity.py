@@ -72,10 +72,7 @@ def check_trace(trace, nulls, what, want_cause):
     ooms = t.named("hakmem:oom")
     tt.check(sorted(str(o["vtid"]) for o in ooms) == sorted(n[0] for n in nulls),
              f"{what}: OOM events on vtids {sorted(o['vtid'] for o in ooms)}, NULLs on {sorted(n[0] for n in nulls)}")
-    by_refill = collections.defaultdict(list)
-    for e in t.events:
-        if not e["name"].startswith("hakmem:oom") and "seq" in e:  # not decisions: oom, census, exit totals
-            by_refill[(e["vpid"], e["vtid"], e["seq"])].append(e)
+    by_refill = tt.refill_paths(t.events)
     for oom in ooms:
         path = by_refill[(oom["vpid"], oom["vtid"], oom["seq"])]
         names = [e["name"].split(":", 1)[1] for e in path]

@@ -167,6 +167,17 @@ def record(command, *, lib=None, output=None, options=(), env=None, timeout=None
     return rc, trace_dir
 
 
+def refill_paths(events):
+    """The decisions of each refill, by (vpid, vtid, seq), in trace order: the events carrying a seq but the oom, the
+    census, the exit totals and the stacks (call_stack has the seq of the refusal or OOM it precedes)."""
+    import collections
+    paths = collections.defaultdict(list)
+    for e in events:
+        if not e["name"].startswith("hakmem:oom") and e["name"] != "hakmem:call_stack" and "seq" in e:
+            paths[(e["vpid"], e["vtid"], e["seq"])].append(e)
+    return paths
+
+
 def find_traces(root):
     """The CTF traces under root: every folder holding a `metadata` file, sorted."""
     return sorted({p.parent for p in Path(root).rglob("metadata") if p.is_file()})
