@@ -26,8 +26,8 @@ CHANNEL = "hakmem"
 # when the program registers, their base addresses, build ids and debug links) and, with DL_LIB preloaded, every
 # dlopen/dlclose after it. Enabled whatever --loglevel or --events say: without them no frame can be resolved.
 ADDRESS_EVENTS = ("lttng_ust_statedump:*", "lttng_ust_dl:*", "lttng_ust_lib:*")
-# The heap profile's events: enabled only with --heap-profile (a wildcard leaves them out), whatever --loglevel or
-# --events say, since the estimate needs every sample and every free of one.
+# The heap profile's events: enabled only with --heap-profile (the default and `*` leave them out), whatever
+# --loglevel or --events say, since the estimate needs every sample and every free of one.
 HEAP_EVENTS = ("heap_sample", "heap_sample_free")
 # The events a failing call's stack precedes (call_stack rides with them when --events names one).
 STACKED_EVENTS = ("oom", "superslab_alloc_fail")
@@ -296,25 +296,33 @@ def _known_events():
 
 
 def _event_names(spec):
-    """The hakmem events --events asks for (all of them by default), as full names, the heap profile's left out
-    (heap_events() adds them); call_stack is added to a list that names an event it precedes."""
-    if not spec:
-        return [catalogue.full_name("*")]
-    names = []
-    for item in spec.split(","):
+    """The hakmem events --events asks for (all of them by default, or for `*`), as full names, the heap
+    profile's left out (--heap-profile adds them); call_stack is added to a list that names an event it precedes.
+    Named one by one, never as `hakmem:*` with an exclusion: `lttng list SESSION` on a session with an exclusion
+    kills lttng-sessiond 2.13.9 (its client thread faults in libc), and the recording with it."""
+    shorts = []
+    for item in (spec or "*").split(","):
         item = item.strip()
         if not item:
             continue
         short = item.split(":", 1)[-1]
         if short != "*" and short not in _known_events():
             raise RecordError(f"unknown event '{item}'; the catalogue has: {', '.join(_known_events())}")
-        if short in HEAP_EVENTS:
-            continue
-        if catalogue.full_name(short) not in names:
+        shorts += _known_events() if short == "*" else [short]
+    names = []
+    for short in shorts:
+        if short not in HEAP_EVENTS and catalogue.full_name(short) not in names:
             names.append(catalogue.full_name(short))
     if any(catalogue.full_name(e) in names for e in STACKED_EVENTS) and catalogue.full_name(STACK_EVENT) not in names:
         names.append(catalogue.full_name(STACK_EVENT))
     return names
+
+
+def _check_heap_events(spec, interval):
+    """--events naming a heap profile event without --heap-profile would record nothing of it: say so."""
+    named = [item.strip() for item in (spec or "").split(",") if item.strip().split(":", 1)[-1] in HEAP_EVENTS]
+    if named and interval is None:
+        raise RecordError(f"{', '.join(named)} is recorded with --heap-profile[=BYTES], which turns sampling on")
 
 
 def heap_interval(value):
@@ -432,6 +440,7 @@ def record(args):
         helpers = [] if args.no_preload else [find_fork_library(), find_dl_library()]
         events = _event_names(args.events)
         args.heap_interval = heap_interval(getattr(args, "heap_profile", None))
+        _check_heap_events(args.events, args.heap_interval)
         folder = OutputFolder.streamed() if args.set_url else OutputFolder.create(args.output)
     except (RecordError, command_check.CommandError, OutputFolderError) as e:
         raise nothing_recorded(e) from None
@@ -566,16 +575,13 @@ def _record_session(args, name, out, events, lib, helpers, executable, signals, 
 def _enable_events(args, name, events):
     """The hakmem events asked for (at --loglevel), the heap profile's only with --heap-profile, and the address
     events every stack needs (at any loglevel), all in the one channel."""
-    heap = [catalogue.full_name(e) for e in HEAP_EVENTS]
-    for ev in events:
-        cmd = ["enable-event", "-u", "-s", name, "-c", CHANNEL, ev]
-        if ev.endswith(":*"):
-            cmd.append(f"--exclude={','.join(heap)}")
+    if events:
+        cmd = ["enable-event", "-u", "-s", name, "-c", CHANNEL, ",".join(events)]
         if args.loglevel:
             cmd.append(f"--loglevel={args.loglevel}")
         _lttng(*cmd)
     if args.heap_interval is not None:
-        _lttng("enable-event", "-u", "-s", name, "-c", CHANNEL, ",".join(heap))
+        _lttng("enable-event", "-u", "-s", name, "-c", CHANNEL, ",".join(catalogue.full_name(e) for e in HEAP_EVENTS))
     for ev in ADDRESS_EVENTS:
         _lttng("enable-event", "-u", "-s", name, "-c", CHANNEL, ev)
 
