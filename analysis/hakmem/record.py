@@ -26,6 +26,8 @@ CHANNEL = "hakmem"
 # when the program registers, their base addresses, build ids and debug links) and, with DL_LIB preloaded, every
 # dlopen/dlclose after it. Enabled whatever --loglevel or --events say: without them no frame can be resolved.
 ADDRESS_EVENTS = ("lttng_ust_statedump:*", "lttng_ust_dl:*", "lttng_ust_lib:*")
+# The flight recorder's channel for them (not "hakmem_…": holds_trace() knows the hakmem channel by that prefix).
+ADDRESS_CHANNEL = "maps"
 # The heap profile's events: enabled only with --heap-profile (the default and `*` leave them out), whatever
 # --loglevel or --events say, since the estimate needs every sample and every free of one.
 HEAP_EVENTS = ("heap_sample", "heap_sample_free")
@@ -542,8 +544,17 @@ def _record_session(args, name, out, events, lib, helpers, executable, signals, 
             # Blocking: the traced threads wait for buffer space instead of losing events.
             channel.append("--blocking-timeout=inf")
         _lttng(*channel)
-        _enable_events(args, name, events)
-        _lttng("add-context", "-u", "-s", name, "-c", CHANNEL, "-t", "vpid", "-t", "vtid", "-t", "procname")
+        address_channel = CHANNEL
+        if args.flight_recorder:
+            # lttng-ust dumps the binaries once, when the program registers (and again in a fork child), never at
+            # a snapshot: in the ring buffer of the hakmem events the dump is overwritten long before an OOM (seen
+            # with 4 KiB sub-buffers: no bin_info left in the snapshots). In a small channel of their own, which
+            # only a program loading libraries by the thousand could fill, every snapshot keeps them.
+            address_channel = ADDRESS_CHANNEL
+            _lttng("enable-channel", "-u", "-s", name, address_channel, "--subbuf-size=64K", "--num-subbuf=4")
+        _enable_events(args, name, events, address_channel)
+        for channel in sorted({CHANNEL, address_channel}):
+            _lttng("add-context", "-u", "-s", name, "-c", channel, "-t", "vpid", "-t", "vtid", "-t", "procname")
         _lttng("start", name)
         if args.flight_recorder:
             # Re-armed: a snapshot for every oom that cues one (oom_report.c: the first, then the first after a
@@ -572,9 +583,9 @@ def _record_session(args, name, out, events, lib, helpers, executable, signals, 
         _lttng("destroy", name, check=False)
 
 
-def _enable_events(args, name, events):
+def _enable_events(args, name, events, address_channel):
     """The hakmem events asked for (at --loglevel), the heap profile's only with --heap-profile, and the address
-    events every stack needs (at any loglevel), all in the one channel."""
+    events every stack needs (at any loglevel), in address_channel."""
     if events:
         cmd = ["enable-event", "-u", "-s", name, "-c", CHANNEL, ",".join(events)]
         if args.loglevel:
@@ -583,7 +594,7 @@ def _enable_events(args, name, events):
     if args.heap_interval is not None:
         _lttng("enable-event", "-u", "-s", name, "-c", CHANNEL, ",".join(catalogue.full_name(e) for e in HEAP_EVENTS))
     for ev in ADDRESS_EVENTS:
-        _lttng("enable-event", "-u", "-s", name, "-c", CHANNEL, ev)
+        _lttng("enable-event", "-u", "-s", name, "-c", address_channel, ev)
 
 
 def _final_snapshot(name, out):
