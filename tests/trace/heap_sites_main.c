@@ -34,11 +34,19 @@ static atomic_size_t total_bytes;
 /* The failing call's two callers: where take_turn called the site, where grow called take_turn. */
 static int take_turn_line, grow_line;
 
+static int refused(int s, int call_line, int caller_line)
+{
+    take_turn_line = call_line;
+    grow_line = caller_line;
+    atomic_store(&failed_site, s);
+    return 1;
+}
+
 /* This thread's blocks of one round; 1 when one came back NULL (noted for the truth). */
 __attribute__((noinline)) static int take_turn(int s, int caller_line)
 {
     for (int i = 0; i < blocks_per_round[s]; i++) {
-        if (!site_fn[s](&site[s])) { take_turn_line = __LINE__; grow_line = caller_line; atomic_store(&failed_site, s); return 1; }
+        if (!site_fn[s](&site[s])) return refused(s, __LINE__, caller_line);
         atomic_fetch_add(&total_bytes, HEAP_SITE_BLOCK);
     }
     return 0;
@@ -103,7 +111,8 @@ static int print_truth(void)
                                 HEAP_SITE_BLOCK);
     for (int s = 0; s < SITES; s++)
         n += (size_t)snprintf(line + n, sizeof line - n,
-                              "%s{\"function\": \"%s\", \"file\": \"%s\", \"line\": %d, \"blocks\": %zu, \"bytes\": %zu}",
+                              "%s{\"function\": \"%s\", \"file\": \"%s\", \"line\": %d, "
+                              "\"blocks\": %zu, \"bytes\": %zu}",
                               s ? ", " : "", site[s].function, site[s].file, site[s].line, site[s].blocks,
                               site[s].blocks * HEAP_SITE_BLOCK);
     n += (size_t)snprintf(line + n, sizeof line - n,
