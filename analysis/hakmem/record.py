@@ -28,8 +28,8 @@ CHANNEL = "hakmem"
 ADDRESS_EVENTS = ("lttng_ust_statedump:*", "lttng_ust_dl:*", "lttng_ust_lib:*")
 # The flight recorder's channel for them (not "hakmem_…": holds_trace() knows the hakmem channel by that prefix).
 ADDRESS_CHANNEL = "maps"
-# The heap profile's events: enabled only with --heap-profile (the default and `*` leave them out), whatever
-# --loglevel or --events say, since the estimate needs every sample and every free of one.
+# The heap profile's events: enabled only with --heap-profile or HAKMEM_TRACE_SAMPLE in the environment (the
+# default and `*` leave them out), whatever --loglevel or --events say: the estimate needs every sample and free.
 HEAP_EVENTS = ("heap_sample", "heap_sample_free")
 # The events a failing call's stack precedes (call_stack rides with them when --events names one).
 STACKED_EVENTS = ("oom", "superslab_alloc_fail")
@@ -320,11 +320,19 @@ def _event_names(spec):
     return names
 
 
-def _check_heap_events(spec, interval):
+def _check_heap_events(spec, sampling):
     """--events naming a heap profile event without --heap-profile would record nothing of it: say so."""
     named = [item.strip() for item in (spec or "").split(",") if item.strip().split(":", 1)[-1] in HEAP_EVENTS]
-    if named and interval is None:
+    if named and not sampling:
         raise RecordError(f"{', '.join(named)} is recorded with --heap-profile[=BYTES], which turns sampling on")
+
+
+def sampling_in_environment():
+    """Whether the command's environment already turns the sampler on (HAKMEM_TRACE_SAMPLE, the options table's
+    way): its samples are then recorded as with --heap-profile, at the interval it gives (the library reads and
+    checks the value)."""
+    value = os.environ.get("HAKMEM_TRACE_SAMPLE", "").strip()
+    return value not in ("", "0")
 
 
 def heap_interval(value):
@@ -442,7 +450,8 @@ def record(args):
         helpers = [] if args.no_preload else [find_fork_library(), find_dl_library()]
         events = _event_names(args.events)
         args.heap_interval = heap_interval(getattr(args, "heap_profile", None))
-        _check_heap_events(args.events, args.heap_interval)
+        args.heap_events = args.heap_interval is not None or sampling_in_environment()
+        _check_heap_events(args.events, args.heap_events)
         folder = OutputFolder.streamed() if args.set_url else OutputFolder.create(args.output)
     except (RecordError, command_check.CommandError, OutputFolderError) as e:
         raise nothing_recorded(e) from None
@@ -591,7 +600,7 @@ def _enable_events(args, name, events, address_channel):
         if args.loglevel:
             cmd.append(f"--loglevel={args.loglevel}")
         _lttng(*cmd)
-    if args.heap_interval is not None:
+    if args.heap_events:
         _lttng("enable-event", "-u", "-s", name, "-c", CHANNEL, ",".join(catalogue.full_name(e) for e in HEAP_EVENTS))
     for ev in ADDRESS_EVENTS:
         _lttng("enable-event", "-u", "-s", name, "-c", address_channel, ev)
@@ -659,7 +668,8 @@ def add_parser(sub):
     p.add_argument("--heap-profile", nargs="?", const=True, metavar="BYTES",
                    help="sample allocations by bytes, one sample per BYTES on average (default "
                         f"{DEFAULT_HEAP_INTERVAL}), for `hakmem-trace heap`: sets HAKMEM_TRACE_SAMPLE for CMD and "
-                        "records heap_sample and heap_sample_free")
+                        "records heap_sample and heap_sample_free (as it does when HAKMEM_TRACE_SAMPLE is set "
+                        "already)")
     p.add_argument("--set-url", help="stream to an lttng-relayd, e.g. net://collector")
     p.add_argument("--lib", help=f"path of {LIB_NAME} (default: build/trace, then installed)")
     p.add_argument("--no-preload", action="store_true",
