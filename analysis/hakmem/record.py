@@ -20,7 +20,21 @@ from .output_folder import OutputFolder, OutputFolderError, holds_trace
 REPO = Path(__file__).resolve().parents[2]
 LIB_NAME = "libhakmem-trace.so"
 FORK_LIB = "liblttng-ust-fork.so.1"
+DL_LIB = "liblttng-ust-dl.so.1"
 CHANNEL = "hakmem"
+# What turns a stack's return addresses into binaries and offsets: lttng-ust's state dump (the binaries mapped
+# when the program registers, their base addresses, build ids and debug links) and, with DL_LIB preloaded, every
+# dlopen/dlclose after it. Enabled whatever --loglevel or --events say: without them no frame can be resolved.
+ADDRESS_EVENTS = ("lttng_ust_statedump:*", "lttng_ust_dl:*", "lttng_ust_lib:*")
+# The flight recorder's channel for them (not "hakmem_…": holds_trace() knows the hakmem channel by that prefix).
+ADDRESS_CHANNEL = "maps"
+# The heap profile's events: enabled only with --heap-profile or HAKMEM_TRACE_SAMPLE in the environment (the
+# default and `*` leave them out), whatever --loglevel or --events say: the estimate needs every sample and free.
+HEAP_EVENTS = ("heap_sample", "heap_sample_free")
+# The events a failing call's stack precedes (call_stack rides with them when --events names one).
+STACKED_EVENTS = ("oom", "superslab_alloc_fail")
+STACK_EVENT = "call_stack"
+DEFAULT_HEAP_INTERVAL = 524288
 NOTHING_RECORDED = "no trace recorded"  # how every line of a recording that left no trace begins
 
 
@@ -47,16 +61,25 @@ def find_trace_library(explicit=None):
                       "or pass --lib / set HAKMEM_TRACE_LIB")
 
 
-def find_fork_library():
+def find_ust_library(name):
+    """One of lttng-ust's preloadable helpers (its fork or dl wrapper), where the dynamic linker would find it."""
     out = subprocess.run(["ldconfig", "-p"], stdout=subprocess.PIPE, text=True).stdout
     for line in out.splitlines():
-        if line.strip().startswith(FORK_LIB) and "=>" in line:
+        if line.strip().startswith(name) and "=>" in line:
             return line.split("=>", 1)[1].strip()
     for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib", "/usr/local/lib"):
-        p = Path(d) / FORK_LIB
+        p = Path(d) / name
         if p.exists():
             return str(p)
-    raise RecordError(f"{FORK_LIB} not found: install liblttng-ust1 (Debian)")
+    raise RecordError(f"{name} not found: install liblttng-ust1 (Debian)")
+
+
+def find_fork_library():
+    return find_ust_library(FORK_LIB)
+
+
+def find_dl_library():
+    return find_ust_library(DL_LIB)
 
 
 def lock_path():
@@ -269,19 +292,60 @@ def lttng_daemons():
     return sorted(out)
 
 
+def _known_events():
+    # The stack and heap events by name even where the catalogue mirror does not list them yet.
+    return list(catalogue.EVENTS) + [e for e in (STACK_EVENT, *HEAP_EVENTS) if e not in catalogue.EVENTS]
+
+
 def _event_names(spec):
-    if not spec:
-        return [catalogue.full_name("*")]
-    names = []
-    for item in spec.split(","):
+    """The hakmem events --events asks for (all of them by default, or for `*`), as full names, the heap
+    profile's left out (--heap-profile adds them); call_stack is added to a list that names an event it precedes.
+    Named one by one, never as `hakmem:*` with an exclusion: `lttng list SESSION` on a session with an exclusion
+    kills lttng-sessiond 2.13.9 (its client thread faults in libc), and the recording with it."""
+    shorts = []
+    for item in (spec or "*").split(","):
         item = item.strip()
         if not item:
             continue
         short = item.split(":", 1)[-1]
-        if short != "*" and short not in catalogue.EVENTS:
-            raise RecordError(f"unknown event '{item}'; the catalogue has: {', '.join(catalogue.EVENTS)}")
-        names.append(catalogue.full_name(short))
+        if short != "*" and short not in _known_events():
+            raise RecordError(f"unknown event '{item}'; the catalogue has: {', '.join(_known_events())}")
+        shorts += _known_events() if short == "*" else [short]
+    names = []
+    for short in shorts:
+        if short not in HEAP_EVENTS and catalogue.full_name(short) not in names:
+            names.append(catalogue.full_name(short))
+    if any(catalogue.full_name(e) in names for e in STACKED_EVENTS) and catalogue.full_name(STACK_EVENT) not in names:
+        names.append(catalogue.full_name(STACK_EVENT))
     return names
+
+
+def _check_heap_events(spec, sampling):
+    """--events naming a heap profile event without --heap-profile would record nothing of it: say so."""
+    named = [item.strip() for item in (spec or "").split(",") if item.strip().split(":", 1)[-1] in HEAP_EVENTS]
+    if named and not sampling:
+        raise RecordError(f"{', '.join(named)} is recorded with --heap-profile[=BYTES], which turns sampling on")
+
+
+def sampling_in_environment():
+    """Whether the command's environment already turns the sampler on (HAKMEM_TRACE_SAMPLE, the options table's
+    way): its samples are then recorded as with --heap-profile, at the interval it gives (the library reads and
+    checks the value)."""
+    value = os.environ.get("HAKMEM_TRACE_SAMPLE", "").strip()
+    return value not in ("", "0")
+
+
+def heap_interval(value):
+    """--heap-profile's mean sampling interval in bytes: None without the option, the default when given bare."""
+    if value is None:
+        return None
+    if value is True:
+        return DEFAULT_HEAP_INTERVAL
+    text = str(value).strip()
+    if not text.isdigit() or int(text) <= 0:
+        raise RecordError(f"--heap-profile takes a positive number of bytes (the mean sampling interval), "
+                          f"not '{value}'")
+    return int(text)
 
 
 def _exit_status(returncode):
@@ -383,8 +447,11 @@ def record(args):
         executable = command_check.runnable(args.command[0])
         # --no-preload: the command links the hakmem provider itself (or is recorded as is): nothing is preloaded.
         lib = None if args.no_preload else find_trace_library(args.lib)
-        fork_lib = None if args.no_preload else find_fork_library()
+        helpers = [] if args.no_preload else [find_fork_library(), find_dl_library()]
         events = _event_names(args.events)
+        args.heap_interval = heap_interval(getattr(args, "heap_profile", None))
+        args.heap_events = args.heap_interval is not None or sampling_in_environment()
+        _check_heap_events(args.events, args.heap_events)
         folder = OutputFolder.streamed() if args.set_url else OutputFolder.create(args.output)
     except (RecordError, command_check.CommandError, OutputFolderError) as e:
         raise nothing_recorded(e) from None
@@ -395,7 +462,7 @@ def record(args):
             with RecordingLock(), Signals() as signals:
                 try:
                     with SessionDaemon():
-                        _record_session(args, name, folder.path, events, lib, fork_lib, executable, signals, run)
+                        _record_session(args, name, folder.path, events, lib, helpers, executable, signals, run)
                 finally:
                     run.interrupted = signals.pending
                     folder.make_private()
@@ -469,7 +536,7 @@ def _why_unregistered(args, executable, status):
     return why
 
 
-def _record_session(args, name, out, events, lib, fork_lib, executable, signals, run):
+def _record_session(args, name, out, events, lib, helpers, executable, signals, run):
     """Creates the session, runs the command in it (its status into run.status: None when a signal came before it
     could start), stops and destroys it."""
     trigger = f"{name}-oom"
@@ -486,12 +553,17 @@ def _record_session(args, name, out, events, lib, fork_lib, executable, signals,
             # Blocking: the traced threads wait for buffer space instead of losing events.
             channel.append("--blocking-timeout=inf")
         _lttng(*channel)
-        for ev in events:
-            cmd = ["enable-event", "-u", "-s", name, "-c", CHANNEL, ev]
-            if args.loglevel:
-                cmd.append(f"--loglevel={args.loglevel}")
-            _lttng(*cmd)
-        _lttng("add-context", "-u", "-s", name, "-c", CHANNEL, "-t", "vpid", "-t", "vtid", "-t", "procname")
+        address_channel = CHANNEL
+        if args.flight_recorder:
+            # lttng-ust dumps the binaries once, when the program registers (and again in a fork child), never at
+            # a snapshot: in the ring buffer of the hakmem events the dump is overwritten long before an OOM (seen
+            # with 4 KiB sub-buffers: no bin_info left in the snapshots). In a small channel of their own, which
+            # only a program loading libraries by the thousand could fill, every snapshot keeps them.
+            address_channel = ADDRESS_CHANNEL
+            _lttng("enable-channel", "-u", "-s", name, address_channel, "--subbuf-size=64K", "--num-subbuf=4")
+        _enable_events(args, name, events, address_channel)
+        for channel in sorted({CHANNEL, address_channel}):
+            _lttng("add-context", "-u", "-s", name, "-c", channel, "-t", "vpid", "-t", "vtid", "-t", "procname")
         _lttng("start", name)
         if args.flight_recorder:
             # Re-armed: a snapshot for every oom that cues one (oom_report.c: the first, then the first after a
@@ -501,8 +573,11 @@ def _record_session(args, name, out, events, lib, fork_lib, executable, signals,
                    "--action=snapshot-session", name, "--rate-policy=every:1")
         env = dict(os.environ)
         if not args.no_preload:
-            preload = [lib, fork_lib] + [p for p in env.get("LD_PRELOAD", "").split(":") if p]
+            # The allocator first (it must interpose malloc), lttng-ust's fork and dl wrappers after it.
+            preload = [lib, *helpers] + [p for p in env.get("LD_PRELOAD", "").split(":") if p]
             env["LD_PRELOAD"] = ":".join(preload)
+        if args.heap_interval is not None:
+            env["HAKMEM_TRACE_SAMPLE"] = str(args.heap_interval)
         if not args.discard:
             env["LTTNG_UST_ALLOW_BLOCKING"] = "1"
         run.status = _run_command(args.command, executable, env, signals)
@@ -515,6 +590,20 @@ def _record_session(args, name, out, events, lib, fork_lib, executable, signals,
         if args.flight_recorder:
             _lttng("remove-trigger", trigger, check=False)
         _lttng("destroy", name, check=False)
+
+
+def _enable_events(args, name, events, address_channel):
+    """The hakmem events asked for (at --loglevel), the heap profile's only with --heap-profile, and the address
+    events every stack needs (at any loglevel), in address_channel."""
+    if events:
+        cmd = ["enable-event", "-u", "-s", name, "-c", CHANNEL, ",".join(events)]
+        if args.loglevel:
+            cmd.append(f"--loglevel={args.loglevel}")
+        _lttng(*cmd)
+    if args.heap_events:
+        _lttng("enable-event", "-u", "-s", name, "-c", CHANNEL, ",".join(catalogue.full_name(e) for e in HEAP_EVENTS))
+    for ev in ADDRESS_EVENTS:
+        _lttng("enable-event", "-u", "-s", name, "-c", address_channel, ev)
 
 
 def _final_snapshot(name, out):
@@ -562,20 +651,29 @@ def _registered_in_snapshot_session(name):
 
 def add_parser(sub):
     p = sub.add_parser("record", help="run a command on libhakmem-trace.so and record its hakmem events",
-                       description="Run CMD with libhakmem-trace.so preloaded under an LTTng session "
-                                   "(starting a private lttng-sessiond if none is reachable) and keep the trace. "
+                       description="Run CMD with libhakmem-trace.so (and lttng-ust's fork and dl wrappers) "
+                                   "preloaded under an LTTng session (starting a private lttng-sessiond if none is "
+                                   "reachable) and keep the trace, with lttng-ust's state dump and dlopen events "
+                                   "(which map stack addresses to binaries). "
                                    "Exits with CMD's status; when nothing was recorded (CMD not found, a program "
                                    "that never registered with the session daemon, a failed lttng command) it "
                                    "says why in one line, removes the folder it made and exits with 2.")
     p.add_argument("-o", "--output", help="trace folder (default: a new private folder under $TMPDIR)")
     p.add_argument("--flight-recorder", action="store_true",
                    help="keep only recent history in memory and write a snapshot when an OOM fires")
-    p.add_argument("--events", help="comma-separated catalogue events (default: all hakmem events)")
-    p.add_argument("--loglevel", help="only events at this LTTng loglevel or more severe, e.g. TRACE_WARNING")
+    p.add_argument("--events", help="comma-separated catalogue events (default: all hakmem events but the heap "
+                                     "profile's); call_stack comes with oom and superslab_alloc_fail")
+    p.add_argument("--loglevel", help="only hakmem events at this LTTng loglevel or more severe, e.g. TRACE_WARNING "
+                                      "(the state dump and the heap profile are recorded whatever it says)")
+    p.add_argument("--heap-profile", nargs="?", const=True, metavar="BYTES",
+                   help="sample allocations by bytes, one sample per BYTES on average (default "
+                        f"{DEFAULT_HEAP_INTERVAL}), for `hakmem-trace heap`: sets HAKMEM_TRACE_SAMPLE for CMD and "
+                        "records heap_sample and heap_sample_free (as it does when HAKMEM_TRACE_SAMPLE is set "
+                        "already)")
     p.add_argument("--set-url", help="stream to an lttng-relayd, e.g. net://collector")
     p.add_argument("--lib", help=f"path of {LIB_NAME} (default: build/trace, then installed)")
     p.add_argument("--no-preload", action="store_true",
-                   help=f"preload nothing (neither {LIB_NAME} nor the fork wrapper): for a program that links "
+                   help=f"preload nothing (neither {LIB_NAME} nor the fork and dl wrappers): for a program that links "
                         "the hakmem provider itself, or to record one that does not use hakmem")
     p.add_argument("--discard", action="store_true",
                    help="never make the program wait for buffer space: events may be lost (and are reported)")
