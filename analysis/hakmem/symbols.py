@@ -237,6 +237,8 @@ class ProcessMaps:
     def __init__(self, records):
         self.maps = {}          # vpid -> [Mapping] in the order they were reported
         self.dumped = set()     # vpids whose dump reached `end`
+        self.listed = set()     # vpids whose dump listed a binary (LTTNG_UST_WITHOUT_BADDR_STATEDUMP: none, but the
+                                # dump's start and end and the dl events of libraries loaded later still come)
         events = [_record(r) for r in records]
         with_lib_events = {vpid for name, _, vpid, _ in events if name and name.startswith("lttng_ust_lib:")}
         for name, ts, vpid, fields in events:
@@ -247,6 +249,8 @@ class ProcessMaps:
             if kind == "end":
                 self.dumped.add(vpid)
             elif kind in ("bin_info", "dlopen", "load"):
+                if kind == "bin_info":
+                    self.listed.add(vpid)
                 self._open(maps, fields, None if kind == "bin_info" else ts)
             elif kind in ("build_id", "debug_link"):
                 m = next((m for m in reversed(maps) if m.baddr == fields.get("baddr")), None)
@@ -282,6 +286,8 @@ class ProcessMaps:
             return no_state_dump(vpid)
         held = [m for m in maps if m.holds(addr, ts)]
         if not held:
+            if vpid not in self.listed:
+                return no_state_dump(vpid)
             if vpid not in self.dumped:
                 return f"{OUTSIDE} (the state dump of pid {vpid} is incomplete)"
             return OUTSIDE
