@@ -5,6 +5,7 @@
     exe = browser.find_chromium() or browser.install_chromium()   # None: not installed (and not CI as root)
     rc, out, err = browser.chromium(exe, url, f"--screenshot={png}", size=(1400, 900))
     width, height, rows, channels = browser.read_png(png)
+    found = browser.check_rendered(svg_path, (1200, 400), ["label", ...], "the flame graph")  # None: no chromium
 """
 import os
 import re
@@ -134,3 +135,38 @@ def read_png(path):
         rows.append(bytes(line))
         prev = line
     return width, height, rows, ch
+
+
+def check_not_blank(png, size, what):
+    """Fail unless the screenshot is size and a picture (several colours, dark ink on 5 % of it), not a blank page;
+    (colours, ink share)."""
+    width, height, rows, ch = read_png(png)
+    tt.check((width, height) == tuple(size), f"{what}: the screenshot is {width}x{height}, want {size[0]}x{size[1]}")
+    colours, ink = set(), 0
+    for row in rows:
+        for i in range(0, len(row), ch):
+            r, g, b = row[i], row[i + 1], row[i + 2]
+            colours.add((r, g, b))
+            ink += r + g + b < 600
+    tt.check(len(colours) >= 8 and len(set(rows)) > 1, f"{what}: the screenshot has {len(colours)} colours: blank or nearly")
+    tt.check(ink >= 0.05 * width * height, f"{what}: ink on {100 * ink / (width * height):.1f} % of the pixels: blank or nearly")
+    return len(colours), ink / (width * height)
+
+
+def check_rendered(path, size, labels, what):
+    """Headless Chromium renders the picture at path: its DOM names every label (XML-escaped as the SVG holds it),
+    no console error, and its screenshot is not blank; (colours, ink share), or None where chromium is not
+    installed (and not CI as root, which installs it)."""
+    exe = find_chromium() or install_chromium()
+    if exe is None:
+        return None
+    rc, dom, err = chromium(exe, Path(path).as_uri(), "--dump-dom", size=size)
+    tt.check(rc == 0, f"{what}: chromium --dump-dom: status {rc}: {err[-3000:]}")
+    tt.check(not console_errors(err), f"{what}: console errors: {console_errors(err)[:5]}")
+    for label in labels:
+        escaped = label.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        tt.check(escaped in dom, f"{what}: the rendered DOM does not name {label!r}")
+    png = Path(path).with_suffix(".png")
+    rc, _, err = chromium(exe, Path(path).as_uri(), f"--screenshot={png}", size=size)
+    tt.check(rc == 0 and png.is_file(), f"{what}: chromium --screenshot: status {rc}: {err[-3000:]}")
+    return check_not_blank(png, size, what)

@@ -110,32 +110,13 @@ def main():
     work = tt.workdir("hakmem-flamegraph-")
     path = work / "heap.svg"
     path.write_text(svg, encoding="utf-8")
-    exe = browser.find_chromium() or browser.install_chromium()
-    if exe is None:
+    found = browser.check_rendered(path, SIZE, [frames[-1] for frames, _ in SITES], "the flame graph")
+    if found is None:
         tt.skip("chromium is not installed (apt-get install chromium; CI installs it): the SVG's structure was "
                 "checked, its rendering was not")
-    rc, dom, err = browser.chromium(exe, path.as_uri(), "--dump-dom", size=SIZE)
-    tt.check(rc == 0, f"chromium --dump-dom: status {rc}: {err[-3000:]}")
-    tt.check(not browser.console_errors(err), f"console errors: {browser.console_errors(err)[:5]}")
-    for frames, _ in SITES:
-        label = frames[-1].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        tt.check(label in dom, f"the rendered DOM does not name {frames[-1]!r}")
-    png = work / "heap.png"
-    rc, _, err = browser.chromium(exe, path.as_uri(), f"--screenshot={png}", size=SIZE)
-    tt.check(rc == 0 and png.is_file(), f"chromium --screenshot: status {rc}: {err[-3000:]}")
-    width, height, rows, ch = browser.read_png(png)
-    tt.check((width, height) == SIZE, f"the screenshot is {width}x{height}, want {SIZE[0]}x{SIZE[1]}")
-    colours, ink = set(), 0
-    for row in rows:
-        for i in range(0, len(row), ch):
-            r, g, b = row[i], row[i + 1], row[i + 2]
-            colours.add((r, g, b))
-            ink += r + g + b < 600
-    tt.check(len(colours) >= 8 and len(set(rows)) > 1, f"the screenshot has {len(colours)} colours: blank or nearly")
-    tt.check(ink >= 0.05 * width * height,
-             f"ink on {100 * ink / (width * height):.1f} % of the pixels: blank or nearly")
-    tt.ok(f"headless Chromium: the DOM names the three sites; the {width}x{height} screenshot has {len(colours)} "
-          f"colours, ink on {100 * ink / (width * height):.0f} % of it")
+    colours, ink = found
+    tt.ok(f"headless Chromium: the DOM names the three sites; the screenshot has {colours} colours, ink on "
+          f"{100 * ink:.0f} % of it")
 
 
 if __name__ == "__main__":

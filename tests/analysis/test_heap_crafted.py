@@ -9,6 +9,7 @@ events fed to the analysis (paths.Analyzer, whose core passes them through), wit
   json        the schema's keys; shares summing to 1
   oom-paths   each OOM's own stack (same vpid, vtid, oom_no) and its live heap by site; "no call_stack event"
   unusable    no samples, no such OOM, no such pid: one sentence, exit status 2
+  hostile     a stack outside every binary the state dump lists: named, never resolved
 
 usage: test_heap_crafted.py
 """
@@ -216,6 +217,23 @@ def check_oom_paths(f):
           "a trace without samples has a live heap")
 
 
+def check_outside():
+    """Hostile stacks: return addresses in no binary the process's state dump lists are named so, in the frames and
+    in the report's problems, never resolved and never a traceback."""
+    f = Feed()
+    f.ev("lttng_ust_statedump:start", PID, PID)
+    f.ev("lttng_ust_statedump:bin_info", PID, PID, baddr=0x555500000000, memsz=0x1000, path="/bin/true", is_pic=1,
+         has_build_id=0, has_debug_link=0)
+    f.ev("lttng_ust_statedump:end", PID, PID)
+    f.sample(A)
+    f.oom(PID, 101, 1)
+    rep = f.heap()
+    frame = rep["entries"][0]["stack"][0]
+    check(frame["problem"] == "outside any mapped binary" and frame["function"] is None and frame["line"] is None,
+          f"a stack outside every mapped binary resolved as {frame}")
+    check(any("outside any mapped binary" in p for p in rep["problems"]), f"problems {rep['problems']}")
+
+
 def main():
     f, first, peak = scenario()
     check_first_oom(f, first)
@@ -223,6 +241,7 @@ def main():
     check_instants(f, peak)
     check_oom_paths(f)
     check_unusable()
+    check_outside()
     at.tt.ok("estimates, instants, groupings, JSON, oom-paths additions and unusable input as specified")
 
 

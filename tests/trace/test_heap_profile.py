@@ -10,7 +10,9 @@ in five is sampled, thousands of samples) and checked in the trace itself (the s
 the sites, call_stack and heap_sample events are there), then through the analysis:
   - `heap --at first-oom --json`: the process of the first OOM; the three sites, in the truth's order of bytes, each
     named `function file:line` and within 5 points of its true share;
-  - `oom-paths --json`: the first OOM's stack begins with the failing call's file:line and its two callers'.
+  - `oom-paths --json`: the first OOM's stack begins with the failing call's file:line and its two callers';
+  - `heap --flamegraph`: the SVG names the three sites, and headless Chromium renders it into a picture, not a
+    blank page.
 Variants: the PIE executable; the sites in a module dlopen'ed after the threads started; the work in a forked
 child; a stripped copy (every site and frame `binary+0xOFFSET`, named as having no symbols — the offsets are checked
 against the unstripped binary with addr2line). Then, on a copy of the executable recorded from a folder of the test:
@@ -27,9 +29,12 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import tracetest as tt
+sys.path.insert(0, str(tt.REPO / "tests" / "analysis"))
+import browser  # noqa: E402  (headless Chromium, as the flame graph's own test uses it)
 
 CAP = "64M"
 INTERVAL = 16384
@@ -169,6 +174,25 @@ def check_oom_stack(name, trace, truth):
           f"{live['top'][0]['key']}")
 
 
+def check_flamegraph(name, trace, truth):
+    """heap --flamegraph: one SVG naming the three sites as heap names them, rendered by headless Chromium into a
+    picture that is not blank (where chromium is missing outside CI, the SVG is checked and the rendering is not)."""
+    svg = tt.workdir("hakmem-flame-") / "heap.svg"
+    run_cli(name, "heap", "--flamegraph", svg, trace)
+    tt.check(svg.is_file(), f"{name}: heap --flamegraph wrote no {svg}")
+    keys = [next(e["key"] for e in heap_json(name, trace)["entries"] if names_site(e["stack"][0], s))
+            for s in truth["sites"]]
+    text = svg.read_text(encoding="utf-8")
+    browser.check_self_contained(text, f"{name}: the flame graph")
+    for key in keys:
+        escaped = key.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        tt.check(escaped in text, f"{name}: the flame graph does not name {key!r}")
+    found = browser.check_rendered(svg, (1200, 500), keys, f"{name}: the flame graph")
+    tt.ok(f"{name}: the flame graph names {', '.join(keys)}" +
+          (f"; rendered: {found[0]} colours, ink on {100 * found[1]:.0f} %" if found else
+           "; chromium is not installed: not rendered"))
+
+
 # ---- the stripped binary ----
 
 def unstripped_function(program, offset):
@@ -282,6 +306,7 @@ def main():
     check_trace("pie", trace, truth, args.program, state_dump)
     check_heap("pie", trace, truth)
     check_oom_stack("pie", trace, truth)
+    check_flamegraph("pie", trace, truth)
 
     trace, truth = record("dlopen", [args.dlopen_program, args.module])
     check_trace("dlopen", trace, truth, args.module, ("lttng_ust_dl:dlopen", "lttng_ust_statedump:bin_info"))
