@@ -169,16 +169,19 @@ static HAK_NOINLINE void free_not_small(void *p, unsigned kind) {
 }
 
 void hak_free(void *p) {
-    hak_sample_freed(p); /* before the block can be handed out again and sampled anew */
     uintptr_t a = (uintptr_t)p;
     unsigned kind = hak_region_kind(a - 1); /* NULL: outside the map, as -1 */
     if (HAK_UNLIKELY(kind != HAK_REGION_SUPERSLAB)) {
-        if (p) free_not_small(p, kind);
+        if (p) {
+            hak_sample_freed(p); /* before the block can be handed out again and sampled anew */
+            free_not_small(p, kind);
+        }
         return;
     }
     hak_ck_block_free(p);
     hak_superslab *chunk = hak_chunk_of(p);
     hak_slab *s = hak_slab_of(chunk, p);
+    hak_sample_freed_from(s, p);
     hak_op_begin(); /* before the owner is read: a stealer may take it away (steal.c) */
     hak_heap *h = hak_tls.heap;
     if (HAK_LIKELY(atomic_load_explicit(&s->owner, memory_order_acquire) == h)) {

@@ -426,12 +426,24 @@ static inline void *hak_sampled(void *p, size_t size, unsigned class_idx) {
 static inline void hak_sample_freed(const void *p) {
     if (HAK_UNLIKELY(atomic_load_explicit(&hak_samples_live, memory_order_relaxed) != 0)) hak_sample_forget(p);
 }
+/* The same for a small block, by the slab its free reads anyway: no lookup unless the slab's filter says its block
+ * may be a sample (a lookup on every free cost larson a quarter of its time at the default interval; one in every
+ * slab holding a sample, 7 %). */
+static inline uint32_t hak_sample_filter_bit(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    return (uint32_t)1 << (16 + (((a >> 4) ^ (a >> 9)) & 15));
+}
+static inline void hak_sample_freed_from(const struct hak_slab *s, const void *p) {
+    if (HAK_UNLIKELY(atomic_load_explicit(&s->sampled, memory_order_relaxed) & hak_sample_filter_bit(p)))
+        hak_sample_forget(p);
+}
 #else
 static inline void *hak_sampled(void *p, size_t size, unsigned class_idx) {
     (void)size, (void)class_idx;
     return p;
 }
 static inline void hak_sample_freed(const void *p) { (void)p; }
+static inline void hak_sample_freed_from(const struct hak_slab *s, const void *p) { (void)s, (void)p; }
 #endif
 /* The arena the current call allocates for. */
 static inline unsigned hak_context_arena(void) {

@@ -13,8 +13,9 @@
  * analysis can weigh each sample by n / (1 - exp(-n/S)) and large blocks count
  * in proportion to their bytes (as tcmalloc's heap profiler does).
  *
- * The blocks sampled and still live are in a table the free path consults:
- * SLOT_PROBE slots per hash, claimed and released by compare-and-swap, so a
+ * The blocks sampled and still live are in a table the free path consults,
+ * for a small block only when its slab's filter of live samples has the
+ * block's bit (hak_slab.sampled, on the line the free reads anyway): SLOT_PROBE slots per hash, claimed and released by compare-and-swap, so a
  * free reads at most two cache lines and never takes a lock (a fork child
  * cannot find one held). Entries never move; a released slot is a tombstone
  * until a sample reuses it. A sample that finds its slots taken is not traced:
@@ -65,6 +66,27 @@ static unsigned slot_of(const void *p) {
     return (unsigned)(((uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15ull) >> 48) & (TABLE_SLOTS - 1);
 }
 
+/* The slab a small block starts in, whose `sampled` count lets its free skip the table; NULL for a large block. */
+static hak_slab *slab_counting(const void *p) {
+    if (hak_region_kind((uintptr_t)p - 1) != HAK_REGION_SUPERSLAB) return NULL;
+    return hak_slab_of(hak_chunk_of(p), p);
+}
+
+/* One sample more (or less) in the slab, its filter bit set; the filter is cleared with the last sample, in the
+ * same exchange, so that no sample can lose its bit. A slab holding 65 535 samples keeps its word full for good:
+ * every free in it looks up, which stays right. */
+#define SAMPLED_COUNT 0xffffu
+static void slab_count(hak_slab *slab, const void *p, bool more) {
+    uint32_t seen = atomic_load_explicit(&slab->sampled, memory_order_relaxed), next;
+    do {
+        uint32_t count = seen & SAMPLED_COUNT;
+        if (count == SAMPLED_COUNT) return;
+        if (more) next = (seen | hak_sample_filter_bit(p)) + 1;
+        else next = count == 1 ? 0 : seen - 1;
+    } while (!atomic_compare_exchange_weak_explicit(&slab->sampled, &seen, next, memory_order_relaxed,
+                                                    memory_order_relaxed));
+}
+
 static bool table_insert(const void *p, uint64_t size) {
     sample_slot *t = table_get();
     if (!t) return false;
@@ -77,6 +99,8 @@ static bool table_insert(const void *p, uint64_t size) {
                                                     memory_order_relaxed)) {
             s->size = size;
             atomic_fetch_add_explicit(&hak_samples_live, 1, memory_order_relaxed);
+            hak_slab *slab = slab_counting(p);
+            if (slab) slab_count(slab, p, true); /* before malloc returns p: no free of it can miss it */
             return true;
         }
     }
@@ -111,6 +135,8 @@ void hak_sample_forget(const void *p) {
                                                      memory_order_relaxed))
             return;
         atomic_fetch_sub_explicit(&hak_samples_live, 1, memory_order_relaxed);
+        hak_slab *slab = slab_counting(p);
+        if (slab) slab_count(slab, p, false);
         HAK_TRACE(heap_sample_free, p, size);
         return;
     }

@@ -14,7 +14,9 @@
  * whole stack; a frame-pointer walk would stop (or stray) at the first frame
  * of such code. unw_backtrace keeps its caches in memory it maps itself and
  * takes no lock of its own with the per-thread caching policy set below (the
- * global cache's lock could be left held in a fork child).
+ * global cache's lock could be left held in a fork child); it finds a frame's
+ * unwind table through dl_iterate_phdr, whose loader lock glibc's fork
+ * initialises afresh in the child, as every C++ throw does.
  */
 
 /* The first bytes of this library's own image (the linker's, hidden: never the program's). */

@@ -183,7 +183,10 @@ typedef struct hak_slab {
     uint8_t class_idx;
     uint8_t slab_idx;       /* position in its chunk, 0..31 */
     uint8_t span_slabs;     /* slabs in its span (a power of two; 1 below the medium classes) */
-    uint8_t pad0[5];
+    uint8_t pad0;
+    _Atomic uint32_t sampled; /* (trace build) the heap profile's live samples starting in this slab: how many
+                               * (bits 0..15) and a 16-bit filter of their addresses (bits 16..31); a free looks
+                               * its block up among the samples only when its filter bit is set (sampler.c) */
     /* -- holder only (see "holding"): plain loads and stores -- */
     hak_block *free;        /* blocks ready to hand out; the owner's frees go straight
                              * back here (LIFO: the block just freed is the warmest) */
