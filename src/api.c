@@ -164,24 +164,14 @@ static hak_large_header *large_or_die(const void *p, unsigned kind, const char *
 }
 
 static HAK_NOINLINE void free_not_small(void *p, unsigned kind) {
-    large_free(large_or_die(p, kind, "free"), true);
+    hak_large_header *large = large_or_die(p, kind, "free");
+    hak_sample_freed(p); /* before the block can be handed out again and sampled anew */
+    large_free(large, true);
     hak_stats_shared_free();
 }
 
-void hak_free(void *p) {
-    uintptr_t a = (uintptr_t)p;
-    unsigned kind = hak_region_kind(a - 1); /* NULL: outside the map, as -1 */
-    if (HAK_UNLIKELY(kind != HAK_REGION_SUPERSLAB)) {
-        if (p) {
-            hak_sample_freed(p); /* before the block can be handed out again and sampled anew */
-            free_not_small(p, kind);
-        }
-        return;
-    }
-    hak_ck_block_free(p);
-    hak_superslab *chunk = hak_chunk_of(p);
-    hak_slab *s = hak_slab_of(chunk, p);
-    hak_sample_freed_from(s, p);
+/* The free of the small block p, in slab s (p's own, maybe a later slab of a span). */
+static inline __attribute__((always_inline)) void free_small(hak_slab *s, void *p) {
     hak_op_begin(); /* before the owner is read: a stealer may take it away (steal.c) */
     hak_heap *h = hak_tls.heap;
     if (HAK_LIKELY(atomic_load_explicit(&s->owner, memory_order_acquire) == h)) {
@@ -191,6 +181,30 @@ void hak_free(void *p) {
     }
     hak_op_end();
     free_remote(s, p);
+}
+
+/* (trace build) A block the heap profile may have sampled: its sample goes first, before the block can be handed
+ * out and sampled again. Apart, so that the fast path keeps no register across the lookup's call. */
+static HAK_NOINLINE void free_sampled(hak_slab *s, void *p) {
+    hak_sample_forget(p);
+    free_small(s, p);
+}
+
+void hak_free(void *p) {
+    uintptr_t a = (uintptr_t)p;
+    unsigned kind = hak_region_kind(a - 1); /* NULL: outside the map, as -1 */
+    if (HAK_UNLIKELY(kind != HAK_REGION_SUPERSLAB)) {
+        if (p) free_not_small(p, kind);
+        return;
+    }
+    hak_ck_block_free(p);
+    hak_superslab *chunk = hak_chunk_of(p);
+    hak_slab *s = hak_slab_of(chunk, p);
+    if (hak_sample_may_hold(s, p)) {
+        free_sampled(s, p);
+        return;
+    }
+    free_small(s, p);
 }
 
 /* Usable bytes of the small block p, or no return. An aligned allocation may

@@ -433,9 +433,9 @@ static inline uint32_t hak_sample_filter_bit(const void *p) {
     uintptr_t a = (uintptr_t)p;
     return (uint32_t)1 << (16 + (((a >> 4) ^ (a >> 9)) & 15));
 }
-static inline void hak_sample_freed_from(const struct hak_slab *s, const void *p) {
-    if (HAK_UNLIKELY(atomic_load_explicit(&s->sampled, memory_order_relaxed) & hak_sample_filter_bit(p)))
-        hak_sample_forget(p);
+static inline bool hak_sample_may_hold(const struct hak_slab *s, const void *p) {
+    uint32_t sampled = atomic_load_explicit(&s->sampled, memory_order_relaxed);
+    return HAK_UNLIKELY(sampled != 0) && (sampled & hak_sample_filter_bit(p));
 }
 #else
 static inline void *hak_sampled(void *p, size_t size, unsigned class_idx) {
@@ -443,7 +443,11 @@ static inline void *hak_sampled(void *p, size_t size, unsigned class_idx) {
     return p;
 }
 static inline void hak_sample_freed(const void *p) { (void)p; }
-static inline void hak_sample_freed_from(const struct hak_slab *s, const void *p) { (void)s, (void)p; }
+static inline void hak_sample_forget(const void *p) { (void)p; }
+static inline bool hak_sample_may_hold(const struct hak_slab *s, const void *p) {
+    (void)s, (void)p;
+    return false;
+}
 #endif
 /* The arena the current call allocates for. */
 static inline unsigned hak_context_arena(void) {
