@@ -35,6 +35,10 @@ HEAP_EVENTS = ("heap_sample", "heap_sample_free")
 STACKED_EVENTS = ("oom", "superslab_alloc_fail")
 STACK_EVENT = "call_stack"
 DEFAULT_HEAP_INTERVAL = 524288
+# A live session's timer: how often lttng flushes the buffers to the relay, so how long a live reader waits at most
+# for an event (lttng's own default is 1 s).
+DEFAULT_LIVE_TIMER_US = 200000
+DEFAULT_LIVE_URL = "net://127.0.0.1"
 NOTHING_RECORDED = "no trace recorded"  # how every line of a recording that left no trace begins
 
 
@@ -327,6 +331,17 @@ def _check_heap_events(spec, sampling):
         raise RecordError(f"{', '.join(named)} is recorded with --heap-profile[=BYTES], which turns sampling on")
 
 
+def live_timer(value):
+    """--live's value: None (not live), else the live timer in microseconds."""
+    if value is None:
+        return None
+    if value is True:
+        return DEFAULT_LIVE_TIMER_US
+    if not value.isdigit() or int(value) == 0:
+        raise RecordError(f"--live={value}: the live timer is a number of microseconds above 0, e.g. --live=200000")
+    return int(value)
+
+
 def sampling_in_environment():
     """Whether the command's environment already turns the sampler on (HAKMEM_TRACE_SAMPLE, the options table's
     way): its samples are then recorded as with --heap-profile, at the interval it gives (the library reads and
@@ -449,6 +464,12 @@ def record(args):
         lib = None if args.no_preload else find_trace_library(args.lib)
         helpers = [] if args.no_preload else [find_fork_library(), find_dl_library()]
         events = _event_names(args.events)
+        args.live = live_timer(args.live)
+        if args.live is not None and not args.set_url:
+            args.set_url = DEFAULT_LIVE_URL
+        if args.live is not None and args.flight_recorder:
+            raise RecordError("--live and --flight-recorder exclude each other: a live session streams every event "
+                              "to the relay, a flight recorder keeps them in memory until an OOM")
         args.heap_interval = heap_interval(getattr(args, "heap_profile", None))
         args.heap_events = args.heap_interval is not None or sampling_in_environment()
         _check_heap_events(args.events, args.heap_events)
@@ -540,7 +561,10 @@ def _record_session(args, name, out, events, lib, helpers, executable, signals, 
     """Creates the session, runs the command in it (its status into run.status: None when a signal came before it
     could start), stops and destroys it."""
     trigger = f"{name}-oom"
-    if args.set_url:
+    if args.live is not None:
+        # A live session: the relay keeps the trace and serves it, while it is written, to live readers.
+        _lttng("create", name, f"--live={args.live}", f"--set-url={args.set_url}")
+    elif args.set_url:
         _lttng("create", name, f"--set-url={args.set_url}")
     elif args.flight_recorder:
         _lttng("create", name, "--snapshot", f"--output={out}")
@@ -671,6 +695,10 @@ def add_parser(sub):
                         "records heap_sample and heap_sample_free (as it does when HAKMEM_TRACE_SAMPLE is set "
                         "already)")
     p.add_argument("--set-url", help="stream to an lttng-relayd, e.g. net://collector")
+    p.add_argument("--live", nargs="?", const=True, metavar="USEC",
+                   help="a live session: stream to the lttng-relayd of --set-url (default "
+                        f"{DEFAULT_LIVE_URL}), flushed every USEC microseconds (default {DEFAULT_LIVE_TIMER_US}), so "
+                        "that live readers (babeltrace2's src.ctf.lttng-live) follow it while it runs")
     p.add_argument("--lib", help=f"path of {LIB_NAME} (default: build/trace, then installed)")
     p.add_argument("--no-preload", action="store_true",
                    help=f"preload nothing (neither {LIB_NAME} nor the fork and dl wrappers): for a program that links "

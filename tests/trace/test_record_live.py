@@ -1,0 +1,77 @@
+#!/usr/bin/python3
+"""test_record_live.py — `hakmem-trace record --live` streams a live session to an lttng-relayd, and `oom-paths`
+reads the relay's output tree (HOSTNAME/SESSION/ust/...): every OOM of the run, on the thread that got the NULL.
+
+Starts its own lttng-relayd on 127.0.0.1 only (test_relayd.Relayd: ports chosen free, stopped by its pid whatever
+happens), records the 4-thread capped workload with `--live --set-url net://127.0.0.1:CONTROL:DATA`, and checks
+the tree's host folder is this host's name and the analysis of the tree lists one OOM per logged NULL. Also: --live
+with --flight-recorder is refused in one sentence, exit status 2, with nothing recorded.
+
+usage: test_record_live.py --lib libhakmem-trace.so --workload trace_oom_workload
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+
+import tracetest as tt
+from test_relayd import HOST, Relayd, listening
+
+CAP = "16M"
+REFUSALS = 2
+
+
+def main():
+    args = tt.arguments(workload="trace_oom_workload")
+    if shutil.which("lttng-relayd") is None:
+        tt.skip("lttng-relayd not found (apt-get install lttng-tools)")
+
+    refused = subprocess.run([tt.PYTHON, str(tt.HAKMEM_TRACE), "record", "--live", "--flight-recorder", "--",
+                              "true"], capture_output=True, text=True, timeout=60)
+    lines = refused.stderr.strip().splitlines()
+    tt.check(refused.returncode == 2 and len(lines) == 1 and "exclude each other" in lines[0],
+             f"--live --flight-recorder: exit {refused.returncode}, stderr {refused.stderr!r}")
+    tt.ok(f"--live with --flight-recorder: {lines[0]}")
+
+    work = tt.workdir()
+    relay_out = work / "relayd-output"
+    relay_out.mkdir()
+    relayd = Relayd(relay_out, work)
+    log = work / "nulls.log"
+    try:
+        control, data, _live = relayd.start()
+        strays = sorted(a for a in listening(relayd.proc.pid) if a[0] != HOST)
+        tt.check(not strays, f"lttng-relayd listens on {strays}, beyond {HOST}")
+        env = dict(os.environ, HAKMEM_MAX_MEMORY=CAP)
+        status, _ = tt.record([args.workload, log, REFUSALS], lib=args.lib, output=work / "unused", env=env,
+                              options=["--live", "--set-url", f"net://{HOST}:{control}:{data}"], timeout=240)
+        tt.check(status == 0, f"the workload (or hakmem-trace record) exited with status {status}, want 0")
+        tt.check(relayd.proc.poll() is None,
+                 f"lttng-relayd exited during the recording with status {relayd.proc.returncode}")
+    finally:
+        relayd.stop()  # also closes every trace file it wrote
+    nulls = [line.split() for line in log.read_text().splitlines()]
+    tt.check(len(nulls) == 4 * REFUSALS, f"the workload logged {len(nulls)} NULLs, want {4 * REFUSALS}")
+
+    hosts = sorted(p.name for p in relay_out.iterdir())
+    tt.check(hosts == [socket.gethostname()], f"the relay's tree holds hosts {hosts}, want [{socket.gethostname()}]")
+    sessions = sorted(p.name for p in (relay_out / hosts[0]).iterdir())
+    tt.check(len(sessions) == 1 and sessions[0].startswith("hakmem-"), f"sessions in the relay's tree: {sessions}")
+    tt.ok(f"the relay keeps {hosts[0]}/{sessions[0]}")
+
+    report = json.loads(tt.cli("oom-paths", "--json", relay_out))
+    ooms = report["ooms"]
+    tt.check(sorted(o["vtid"] for o in ooms) == sorted(int(n[0]) for n in nulls),
+             f"OOMs on threads {sorted(o['vtid'] for o in ooms)}, NULLs on {sorted(int(n[0]) for n in nulls)}")
+    if {"refill_enter", "superslab_alloc_fail"} <= tt.compiled_events():
+        tt.check(all(o["cause"] == "cap_reached" for o in ooms), f"causes {[o['cause'] for o in ooms]}")
+    lost = report["lost_events"]
+    tt.check(not lost["discarded_events"] and not lost["discarded_packets"], f"events lost: {lost}")
+    tt.ok(f"oom-paths on the relay's tree: {len(ooms)} OOMs, one per NULL, causes "
+          f"{sorted({o['cause'] for o in ooms})}")
+    print("test_record_live: passed")
+
+
+if __name__ == "__main__":
+    main()
