@@ -3,23 +3,52 @@
 reads the relay's output tree (HOSTNAME/SESSION/ust/...): every OOM of the run, on the thread that got the NULL.
 
 Starts its own lttng-relayd on 127.0.0.1 only (test_relayd.Relayd: ports chosen free, stopped by its pid whatever
-happens), records the 4-thread capped workload with `--live --set-url net://127.0.0.1:CONTROL:DATA`, and checks
-the tree's host folder is this host's name and the analysis of the tree lists one OOM per logged NULL. Also: --live
+happens) and records, with `--live --set-url net://127.0.0.1:CONTROL:DATA`, a shell that waits on a FIFO and then
+becomes the 4-thread capped workload. While the shell waits, the relay's live port must list the session with the
+default live timer (a session streamed without --live is listed there too, with timer 0). Afterwards the tree's
+host folder must be this host's name and the analysis of the tree must list one OOM per logged NULL. Also: --live
 with --flight-recorder is refused in one sentence, exit status 2, with nothing recorded.
 
 usage: test_record_live.py --lib libhakmem-trace.so --workload trace_oom_workload
 """
+import errno
 import json
 import os
 import shutil
 import socket
 import subprocess
+import threading
+import time
 
 import tracetest as tt
+from hakmem import record
 from test_relayd import HOST, Relayd, listening
 
 CAP = "16M"
 REFUSALS = 2
+WAIT_S = 60
+
+
+def live_sessions(port):
+    """The sessions the relay's live port lists: {session name: live timer in µs}."""
+    import bt2
+    cls = bt2.find_plugin("ctf").source_component_classes["lttng-live"]
+    found = bt2.QueryExecutor(cls, "sessions", {"url": f"net://{HOST}:{port}"}).query()
+    return {str(s["session-name"]): int(s["timer-us"]) for s in found}
+
+
+def release(fifo, recording):
+    """Open the FIFO the shell waits on (once the shell has opened it) and close it: the shell goes on. Nothing to
+    do once the recording has ended (it failed before the shell ran: its status says so)."""
+    deadline = time.monotonic() + WAIT_S
+    while recording.is_alive():
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            return
+        except OSError as e:
+            if e.errno != errno.ENXIO or time.monotonic() > deadline:
+                tt.fail(f"the recorded shell never opened {fifo}: {e}")
+            time.sleep(0.05)
 
 
 def main():
@@ -40,12 +69,29 @@ def main():
     relayd = Relayd(relay_out, work)
     log = work / "nulls.log"
     try:
-        control, data, _live = relayd.start()
+        control, data, live = relayd.start()
         strays = sorted(a for a in listening(relayd.proc.pid) if a[0] != HOST)
         tt.check(not strays, f"lttng-relayd listens on {strays}, beyond {HOST}")
+        fifo = work / "go"
+        os.mkfifo(fifo)
         env = dict(os.environ, HAKMEM_MAX_MEMORY=CAP)
-        status, _ = tt.record([args.workload, log, REFUSALS], lib=args.lib, output=work / "unused", env=env,
-                              options=["--live", "--set-url", f"net://{HOST}:{control}:{data}"], timeout=240)
+        command = ["sh", "-c", 'cat "$1" >/dev/null && exec "$2" "$3" "$4"', "sh", fifo, args.workload, log, REFUSALS]
+        result = []
+        recording = threading.Thread(target=lambda: result.append(tt.record(
+            command, lib=args.lib, output=work / "unused", env=env,
+            options=["--live", "--set-url", f"net://{HOST}:{control}:{data}"], timeout=240)))
+        recording.start()
+        try:
+            deadline = time.monotonic() + WAIT_S
+            while not (listed := live_sessions(live)) and time.monotonic() < deadline and recording.is_alive():
+                time.sleep(0.1)
+        finally:
+            release(fifo, recording)
+            recording.join()
+        tt.check(len(listed) == 1 and next(iter(listed.values())) == record.DEFAULT_LIVE_TIMER_US,
+                 f"the relay's live port lists {listed}, want one session with timer {record.DEFAULT_LIVE_TIMER_US} µs")
+        tt.ok(f"while it ran, the live port listed {listed}")
+        status = result[0][0] if result else None
         tt.check(status == 0, f"the workload (or hakmem-trace record) exited with status {status}, want 0")
         tt.check(relayd.proc.poll() is None,
                  f"lttng-relayd exited during the recording with status {relayd.proc.returncode}")
