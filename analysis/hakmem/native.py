@@ -76,6 +76,10 @@ def _lib():
         lib.hk_core_explainers_state.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
                                                  ctypes.POINTER(ctypes.c_int64)]
         lib.hk_core_limits.argtypes = [ctypes.POINTER(ctypes.c_int64)]
+        lib.hk_core_ooms_waiting.restype = ctypes.c_int64
+        lib.hk_core_ooms_waiting.argtypes = [ctypes.c_void_p]
+        lib.hk_core_take_ooms.restype = ctypes.c_void_p
+        lib.hk_core_take_ooms.argtypes = [ctypes.c_void_p]
         _LIB = lib
     return _LIB
 
@@ -164,12 +168,22 @@ class Core:
     def result(self):
         """The core's analysis (result.c), computed once, when the input has ended."""
         if self._result is None:
-            p = self._lib.hk_core_result(self.ptr)
-            try:
-                self._result = json.loads(ctypes.string_at(p).decode(errors="replace"))
-            finally:
-                self._lib.hk_core_free_string(p)
+            self._result = self._json(self._lib.hk_core_result(self.ptr))
         return self._result
+
+    def take_ooms(self):
+        """While the input goes on (a live session): the OOMs listed since the last take (result.c's
+        hk_core_take_ooms: n_ooms, unlisted, declared, ooms, aux), which the core then lets go; None when there
+        are none."""
+        if not self._lib.hk_core_ooms_waiting(self.ptr):
+            return None
+        return self._json(self._lib.hk_core_take_ooms(self.ptr))
+
+    def _json(self, p):
+        try:
+            return json.loads(ctypes.string_at(p).decode(errors="replace"))
+        finally:
+            self._lib.hk_core_free_string(p)
 
 
 def limits():

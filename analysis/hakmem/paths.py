@@ -73,60 +73,10 @@ class Analyzer:
 
     # ---- output ----
 
-    @staticmethod
-    def _events(r):
-        """The core's events (lists) as Events, one object per native event (notes() tells them apart by id)."""
-        made = {}
-
-        def ev(e):
-            got = made.get(e[6])
-            if got is None:
-                got = made[e[6]] = Event(e[0], e[1], e[2], e[3], e[4], e[5])
-            return got
-        return ev
-
     def finish(self, stacks=True):
         """The report; with stacks, each OOM's call stack and the live heap when it struck (heap.add_to_ooms)."""
         r = self.core.result()
-        declared = set(r["declared"])
-        ooms = []
-        causes = collections.Counter()
-        for o in r["ooms"]:
-            ev = self._events(r)
-            path = [ev(e) for e in o["path"]]
-            oom = path[-1]
-            start = path[0].ts
-            rec = {"path": path, "context": [ev(e) for e in o["context"]], "begins_midway": o["begins_midway"],
-                   "explaining": [(ev(e), kind, chunk, steps) for e, kind, chunk, steps in o["explaining"]],
-                   "structural": (o["cause"], o["detail"])}
-            lost, begins = o["lost"], o["coverage_begins"]
-            if begins is not None and oom.get("class_idx") != LARGE:
-                rec["begins_midway"] = True
-                rec["coverage_detail"] = ("the trace begins in the middle of this path: a CPU buffer of this "
-                                          f"snapshot begins {(begins - start) / 1000:.1f} µs after the path's first "
-                                          "event, so the events it held before are missing")
-            cause, detail = judgement.cause(rec, lost, declared)
-            causes[cause] += 1
-            vpid, vtid = o["vpid"], o["vtid"]
-            ooms.append({
-                "index": o["number"], "vpid": vpid, "vtid": vtid, "procname": oom.procname,
-                "thread": thread_label(oom.procname, vpid, vtid), "time_ns": oom.ts,
-                "class": oom.get("class_idx"), "block_size": oom.get("block_size"), "size": oom.get("size"),
-                "seq": oom.get("seq"), "oom_no": oom.get("oom_no"), "call": judgement.call_text(oom.fields),
-                "cause": cause, "cause_detail": detail,
-                "begins_midway": rec["begins_midway"], "lost_events_in_window": lost,
-                "path": [{"step": n, "event": e.name, "offset_ns": e.ts - start, "fields": dict(e.fields)}
-                         for n, e in enumerate(path, 1)],
-                "context": [{"offset_ns": e.ts - start, "vpid": e.vpid, "vtid": e.vtid,
-                             "thread": thread_label(e.procname, e.vpid, e.vtid), "event": e.name,
-                             "fields": dict(e.fields)} for e in rec["context"]],
-                "explaining": [{"steps": steps, "reason": reason(kind, chunk), "offset_ns": e.ts - start,
-                                "vpid": e.vpid, "vtid": e.vtid, "thread": thread_label(e.procname, e.vpid, e.vtid),
-                                "event": e.name, "fields": dict(e.fields)}
-                               for e, kind, chunk, steps in rec["explaining"]],
-                "notes": judgement.notes(rec),
-                "memory": o["memory"],
-            })
+        ooms, causes = reports(r["ooms"], set(r["declared"]))
         if stacks:
             heap.add_to_ooms(ooms, self.aux)
         causes.update({c: n for c, n in r["unlisted_causes"].items() if n})
@@ -179,6 +129,62 @@ class Analyzer:
                 p["exit_totals_complete"] = len(ex["classes"]) == ex["classes_expected"]
             out.append(p)
         return out
+
+
+def _event_maker():
+    """The core's events (lists) as Events, one object per native event (notes() tells them apart by id)."""
+    made = {}
+
+    def ev(e):
+        got = made.get(e[6])
+        if got is None:
+            got = made[e[6]] = Event(e[0], e[1], e[2], e[3], e[4], e[5])
+        return got
+    return ev
+
+
+def reports(raw_ooms, declared):
+    """The core's OOMs (result.c's oom()) as the report lists them, and their causes counted: the final judgement
+    (judgement.cause) against the events the trace declares."""
+    ooms = []
+    causes = collections.Counter()
+    for o in raw_ooms:
+        ev = _event_maker()
+        path = [ev(e) for e in o["path"]]
+        oom = path[-1]
+        start = path[0].ts
+        rec = {"path": path, "context": [ev(e) for e in o["context"]], "begins_midway": o["begins_midway"],
+               "explaining": [(ev(e), kind, chunk, steps) for e, kind, chunk, steps in o["explaining"]],
+               "structural": (o["cause"], o["detail"])}
+        lost, begins = o["lost"], o["coverage_begins"]
+        if begins is not None and oom.get("class_idx") != LARGE:
+            rec["begins_midway"] = True
+            rec["coverage_detail"] = ("the trace begins in the middle of this path: a CPU buffer of this "
+                                      f"snapshot begins {(begins - start) / 1000:.1f} µs after the path's first "
+                                      "event, so the events it held before are missing")
+        cause, detail = judgement.cause(rec, lost, declared)
+        causes[cause] += 1
+        vpid, vtid = o["vpid"], o["vtid"]
+        ooms.append({
+            "index": o["number"], "vpid": vpid, "vtid": vtid, "procname": oom.procname,
+            "thread": thread_label(oom.procname, vpid, vtid), "time_ns": oom.ts,
+            "class": oom.get("class_idx"), "block_size": oom.get("block_size"), "size": oom.get("size"),
+            "seq": oom.get("seq"), "oom_no": oom.get("oom_no"), "call": judgement.call_text(oom.fields),
+            "cause": cause, "cause_detail": detail,
+            "begins_midway": rec["begins_midway"], "lost_events_in_window": lost,
+            "path": [{"step": n, "event": e.name, "offset_ns": e.ts - start, "fields": dict(e.fields)}
+                     for n, e in enumerate(path, 1)],
+            "context": [{"offset_ns": e.ts - start, "vpid": e.vpid, "vtid": e.vtid,
+                         "thread": thread_label(e.procname, e.vpid, e.vtid), "event": e.name,
+                         "fields": dict(e.fields)} for e in rec["context"]],
+            "explaining": [{"steps": steps, "reason": reason(kind, chunk), "offset_ns": e.ts - start,
+                            "vpid": e.vpid, "vtid": e.vtid, "thread": thread_label(e.procname, e.vpid, e.vtid),
+                            "event": e.name, "fields": dict(e.fields)}
+                           for e, kind, chunk, steps in rec["explaining"]],
+            "notes": judgement.notes(rec),
+            "memory": o["memory"],
+        })
+    return ooms, causes
 
 
 def analyse(path, analyzer=None):

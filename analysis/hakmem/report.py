@@ -176,36 +176,44 @@ def oom_paths(report):
                      "(causes of all: " + ", ".join(f"{k} {v}" for k, v in s.get("causes", {}).items()) + ")")
     for o in ooms:
         lines.append("")
-        lines.append(f"OOM {o['index']}/{total}: pid {o['vpid']} tid {o['vtid']} {o['thread']} at "
-                     f"{clock(o['time_ns'])}, {class_text(o['class'], o['block_size'])}, size {o['size']}")
-        lines.append(f"  cause: {o['cause']} — {o['cause_detail']}")
-        if o["begins_midway"]:
-            if o["path"] and o["path"][0]["event"] == "refill_enter":
-                lines.append("  (the trace begins in the middle of this path: a CPU buffer of the snapshot begins "
-                             "after its first event, so what the thread did on that CPU before is missing)")
-            else:
-                lines.append("  (the trace begins in the middle of this path: earlier decisions are not recorded)")
-        lines.append(f"  path (refill seq {o['seq']}):")
-        for step in o["path"]:
-            lines.append(f"    {step['step']:>2}. {us(step['offset_ns']):>14}  {step['event']:<20} "
-                         f"{describe(step['event'], step['fields'])}")
-        lines.extend(stack_lines(o))
-        if o["context"]:
-            lines.append("  meanwhile, other threads on this class:")
-            for c in o["context"]:
-                lines.append(f"      {us(c['offset_ns']):>14}  tid {c['vtid']!s:<7} {c['event']:<20} "
-                             f"{describe(c['event'], c['fields'])}")
-        if o.get("explaining"):
-            lines.append("  what other threads did that these decisions follow from, however far back:")
-            for c in o["explaining"]:
-                lines.append(f"      {us(c['offset_ns']):>14}  tid {c['vtid']!s:<7} {c['event']:<20} "
-                             f"{describe(c['event'], c['fields'])}")
-                lines.append(f"      {'':>14}  {'':<11} {c['reason']} (step {', '.join(map(str, c['steps']))})")
-        if o.get("memory"):
-            lines.extend(memory_lines(o["memory"], "memory at this OOM"))
-        for n in o["notes"]:
-            lines.append(f"  note: {n}")
+        lines.extend(oom_lines(o, f"{o['index']}/{total}"))
     return "\n".join(lines)
+
+
+def oom_lines(o, number, where=""):
+    """One OOM's block of the report: its thread, cause, path, stack, what others did, memory, notes (number:
+    "3/8" in a trace's report; where: the host and session `watch` names)."""
+    lines = []
+    lines.append(f"OOM {number}{where}: pid {o['vpid']} tid {o['vtid']} {o['thread']} at "
+                 f"{clock(o['time_ns'])}, {class_text(o['class'], o['block_size'])}, size {o['size']}")
+    lines.append(f"  cause: {o['cause']} — {o['cause_detail']}")
+    if o["begins_midway"]:
+        if o["path"] and o["path"][0]["event"] == "refill_enter":
+            lines.append("  (the trace begins in the middle of this path: a CPU buffer of the snapshot begins "
+                         "after its first event, so what the thread did on that CPU before is missing)")
+        else:
+            lines.append("  (the trace begins in the middle of this path: earlier decisions are not recorded)")
+    lines.append(f"  path (refill seq {o['seq']}):")
+    for step in o["path"]:
+        lines.append(f"    {step['step']:>2}. {us(step['offset_ns']):>14}  {step['event']:<20} "
+                     f"{describe(step['event'], step['fields'])}")
+    lines.extend(stack_lines(o))
+    if o["context"]:
+        lines.append("  meanwhile, other threads on this class:")
+        for c in o["context"]:
+            lines.append(f"      {us(c['offset_ns']):>14}  tid {c['vtid']!s:<7} {c['event']:<20} "
+                         f"{describe(c['event'], c['fields'])}")
+    if o.get("explaining"):
+        lines.append("  what other threads did that these decisions follow from, however far back:")
+        for c in o["explaining"]:
+            lines.append(f"      {us(c['offset_ns']):>14}  tid {c['vtid']!s:<7} {c['event']:<20} "
+                         f"{describe(c['event'], c['fields'])}")
+            lines.append(f"      {'':>14}  {'':<11} {c['reason']} (step {', '.join(map(str, c['steps']))})")
+    if o.get("memory"):
+        lines.extend(memory_lines(o["memory"], "memory at this OOM"))
+    for n in o["notes"]:
+        lines.append(f"  note: {n}")
+    return lines
 
 
 def size_text(n):

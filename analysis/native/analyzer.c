@@ -572,6 +572,15 @@ static void free_oom(struct hk_oom *o)
     free(o);
 }
 
+void hk_analyzer_release_listed(struct hk_analyzer *a)
+{
+    for (size_t i = 0; i < a->ooms.n; i++) {
+        a->listed[a->ooms.v[i]->cause]--;
+        free_oom(a->ooms.v[i]);
+    }
+    a->ooms.n = 0;
+}
+
 void hk_analyzer_free(struct hk_analyzer *a)
 {
     for (size_t i = 0; i < a->ooms.n; i++)

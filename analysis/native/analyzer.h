@@ -164,5 +164,8 @@ void hk_analyzer_inject(struct hk_analyzer *a, struct hk_ev *ev);
 void hk_analyzer_declare(struct hk_analyzer *a, const char *name);
 /* The end of the input: count the OOMs still waiting. */
 void hk_analyzer_settle_all(struct hk_analyzer *a);
+/* The listed OOMs handed on (a live reader took them): freed, and no longer counted against HK_DETAIL_PER_CAUSE,
+ * so a reader that takes them as they come sees every one listed however long the session runs. */
+void hk_analyzer_release_listed(struct hk_analyzer *a);
 
 #endif

@@ -296,6 +296,27 @@ void hk_aux_json(struct hk_json *j, const struct hk_aux *x)
     hk_json_raw(j, "}");
 }
 
+void hk_aux_forget_stack(struct hk_aux *x, int64_t vpid, int64_t vtid, int64_t oom_no)
+{
+    for (size_t i = 0; i < x->recs.n; i++) {
+        struct hk_aux_rec *r = x->recs.v[i];
+        const struct hk_aux_field *no = field(r, "oom_no");
+        if (strcmp(r->name, passed_hakmem[0]) != 0 || r->vpid != vpid || r->vtid != vtid || !no || no->i != oom_no)
+            continue;
+        struct last *l = hk_map_get(&x->last, hk_key2(vpid, vtid));
+        for (size_t k = 0; l && k < l->recs.n; k++)
+            if (l->recs.v[k] == r) {
+                l->recs.v[k] = l->recs.v[--l->recs.n];
+                break;
+            }
+        memmove(&x->recs.v[i], &x->recs.v[i + 1], (x->recs.n - i - 1) * sizeof *x->recs.v);
+        x->recs.n--;
+        x->oom_stacks--;
+        rec_free(r);
+        return;
+    }
+}
+
 void hk_aux_free(struct hk_aux *x)
 {
     for (size_t i = 0; i < x->recs.n; i++)

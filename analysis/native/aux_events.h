@@ -53,6 +53,9 @@ void hk_aux_add(struct hk_aux *x, struct hk_aux_rec *r);
 struct hk_aux_rec *hk_aux_rec_new(const char *name, int64_t ts, int64_t vpid, int64_t vtid, const char *procname,
                                   size_t nfields);
 void hk_aux_json(struct hk_json *j, const struct hk_aux *x);
+/* The call_stack record of OOM oom_no of (vpid, vtid) dropped (its OOM was reported and taken: a live reader
+ * must not hold every stack of a session that runs for weeks, nor reach HK_OOM_STACKS_KEPT). */
+void hk_aux_forget_stack(struct hk_aux *x, int64_t vpid, int64_t vtid, int64_t oom_no);
 void hk_aux_free(struct hk_aux *x);
 
 #endif

@@ -41,5 +41,8 @@ void hk_core_explainers_state(struct hk_core *c, int64_t vpid, int64_t cls, int6
 void hk_core_limits(int64_t out[8]);
 char *hk_core_result(struct hk_core *c);   /* the analysis as JSON (result.c); free with hk_core_free_string */
 void hk_core_free_string(char *s);
+/* Live reading: the OOMs listed and not yet taken, and the take (result.c) — which frees them. */
+int64_t hk_core_ooms_waiting(const struct hk_core *c);
+char *hk_core_take_ooms(struct hk_core *c);
 
 #endif

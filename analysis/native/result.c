@@ -163,6 +163,52 @@ static void bins(struct hk_json *j, const struct hk_bins *b)
     hk_json_raw(j, "}");
 }
 
+static void declared(struct hk_json *j, const struct hk_analyzer *a)
+{
+    hk_json_raw(j, ",\"declared\":[");
+    for (size_t i = 0; i < a->declared_names.n; i++) {
+        hk_json_str(j, a->declared_names.v[i]);
+        hk_json_raw(j, ",");
+    }
+    hk_json_close(j, ']');
+}
+
+HK_EXPORT int64_t hk_core_ooms_waiting(const struct hk_core *c)
+{
+    return (int64_t)c->a.ooms.n;
+}
+
+/* A live reader's share (hakmem-trace watch): the OOMs listed since the last take, judged against the losses seen
+ * so far, with what the Python side needs to shape them (the declared events, the stacks and the state dump);
+ * then they and their stacks are let go. */
+HK_EXPORT char *hk_core_take_ooms(struct hk_core *c)
+{
+    struct hk_analyzer *a = &c->a;
+    struct hk_json j = {0};
+    hk_json_raw(&j, "{\"n_ooms\":");
+    hk_json_int(&j, a->n_ooms);
+    hk_json_raw(&j, ",\"unlisted\":");
+    hk_json_int(&j, a->unlisted);
+    declared(&j, a);
+    hk_json_raw(&j, ",\"ooms\":[");
+    for (size_t i = 0; i < a->ooms.n; i++) {
+        oom(&j, a, a->ooms.v[i]);
+        hk_json_raw(&j, ",");
+    }
+    hk_json_close(&j, ']');
+    hk_json_raw(&j, ",\"aux\":");
+    hk_aux_json(&j, &c->aux);
+    hk_json_raw(&j, "}");
+    for (size_t i = 0; i < a->ooms.n; i++) {
+        const struct hk_oom *o = a->ooms.v[i];
+        const struct hk_val *no = hk_get(o->oom, F_oom_no);
+        if (no && !no->label)
+            hk_aux_forget_stack(&c->aux, o->vpid, o->vtid, no->i);
+    }
+    hk_analyzer_release_listed(a);
+    return j.s;
+}
+
 HK_EXPORT char *hk_core_result(struct hk_core *c)
 {
     struct hk_analyzer *a = &c->a;
@@ -188,12 +234,7 @@ HK_EXPORT char *hk_core_result(struct hk_core *c)
         hk_json_raw(&j, "],");
     }
     hk_json_close(&j, ']');
-    hk_json_raw(&j, ",\"declared\":[");
-    for (size_t i = 0; i < a->declared_names.n; i++) {
-        hk_json_str(&j, a->declared_names.v[i]);
-        hk_json_raw(&j, ",");
-    }
-    hk_json_close(&j, ']');
+    declared(&j, a);
     hk_json_raw(&j, ",\"n_ooms\":");
     hk_json_int(&j, a->n_ooms);
     hk_json_raw(&j, ",\"unlisted\":");
