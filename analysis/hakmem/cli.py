@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-from . import record, timeline
+from . import record, timeline, watch
 
 
 def _analysis(args):
@@ -83,8 +83,10 @@ def main(argv=None):
     p.add_argument("trace", metavar="TRACE_DIR")
     p.set_defaults(func=heap)
     timeline.add_parser(sub)
+    watch.add_parser(sub)
     args = parser.parse_args(argv)
-    if args.subcommand == "record":
+    if args.subcommand in ("record", "watch"):
+        # record reads no trace; watch reads a relay's stream, not files, and asks the relay in children of its own
         return _run(args)
     # Every other subcommand reads a trace: Babeltrace2 may abort on a damaged one (see guard).
     from . import guard
@@ -97,7 +99,7 @@ def _run(args):
         status = args.func(args)
         sys.stdout.flush()  # here, where a reader that left is expected (below), not at exit
         return status
-    except (record.RecordError, TraceError) as e:
+    except (record.RecordError, TraceError, watch.WatchError) as e:
         print(f"hakmem-trace: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

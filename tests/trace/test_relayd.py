@@ -81,9 +81,11 @@ class Relayd:
         self.proc = None
         self.ports = None
 
-    def start(self, attempts=3):
-        for attempt in range(attempts):
-            ports = free_ports(3)
+    def start(self, attempts=3, ports=None):
+        """Listening on ports (control, data, live): chosen free, or the given ones (a relay started again)."""
+        fixed = ports
+        for attempt in range(1 if fixed else attempts):
+            ports = fixed or free_ports(3)
             urls = [f"tcp://{HOST}:{p}" for p in ports]
             log = open(self.logdir / f"relayd-{attempt}.log", "w")
             self.proc = subprocess.Popen(["lttng-relayd", "-C", urls[0], "-D", urls[1], "-L", urls[2],
