@@ -11,7 +11,7 @@ judgement.
 
 import collections
 
-from . import catalogue, heap, judgement, losses, native, trace_input
+from . import catalogue, fleet, heap, judgement, losses, native, trace_input
 from .records import Event, Numbers, thread_label
 
 DETAIL_PER_CAUSE = 1000  # OOMs listed with their path per cause: the core's HK_DETAIL_PER_CAUSE, which the report
@@ -189,8 +189,25 @@ def reports(raw_ooms, declared):
 
 def analyse(path, analyzer=None):
     """Stream the trace(s) under path through an Analyzer (a new one unless given); raise
-    trace_input.TraceError with one sentence when unusable."""
-    a = analyzer or Analyzer()
-    trace_input.read(path, a)
-    trace_input.check_usable(a, path)
-    return a.finish()
+    trace_input.TraceError with one sentence when unusable. A folder of several hosts' or sessions' traces (a
+    relay's tree, trace_input.groups) is analysed a group at a time, each by a core of its own, into one combined
+    report (fleet.combine); with an analyzer given, such a folder is refused (trace_input.read)."""
+    found = trace_input.groups(path)
+    if analyzer is not None or len(found) == 1:
+        a = analyzer or Analyzer()
+        trace_input.read(path, a, None if analyzer is not None else found[0])
+        trace_input.check_usable(a, path)
+        return a.finish()
+    parts, skipped = [], []
+    for g in found:
+        a = Analyzer()
+        trace_input.read(path, a, g)
+        if a.hakmem_events == 0:  # another tool's session on the same relay: said, not fatal
+            skipped.append((g, "no hakmem events"))
+            continue
+        trace_input.check_usable(a, f"{g.folder} ({g.label})")
+        parts.append((g, a.finish()))
+        del a  # one core at a time: a relay's tree can hold many sessions
+    if not parts:
+        trace_input.check_usable(Analyzer(), path)  # the sentence for no hakmem event at all
+    return fleet.combine(parts, skipped)

@@ -91,7 +91,7 @@ def process_lines(s):
     """What each process counted that the trace does not hold: OOMs by number, refills by class (exit totals)."""
     lines = []
     for p in s.get("processes", []):
-        who = f"pid {p['vpid']} ({p['procname'] or '?'})"
+        who = f"{on(p)}pid {p['vpid']} ({p['procname'] or '?'})"
         for a, b in p["ooms_not_in_trace"]:
             lines.append(f"  {numbers(a, b)} of {who} not in this trace")
         if not p["exit_totals"] and p["ooms_numbered"]:
@@ -157,7 +157,18 @@ def loss_lines(lost, indent):
     return lines
 
 
+def on(d):
+    """"host H: " for a fleet's entry (fleet.tagged), "" for a single trace's."""
+    return f"host {d['host'] or '?'}: " if "host" in d else ""
+
+
+def group_name(host, session):
+    return f"host {host or '?'}, session {session or '?'}"
+
+
 def oom_paths(report):
+    if "hosts" in report:
+        return fleet_oom_paths(report)
     lines = []
     ooms = report["ooms"]
     lost = report["lost_events"]
@@ -177,6 +188,37 @@ def oom_paths(report):
     for o in ooms:
         lines.append("")
         lines.extend(oom_lines(o, f"{o['index']}/{total}"))
+    return "\n".join(lines)
+
+
+def fleet_oom_paths(report):
+    """A fleet's report (fleet.combine): the totals, then per host and session a line, what its processes counted
+    that its trace lacks and its losses, and its OOMs, each naming its host in its header."""
+    ooms, s = report["ooms"], report["summary"]
+    total = s.get("ooms_total", len(ooms))
+    sessions = [(h["host"], x) for h in report["hosts"] for x in h["sessions"]]
+    lines = [f"{total} OOM(s) from {len(report['hosts'])} host(s), {len(sessions)} session(s); "
+             f"{loss_counts(report['lost_events'])}"]
+    for host, x in sessions:
+        lines.append("")
+        name = group_name(host, x["session"])
+        if x["skipped"]:
+            lines.append(f"{name} ({x['folder']}): not analysed: {x['skipped']}")
+            continue
+        lost = x["lost_events"]
+        lines.append(f"{name} ({x['folder']}): {x['ooms_total']} OOM(s); {loss_counts(lost)}")
+        lines.extend(process_lines({"processes": [p for p in s["processes"]
+                                                  if (p["host"], p["session"]) == (host, x["session"])]}))
+        if lost_anything(lost):
+            lines.append(f"  its trace is not complete: {len(lost['ranges'])} stretch(es) of it lost events; an OOM "
+                         "whose path overlaps one on its own stream is marked incomplete")
+            lines.extend(loss_lines(lost, "  "))
+        if x["ooms_total"] > x["ooms_listed"]:
+            lines.append(f"  {x['ooms_total'] - x['ooms_listed']} OOM(s) are counted but not listed: only the first "
+                         f"{DETAIL_PER_CAUSE} of each cause are")
+        for o in (o for o in ooms if (o["host"], o["session"]) == (host, x["session"])):
+            lines.append("")
+            lines.extend(oom_lines(o, f"{o['index']}/{total}", f" on host {o['host'] or '?'}"))
     return "\n".join(lines)
 
 
@@ -272,6 +314,10 @@ def summary(report):
     lost = report["lost_events"]
     lines = [f"{s['hakmem_events']} hakmem events ({s['events']} in all) from {clock(s['first_ns'])} to "
              f"{clock(s['last_ns'])}; {loss_counts(lost)}"]
+    if s.get("fleet"):
+        lines.extend(fleet_lines(s["fleet"]))
+        lines.append("")
+        lines.append("all hosts together:")
     lines.extend(process_lines(s))
     if lost_anything(lost):
         lines.append("the trace is not complete: the counts below miss the lost events, and any OOM among them")
@@ -292,9 +338,30 @@ def summary(report):
     lines.append("threads with OOMs:" if any(t["ooms"] for t in s["threads"]) else "no OOM")
     for t in s["threads"]:
         if t["ooms"]:
-            lines.append(f"  pid {t['vpid']} tid {t['vtid']} {t['thread']}: {t['ooms']} OOM(s)")
+            lines.append(f"  {on(t)}pid {t['vpid']} tid {t['vtid']} {t['thread']}: {t['ooms']} OOM(s)")
     if s["causes"]:
         lines.append("causes: " + ", ".join(f"{k} {v}" for k, v in sorted(s["causes"].items())))
     if s.get("memory_at_last_oom"):
-        lines.extend(memory_lines(s["memory_at_last_oom"], "memory at the last OOM"))
+        m = s["memory_at_last_oom"]
+        lines.extend(memory_lines(m, "memory at the last OOM" + (f" (host {m['host'] or '?'})" if "host" in m
+                                                                 else "")))
     return "\n".join(lines)
+
+
+def fleet_lines(f):
+    """summary's fleet view (fleet.fleet): OOMs per host, per process and per cause."""
+    width = max([len(str(h["host"] or "?")) for h in f["hosts"]] + [4])
+    lines = ["", f"fleet: {len(f['hosts'])} host(s)", f"  {'host':<{width}} {'sessions':>8} {'ooms':>6} "
+             f"{'lost':>6}  causes"]
+    for h in f["hosts"]:
+        lines.append(f"  {h['host'] or '?':<{width}} {h['sessions']:>8} {h['ooms']:>6} {h['events_lost']:>6}  "
+                     + (", ".join(f"{c} {n}" for c, n in h["causes"].items()) or "-"))
+    lines.append("processes with OOMs:" if f["processes"] else "no process with an OOM")
+    for p in f["processes"]:
+        lines.append(f"  {p['host'] or '?':<{width}} pid {p['vpid']!s:<8} {p['procname'] or '?':<16} "
+                     f"{p['ooms']:>6} OOM(s)  (session {p['session'] or '?'})")
+    if f["causes"]:
+        lines.append("OOMs per cause:")
+        for c, x in f["causes"].items():
+            lines.append(f"  {c:<20} {x['ooms']:>6}  " + ", ".join(f"{h or '?'} {n}" for h, n in x["hosts"].items()))
+    return lines

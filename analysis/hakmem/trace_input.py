@@ -29,23 +29,22 @@ def load_bt2():
     return _BT2
 
 
-def read(path, analyzer):
-    """Stream the trace(s) under path into analyzer's core; raise TraceError with one sentence when unusable."""
-    if path is None or not str(path).strip():
-        raise TraceError("no trace folder given (the path is empty)")
-    p = Path(path)
-    if not p.exists():
-        raise TraceError(f"{path} does not exist")
-    if not p.is_dir():
-        raise TraceError(f"{path} is not a folder: give the folder `hakmem-trace record` wrote (or a snapshot-* "
-                         "folder in it)")
-    dirs = trace_dirs(p, path)
+def read(path, analyzer, group=None):
+    """Stream the trace(s) under path into analyzer's core (only group's, one of groups(path), when given); raise
+    TraceError with one sentence when unusable, or when path holds several hosts' or sessions' traces and no group
+    is named: one core keys threads by (vpid, vtid), which two machines reuse."""
+    if group is None:
+        found = groups(path)
+        if len(found) > 1:
+            raise TraceError(several_groups(path, found))
+        group = found[0]
+    dirs = group.dirs
     work = None  # where the copies of streams cut inside a packet go (made only for those)
     try:
         # One source per flight-recorder snapshot: Babeltrace2 merges traces of one UUID into one, and snapshots
         # of one session share theirs, so their overlapping packets would become one stream's. Apart, they
         # overlap as traces, and the analysis feeds each event once.
-        groups = collections.defaultdict(list)
+        sources = collections.defaultdict(list)
         for d in dirs:
             try:
                 metadata = (Path(d) / "metadata").read_bytes()
@@ -59,14 +58,14 @@ def read(path, analyzer):
                 analyzer.losses.stream_lost(loss, os.path.join(read_as, os.path.basename(loss["stream"])))
             if repairs:
                 analyzer.losses.read_as(read_as, os.path.abspath(d))
-            groups[next((q for q in [Path(d), *Path(d).parents] if q.name.startswith("snapshot-")), None)].append(
+            sources[next((q for q in [Path(d), *Path(d).parents] if q.name.startswith("snapshot-")), None)].append(
                 read_as)
         # The CTF source named, not auto-discovered: Babeltrace2 2.0.4's auto-discovery aborts the whole process
         # (a library precondition, "API function called while current thread has an error") when a metadata file
         # does not parse, where the source itself returns an error.
         # The analysis core is the graph's sink (native.run): no event goes through Python.
         try:
-            native.run(list(groups.values()), analyzer.core)
+            native.run(list(sources.values()), analyzer.core)
         except native.CoreMissing as e:
             raise TraceError(str(e)) from None
         except Exception as e:  # noqa: BLE001 — a damaged trace must still end in one sentence, never a traceback
@@ -115,6 +114,80 @@ def check_usable(analyzer, name):
         raise TraceError(f"{analyzer.no_thread_context} hakmem event(s) in {name} lack the vpid/vtid context, without "
                          "which one thread's refill cannot be told from another's: record with `hakmem-trace record`, "
                          "or add `lttng add-context -u -t vpid -t vtid -t procname` to the session")
+
+
+class Group:
+    """The traces of one recording session on one host: what one analysis core reads (see groups)."""
+
+    def __init__(self, host, session, created, dirs):
+        self.host, self.session, self.created, self.dirs = host, session, created, dirs
+        self.folder = None  # the highest folder under the path given holding this group's traces only
+
+    @property
+    def label(self):
+        return f"host {self.host or '?'}, session {self.session or '?'}"
+
+
+ENV_FIELD = re.compile(r'(\w+)\s*=\s*("(?:[^"\\]|\\.)*"|-?\w+)\s*;')
+
+
+def trace_env(data):
+    """The env block of a trace's metadata (data: the file's bytes) as a dict of strings; {} without one."""
+    text = metadata_text(data)
+    m = re.search(r"\benv\s*\{(.*?)\}\s*;", text or "", re.S)
+    if not m:
+        return {}
+    return {k: v[1:-1].replace('\\"', '"').replace("\\\\", "\\") if v.startswith('"') else v
+            for k, v in ENV_FIELD.findall(m.group(1))}
+
+
+def groups(path):
+    """The traces under path by (host, session): [Group], by host then session. The key is the trace metadata's
+    own env (hostname, trace_name, trace_creation_datetime: the session daemon writes them, and they go wherever
+    the trace is copied), not the folder layout, which depends on the folder given (a relay's OUTPUT, one
+    OUTPUT/HOST, a `record -o` folder with no host level at all). A flight recorder's snapshots, and a per-PID
+    session's traces, share their session's env, so each session stays one group; a trace without an env is
+    keyed by its absence."""
+    if path is None or not str(path).strip():
+        raise TraceError("no trace folder given (the path is empty)")
+    p = Path(path)
+    if not p.exists():
+        raise TraceError(f"{path} does not exist")
+    if not p.is_dir():
+        raise TraceError(f"{path} is not a folder: give the folder `hakmem-trace record` wrote (or a snapshot-* "
+                         "folder in it)")
+    by_key = collections.defaultdict(list)
+    for d in trace_dirs(p, path):
+        try:
+            env = trace_env((Path(d) / "metadata").read_bytes())
+        except OSError as e:
+            raise TraceError(f"cannot read {d}/metadata: {one_line(e.strerror or e)}") from None
+        by_key[(env.get("hostname"), env.get("trace_name"), env.get("trace_creation_datetime"))].append(d)
+    found = [Group(*key, dirs) for key, dirs in sorted(by_key.items(), key=lambda kv: tuple(k or "" for k in kv[0]))]
+    names = collections.Counter((g.host, g.session) for g in found)
+    for g in found:
+        if names[(g.host, g.session)] > 1:  # one session name created twice on a host: tell them apart
+            g.session = f"{g.session or '?'} created {g.created}"
+        g.folder = _own_folder(p, g, found)
+    return found
+
+
+def _own_folder(top, group, found):
+    """The highest folder under top (top itself for a lone group) that holds group's traces and no other's."""
+    if len(found) == 1:
+        return str(top)
+    others = [Path(d) for g in found if g is not group for d in g.dirs]
+    own = Path(os.path.commonpath(group.dirs))
+    while own.parent != top and top in own.parents and not any(own.parent in o.parents for o in others):
+        own = own.parent
+    return str(own)
+
+
+def several_groups(path, found):
+    """The sentence that refuses a tree of several hosts or sessions to an analysis that reads one."""
+    shown = ", ".join(f"{g.folder} ({g.label})" for g in found[:3]) + (", ..." if len(found) > 3 else "")
+    return (f"{path} holds the traces of {len(found)} hosts or sessions ({shown}); this command reads one at a "
+            "time (two machines reuse process and thread ids): give one host's or session's folder")
 
 
 def trace_dirs(p, path):

@@ -1,14 +1,17 @@
 #!/usr/bin/python3
 """test_uts_hosts.py — two machines streaming to one lttng-relayd, played on one by uts_hosts.Host: the relay's
-output tree gets one folder per hostname, and `oom-paths` on each host's folder finds that host's OOMs only.
+output tree gets one folder per hostname, `oom-paths` on each host's folder finds that host's OOMs only, and on
+the whole tree finds every OOM of both, each under its own host.
 
 Starts an lttng-relayd on 127.0.0.1 only (test_relayd.Relayd, in our own namespaces) and two Hosts,
 hakmem-host-a and hakmem-host-b (each a UTS + mount namespace with its own lttng-sessiond). In each, at the same
 time, `hakmem-trace record --set-url net://127.0.0.1:CONTROL:DATA` runs the capped 4-thread trace_oom_workload,
 which logs every NULL with its thread id. Then: the relay's tree holds exactly the two host folders, each one
 hakmem- session, and `oom-paths --json OUTPUT/HOST` lists one OOM per NULL of that host's workload, on the same
-threads; our hostname, our /var/run/lttng and /dev/shm mounts are as before; the Hosts' sessiond, every helper
-each was seen with (an lttng-consumerd among them) and the relay daemon are gone, checked by pid.
+threads; the whole OUTPUT given at once lists both hosts' OOMs, each tagged with its own host (the trace
+metadata's hostname) and numbered once, `summary` counts them per host, and `heap` refuses the tree; our hostname,
+our /var/run/lttng and /dev/shm mounts are as before; the Hosts' sessiond, every helper each was seen with (an
+lttng-consumerd among them) and the relay daemon are gone, checked by pid.
 
 Needs root (unshare --mount, mount(8)); run as another user it exits 77 (skipped), as it does where lttng, bt2 or
 lttng-relayd is missing. unshare and nsenter come with util-linux (essential on Debian).
@@ -17,10 +20,12 @@ usage: test_uts_hosts.py --lib libhakmem-trace.so --workload trace_oom_workload
 """
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import tracetest as tt
 import uts_hosts
@@ -134,7 +139,65 @@ def main():
         tt.ok(f"{name}/{sessions[0]}: {len(ooms)} OOMs, one per NULL, on threads {sorted(set(ooms))}")
     # Each folder holds its own host's run, not both (the threads of two live processes never share an id).
     tt.check(not set(tids[NAMES[0]]) & set(tids[NAMES[1]]), f"the two workloads' threads overlap: {tids}")
+    whole_tree(relay_out, tids)
     print(f"test_uts_hosts: passed in {time.monotonic() - started:.1f} s")
+
+
+def whole_tree(relay_out, tids):
+    """The relay's whole OUTPUT given at once: every OOM of both hosts, each tagged with the host whose workload
+    got that NULL (the metadata's hostname, not the folder's name), numbered once, grouped by host then thread;
+    summary's fleet view counts them per host; heap, which reads one host, refuses the tree in one sentence."""
+    report = json.loads(tt.cli("oom-paths", "--json", relay_out))
+    tt.check(report["schema"] == "hakmem-trace/1", f"schema {report['schema']!r}")
+    ooms = report["ooms"]
+    got = {name: sorted(o["vtid"] for o in ooms if o.get("host") == name) for name in NAMES}
+    tt.check(got == tids, f"the whole tree's OOMs by host: {got}, NULLs by host: {tids}")
+    tt.check(len(ooms) == sum(map(len, tids.values())), f"{len(ooms)} OOMs in the whole tree, want "
+                                                          f"{sum(map(len, tids.values()))}")
+    tt.check([o["index"] for o in ooms] == list(range(1, len(ooms) + 1)),
+             f"OOM numbers {[o['index'] for o in ooms]}, want 1..{len(ooms)} in order")
+    order = [(o["host"], o["vpid"], o["vtid"]) for o in ooms]
+    tt.check(order == sorted(order), f"OOMs not grouped by host, process, thread: {order}")
+    hosts = [h["host"] for h in report["hosts"]]
+    tt.check(hosts == sorted(NAMES), f"hosts listed {hosts}, want {sorted(NAMES)}")
+    for h in report["hosts"]:
+        tt.check(len(h["sessions"]) == 1 and Path(h["sessions"][0]["folder"]) == relay_out / h["host"],
+                 f"{h['host']}'s sessions: {h['sessions']}")
+        session = h["sessions"][0]["session"]
+        folder = next((relay_out / h["host"]).iterdir()).name
+        tt.check(folder.startswith(session + "-"), f"{h['host']}: session {session!r}, relay folder {folder!r}")
+        tt.check(all(o["session"] == session for o in ooms if o["host"] == h["host"]),
+                 f"{h['host']}: OOMs of other sessions than {session}")
+    threads = {(t["host"], t["vtid"]): t["ooms"] for t in report["summary"]["threads"] if t["ooms"]}
+    want = {(name, tid): tids[name].count(tid) for name in NAMES for tid in tids[name]}
+    tt.check(threads == want, f"summary's threads with OOMs {threads}, want {want}")
+
+    text = tt.cli("oom-paths", relay_out)
+    headers = re.findall(r"^OOM (\d+)/(\d+) on host (\S+): pid \d+ tid (\d+) ", text, re.M)
+    tt.check(sorted((h, int(t)) for _, _, h, t in headers) == sorted((n, t) for n in NAMES for t in tids[n]),
+             f"oom-paths' OOM headers {headers}")
+    for name in NAMES:
+        tt.check(re.search(rf"^host {name}, session hakmem-\S+ \(.*\): {len(tids[name])} OOM\(s\)", text, re.M),
+                 f"oom-paths names no line for {name} with {len(tids[name])} OOMs:\n{text[:600]}")
+
+    fleet = json.loads(tt.cli("summary", "--json", relay_out))["fleet"]
+    per_host = {h["host"]: h["ooms"] for h in fleet["hosts"]}
+    tt.check(per_host == {n: len(tids[n]) for n in NAMES}, f"summary's fleet: OOMs per host {per_host}")
+    per_proc = {p["host"]: p["ooms"] for p in fleet["processes"]}
+    tt.check(per_proc == per_host and len(fleet["processes"]) == len(NAMES),
+             f"summary's fleet: processes {fleet['processes']}")
+    tt.check(sum(c["ooms"] for c in fleet["causes"].values()) == len(ooms), f"fleet causes {fleet['causes']}")
+    text = tt.cli("summary", relay_out)
+    for name in NAMES:
+        tt.check(re.search(rf"^  {name}\s+1\s+{len(tids[name])}\s", text, re.M),
+                 f"summary shows no row for {name} with {len(tids[name])} OOMs:\n{text[:800]}")
+
+    out = subprocess.run([uts_hosts.PYTHON, str(uts_hosts.HAKMEM_TRACE), "heap", str(relay_out)],
+                         capture_output=True, text=True, timeout=120)
+    tt.check(out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+             and "give one host's or session's folder" in out.stderr,
+             f"heap on the whole tree: exit {out.returncode}, {out.stderr!r}")
+    tt.ok(f"the whole tree: {len(ooms)} OOMs, each on its host's threads ({per_host}); heap refuses it")
 
 
 if __name__ == "__main__":
