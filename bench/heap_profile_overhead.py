@@ -67,9 +67,17 @@ class Runner:
         self.last["heaptrack"] = out
         return ["heaptrack", "-o", str(out / "run"), *program], env
 
+    def malloc_from(self, variant):
+        """The file the workload's malloc must come from (heaptrack's own preload wraps glibc's: not checked)."""
+        if variant == "release":
+            return self.args.release_lib.name
+        if variant in ("sampling", "recording", "all-events"):
+            return self.args.trace_lib.name
+        return "libc.so" if variant == "glibc" else None
+
     def run(self, variant, program):
         argv, env = self.command(variant, program)
-        return vr.timed_run("heap_profile_overhead", variant, argv, env, self.tmp / "rss")
+        return vr.timed_run("heap_profile_overhead", variant, argv, env, self.tmp / "rss", self.malloc_from(variant))
 
     def analysis_seconds(self):
         """(hakmem-trace heap, heaptrack_print) wall seconds on the last recordings."""
@@ -96,6 +104,7 @@ def main():
     if not shutil.which("heaptrack"):
         sys.exit("heap_profile_overhead: heaptrack is not installed (apt-get install heaptrack)")
 
+    vr.end_on_signals()  # an interrupted recording still destroys its session and stops its daemon
     status = 0
     with tempfile.TemporaryDirectory(prefix="hakmem-heapbench-") as tmp:
         runner = Runner(args, tmp)
@@ -111,4 +120,7 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # the running command was ended and waited for on the way out
+        sys.exit("heap_profile_overhead: interrupted")

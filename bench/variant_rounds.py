@@ -1,8 +1,11 @@
 """variant_rounds.py — what the preload overhead benchmarks share: their workloads, one timed run, the rotated rounds
 and the table of medians and ratios (bench/heap_profile_overhead.py, bench/production_overhead.py)."""
+import os
+import signal
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -13,6 +16,8 @@ BENCH_DIR = REPO / "build/release/bench"
 # the workload's clock starts are not what is compared, and a heap sampler meets a few thousand sample points.
 WORKLOADS = {"mixed": ["--ops", "60000000"], "larson": ["--ops", "200000000"]}
 MIN_RUNS = 3
+# How long an interrupted command gets to end (hakmem-trace record destroys its session and stops its daemon).
+STOP_TIMEOUT = 60
 
 
 def field(out, key):
@@ -50,15 +55,69 @@ def require_built(who, paths, presets):
             sys.exit(f"{who}: {p} not found: {build}")
 
 
-def timed_run(who, variant, argv, env, rss_file, pass_fds=()):
-    """(the workload's own seconds=, peak RSS in KiB of the whole command); exits when the command fails.
-    The workload's own time leaves out process start, a session's set-up and the trace's flush."""
-    proc = subprocess.run(["/usr/bin/time", "-o", str(rss_file), "-f", "%M", *argv], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, pass_fds=pass_fds)
-    seconds = field(proc.stdout, "seconds")
+def end_on_signals():
+    """SIGTERM and SIGHUP end the benchmark as Ctrl-C does (KeyboardInterrupt), so that its finally blocks run: the
+    running command is ended and waited for, a daemon the benchmark started is stopped (Python's default for them
+    exits at once). Only the first signal counts: later ones are ignored, so that a second Ctrl-C cannot cut that
+    clean-up short (each step of it has a timeout)."""
+    def handler(signum, frame):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        raise KeyboardInterrupt
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's stays
+            signal.signal(sig, handler)
+
+
+def _group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _end_group(proc):
+    """Ends the command's process group as a Ctrl-C would, and waits until every process of it is gone
+    (SIGKILL after STOP_TIMEOUT)."""
+    if _group_alive(proc.pid):
+        os.killpg(proc.pid, signal.SIGINT)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    try:
+        proc.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pass
+    # GNU time exits once its child has; what its child started may still be ending (record's teardown).
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _group_alive(proc.pid):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def timed_run(who, variant, argv, env, rss_file, malloc_from=None):
+    """(the workload's own seconds=, peak RSS in KiB of the whole command); exits when the command fails, or when
+    malloc_from is given and the workload's malloc came from another file (a preload that did not take only makes
+    ld.so print a warning: the run would measure glibc). The workload's own time leaves out process start, a
+    session's set-up and the trace's flush.
+
+    The command runs in a process group of its own, so that an interruption reaches all of it (GNU time,
+    hakmem-trace record and the workload: a signal to time alone would leave the others running on) and is
+    waited for before the caller stops anything the command uses, such as a relay daemon."""
+    proc = subprocess.Popen(["/usr/bin/time", "-o", str(rss_file), "-f", "%M", *argv], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate()
+    except BaseException:
+        _end_group(proc)
+        raise
+    seconds = field(out, "seconds")
     if proc.returncode != 0 or seconds is None:
-        sys.exit(f"{who}: {variant} failed with status {proc.returncode}: "
-                 f"{(proc.stdout + proc.stderr).strip()[-800:]}")
+        sys.exit(f"{who}: {variant} failed with status {proc.returncode}: {(out + err).strip()[-800:]}")
+    came_from = field(out, "malloc_from")
+    if malloc_from is not None and not (came_from or "").startswith(malloc_from):
+        sys.exit(f"{who}: {variant}: malloc came from {came_from}, not {malloc_from}: the preload did not take")
     return float(seconds), int(Path(rss_file).read_text().split()[-1])
 
 
