@@ -12,8 +12,9 @@ REPO = Path(__file__).resolve().parents[1]
 PYTHON = "/usr/bin/python3"
 HAKMEM_TRACE = REPO / "analysis" / "hakmem-trace"
 BENCH_DIR = REPO / "build/release/bench"
-# Larger than bench/run's: each run takes about a second here, so that the per-process costs a variant adds before
-# the workload's clock starts are not what is compared, and a heap sampler meets a few thousand sample points.
+# Larger than bench/run's: each run takes half a second (mixed) to a second (larson) here, so that the per-process
+# costs a variant adds before the workload's clock starts are not what is compared, and a heap sampler meets a few
+# thousand sample points.
 WORKLOADS = {"mixed": ["--ops", "60000000"], "larson": ["--ops", "200000000"]}
 MIN_RUNS = 3
 # How long an interrupted command gets to end (hakmem-trace record destroys its session and stops its daemon).
