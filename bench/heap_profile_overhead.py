@@ -22,29 +22,19 @@ usage: bench/heap_profile_overhead.py [--runs N] [--workloads mixed,larson] [--t
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-PYTHON = "/usr/bin/python3"
-HAKMEM_TRACE = REPO / "analysis" / "hakmem-trace"
+import variant_rounds as vr
+from variant_rounds import HAKMEM_TRACE, PYTHON, REPO
+
 TARGET = 1.05
 SAMPLE = "524288"
-# Larger than bench/run's: each run takes about a second here, so the sampler meets a few thousand sample points.
-WORKLOADS = {"mixed": ["--ops", "60000000"], "larson": ["--ops", "200000000"]}
 VARIANTS = ["release", "sampling", "recording", "all-events", "glibc", "heaptrack"]
 BASE = {"sampling": "release", "recording": "release", "all-events": "release", "heaptrack": "glibc"}
-
-
-def field(out, key):
-    for word in out.split():
-        if word.startswith(key + "="):
-            return word.split("=", 1)[1]
-    return None
 
 
 class Runner:
@@ -77,16 +67,17 @@ class Runner:
         self.last["heaptrack"] = out
         return ["heaptrack", "-o", str(out / "run"), *program], env
 
+    def malloc_from(self, variant):
+        """The file the workload's malloc must come from (heaptrack's own preload wraps glibc's: not checked)."""
+        if variant == "release":
+            return self.args.release_lib.name
+        if variant in ("sampling", "recording", "all-events"):
+            return self.args.trace_lib.name
+        return "libc.so" if variant == "glibc" else None
+
     def run(self, variant, program):
         argv, env = self.command(variant, program)
-        rss = self.tmp / "rss"
-        proc = subprocess.run(["/usr/bin/time", "-o", str(rss), "-f", "%M", *argv], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-        seconds = field(proc.stdout, "seconds")
-        if proc.returncode != 0 or seconds is None:
-            sys.exit(f"heap_profile_overhead: {variant} failed with status {proc.returncode}: "
-                     f"{(proc.stdout + proc.stderr).strip()[-800:]}")
-        return float(seconds), int(rss.read_text().split()[-1])
+        return vr.timed_run("heap_profile_overhead", variant, argv, env, self.tmp / "rss", self.malloc_from(variant))
 
     def analysis_seconds(self):
         """(hakmem-trace heap, heaptrack_print) wall seconds on the last recordings."""
@@ -103,51 +94,25 @@ class Runner:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=5, help="timed rounds, at least 3 (default 5)")
-    ap.add_argument("--workloads", default="mixed,larson", help="comma-separated, of: " + ", ".join(WORKLOADS))
-    ap.add_argument("--threads", type=int, default=2)
+    vr.add_arguments(ap)
     ap.add_argument("--release-lib", type=Path, default=REPO / "build/release/libhakmem.so")
     ap.add_argument("--trace-lib", type=Path, default=REPO / "build/trace/libhakmem-trace.so")
     args = ap.parse_args()
-    if args.runs < 3:
-        ap.error("--runs must be at least 3")
-    names = [w for w in args.workloads.split(",") if w]
-    if not names or any(w not in WORKLOADS for w in names):
-        ap.error(f"--workloads: of {', '.join(WORKLOADS)}")
-    for p in (args.release_lib, args.trace_lib, *(REPO / "build/release/bench" / f"bench_{w}" for w in names)):
-        if not Path(p).is_file():
-            sys.exit(f"heap_profile_overhead: {p} not found: cmake --preset release && cmake --build --preset release; "
-                     "cmake --preset trace && cmake --build --preset trace")
+    names = vr.workload_names(ap, args)
+    vr.require_built("heap_profile_overhead", [args.release_lib, args.trace_lib,
+                                               *(vr.program(w, args.threads)[0] for w in names)], ["release", "trace"])
     if not shutil.which("heaptrack"):
         sys.exit("heap_profile_overhead: heaptrack is not installed (apt-get install heaptrack)")
 
+    vr.end_on_signals()  # an interrupted recording still destroys its session and stops its daemon
     status = 0
     with tempfile.TemporaryDirectory(prefix="hakmem-heapbench-") as tmp:
         runner = Runner(args, tmp)
         for w in names:
-            program = [str(REPO / "build/release/bench" / f"bench_{w}"), "--threads", str(args.threads), *WORKLOADS[w]]
-            print(f"workload: {' '.join(program[0:1] + program[1:])}", flush=True)
-            for v in VARIANTS:  # warm-up
-                runner.run(v, program)
-            times = {v: [] for v in VARIANTS}
-            rss = {v: [] for v in VARIANTS}
-            for r in range(args.runs):
-                order = VARIANTS[r % len(VARIANTS):] + VARIANTS[:r % len(VARIANTS)]
-                for v in order:
-                    s, m = runner.run(v, program)
-                    times[v].append(s)
-                    rss[v].append(m)
-            med = {v: statistics.median(times[v]) for v in VARIANTS}
-            med_rss = {v: statistics.median(rss[v]) for v in VARIANTS}
-            print(f"  {'variant':<10} {'median s':>9} {'ratio':>7} {'peak RSS MiB':>13} {'ratio':>7}")
-            for v in VARIANTS:
-                base = BASE.get(v, v)
-                ratio, rratio = med[v] / med[base], med_rss[v] / med_rss[base]
-                mark = ""
-                if v == "recording":
-                    mark = f"  target <= {TARGET}: {'met' if ratio <= TARGET else 'NOT met'}"
-                print(f"  {v:<10} {med[v]:9.3f} {ratio:7.3f} {med_rss[v] / 1024:13.1f} {rratio:7.3f}"
-                      f"{'' if base == v else f'  (to {base})'}{mark}", flush=True)
+            program = vr.program(w, args.threads)
+            print(f"workload: {' '.join(program)}", flush=True)
+            med, med_rss = vr.median_rounds(VARIANTS, args.runs, lambda v: runner.run(v, program))
+            vr.print_table(VARIANTS, med, med_rss, BASE, {"recording": TARGET})
             for name, (secs, rc, err) in runner.analysis_seconds().items():
                 print(f"  analysis: {name:<18} {secs:7.2f} s" + (f" (status {rc}: {err})" if rc else ""))
                 status |= rc != 0
@@ -155,4 +120,7 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # the running command was ended and waited for on the way out
+        sys.exit("heap_profile_overhead: interrupted")
