@@ -1,17 +1,22 @@
 #!/usr/bin/python3
-"""test_uts_hosts.py — two machines streaming to one lttng-relayd, played on one by uts_hosts.Host: the relay's
-output tree gets one folder per hostname, `oom-paths` on each host's folder finds that host's OOMs only, and on
-the whole tree finds every OOM of both, each under its own host.
+"""test_uts_hosts.py — two machines streaming live to one lttng-relayd, played on one by uts_hosts.Host: one
+`hakmem-trace watch --json --all` prints every OOM of both as it happens, each once, with its host, session,
+process, thread and cause; the relay's output tree gets one folder per hostname, `oom-paths` on each host's folder
+finds that host's OOMs only, and on the whole tree finds the very OOMs watch printed, each under its own host.
 
-Starts an lttng-relayd on 127.0.0.1 only (test_relayd.Relayd, in our own namespaces) and two Hosts,
-hakmem-host-a and hakmem-host-b (each a UTS + mount namespace with its own lttng-sessiond). In each, at the same
-time, `hakmem-trace record --set-url net://127.0.0.1:CONTROL:DATA` runs the capped 4-thread trace_oom_workload,
-which logs every NULL with its thread id. Then: the relay's tree holds exactly the two host folders, each one
-hakmem- session, and `oom-paths --json OUTPUT/HOST` lists one OOM per NULL of that host's workload, on the same
-threads; the whole OUTPUT given at once lists both hosts' OOMs, each tagged with its own host (the trace
-metadata's hostname) and numbered once, `summary` counts them per host, and `heap` refuses the tree; our hostname,
-our /var/run/lttng and /dev/shm mounts are as before; the Hosts' sessiond, every helper each was seen with (an
-lttng-consumerd among them) and the relay daemon are gone, checked by pid.
+Starts an lttng-relayd on 127.0.0.1 only (test_relayd.Relayd, in our own namespaces), a watcher on its live port,
+and two Hosts, hakmem-host-a and hakmem-host-b (each a UTS + mount namespace with its own lttng-sessiond). In each,
+at the same time, `hakmem-trace record --live --set-url net://127.0.0.1:CONTROL:DATA` runs a shell that waits on a
+FIFO, then becomes the capped 4-thread trace_oom_workload, which logs every NULL with its thread id. Once the
+watcher follows both sessions, host a's FIFO is released, and host b's only after the watcher printed host a's
+OOMs: a watcher that printed late, or at the end, fails here (how long each report took after its OOM event is
+printed, not asserted). When both sessions end the watcher says each was destroyed and waits; SIGTERM stops it
+with status 0. Then: the relay's tree holds exactly the two host folders, each one hakmem- session, and `oom-paths
+--json OUTPUT/HOST` lists one OOM per NULL of that host's workload, on the same threads; the whole OUTPUT given at
+once lists both hosts' OOMs, each tagged with its own host (the trace metadata's hostname) and numbered once,
+`summary` counts them per host, and `heap` refuses the tree; our hostname, our /var/run/lttng and /dev/shm mounts
+are as before; the Hosts' sessiond, every helper each was seen with (an lttng-consumerd among them) and the relay
+daemon are gone, checked by pid.
 
 Needs root (unshare --mount, mount(8)); run as another user it exits 77 (skipped), as it does where lttng, bt2 or
 lttng-relayd is missing. unshare and nsenter come with util-linux (essential on Debian).
@@ -22,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -29,7 +35,9 @@ from pathlib import Path
 
 import tracetest as tt
 import uts_hosts
+from test_record_live import release
 from test_relayd import HOST, Relayd, listening
+from test_watch import Watcher, check_ooms, latency_line, relay_sessions
 from uts_hosts import Host
 
 NAMES = ("hakmem-host-a", "hakmem-host-b")
@@ -37,11 +45,36 @@ CAP = "16M"
 REFUSALS = 2
 THREADS = 4
 TIMEOUT_S = 240
+# The recorded command: wait on the FIFO $1, then run the workload as the same process.
+WAIT_THEN_RUN = 'cat "$1" >/dev/null; shift; exec "$@"'
 
 
 def our_mounts():
     """Our view of the mounts a Host hides: what must be the same after the test."""
     return {d: uts_hosts.mounts_at("self", d) for d in (uts_hosts.RUNDIR, uts_hosts.SHMDIR)}
+
+
+class Running:
+    """A recording's Popen as test_record_live.release sees a recording: alive or not."""
+
+    def __init__(self, proc):
+        self.proc = proc
+
+    def is_alive(self):
+        return self.proc.poll() is None
+
+
+def host_sessions(live_port):
+    """{hostname: session name} once the relay's live port lists one session of each of NAMES."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        found = relay_sessions(live_port)
+        by_host = {h: s for h, s in found if h in NAMES}
+        if len(by_host) == len(NAMES):
+            tt.check(len(found) == len(NAMES), f"the relay lists {sorted(found)}, want one session per host")
+            return by_host
+        time.sleep(0.1)
+    tt.fail(f"the relay did not list a session of each host within {TIMEOUT_S} s")
 
 
 def main():
@@ -62,9 +95,11 @@ def main():
     env = dict(os.environ, HAKMEM_MAX_MEMORY=CAP)
     logs = {name: work / f"nulls-{name}.log" for name in NAMES}
     hosts = {}
+    watcher = None
+    followed = {}
     started = time.monotonic()
     try:
-        control, data, _live = relayd.start()
+        control, data, live = relayd.start()
         strays = sorted(a for a in listening(relayd.proc.pid) if a[0] != HOST)
         tt.check(not strays, f"lttng-relayd listens on {strays}, beyond {HOST}")
         url = f"net://{HOST}:{control}:{data}"
@@ -77,10 +112,24 @@ def main():
                 tt.check(seen == h.name, f"hostname in {h.name} is {seen!r}")
             tt.check(socket.gethostname() == hostname_before,
                      f"our hostname became {socket.gethostname()!r} with the hosts up")
-            # At once: two sessionds each with a session streaming to the one relay.
-            recordings = {h.name: h.start_record([args.workload, logs[h.name], REFUSALS, THREADS], lib=args.lib,
-                                                 url=url, env=env)
+            # At once: two sessionds each with a live session streaming to the one relay, followed by one watcher
+            # from before they exist; each workload waits on a FIFO, so that its OOMs happen when the test says.
+            watcher = Watcher("W", "--json", "--all", f"net://{HOST}:{live}")
+            go = {h.name: work / f"go-{h.name}" for h in (a, b)}
+            for fifo in go.values():
+                os.mkfifo(fifo)
+            recordings = {h.name: h.start_record(["sh", "-c", WAIT_THEN_RUN, "sh", go[h.name], args.workload,
+                                                  logs[h.name], REFUSALS, THREADS],
+                                                 lib=args.lib, url=url, env=env, options=["--live"])
                           for h in (a, b)}
+            followed = host_sessions(live)
+            for name in NAMES:
+                watcher.said(f"following session {name}/{followed[name]}")
+            printed = 0
+            for name in NAMES:  # one host after the other: its OOMs printed while the other still waits
+                release(go[name], Running(recordings[name]))
+                printed += THREADS * REFUSALS
+                watcher.wait_ooms(printed)
             deadline = time.monotonic() + TIMEOUT_S
             statuses = {}
             for name, proc in recordings.items():
@@ -89,6 +138,12 @@ def main():
                                                       f"hakmem-trace record in {name}")
                 except TimeoutError as e:
                     tt.fail(str(e))
+            for name in NAMES:
+                watcher.said(f"session {name}/{followed[name]} was destroyed; waiting for others")
+            watcher.proc.send_signal(signal.SIGTERM)
+            tt.check(watcher.proc.wait(timeout=TIMEOUT_S) == 0,
+                     f"watch exited {watcher.proc.returncode} on SIGTERM")
+            watcher.out.thread.join(timeout=TIMEOUT_S)
             tt.check(all(s == 0 for s in statuses.values()),
                      f"the workloads (or hakmem-trace record) exited with {statuses}, want 0 each")
             tt.check(relayd.proc.poll() is None,
@@ -101,6 +156,8 @@ def main():
     except uts_hosts.HostError as e:
         tt.fail(str(e))
     finally:
+        if watcher:
+            watcher.stop()
         for h in hosts.values():
             h.stop()
         relayd.stop()  # also closes every trace file it wrote
@@ -139,7 +196,15 @@ def main():
         tt.ok(f"{name}/{sessions[0]}: {len(ooms)} OOMs, one per NULL, on threads {sorted(set(ooms))}")
     # Each folder holds its own host's run, not both (the threads of two live processes never share an id).
     tt.check(not set(tids[NAMES[0]]) & set(tids[NAMES[1]]), f"the two workloads' threads overlap: {tids}")
-    whole_tree(relay_out, tids)
+    latencies = check_ooms(watcher.ooms(), [(name, followed[name], tids[name]) for name in NAMES], "watch")
+    tt.ok(f"watch printed {len(latencies)} OOMs, each once, as each host's workload got its NULLs, on the right "
+          f"host, session, process and thread; {latency_line(latencies)}")
+    whole = whole_tree(relay_out, tids)
+    key = ("host", "session", "vpid", "vtid", "time_ns", "cause")
+    live_seen = sorted(tuple(o[k] for k in key) for _, o in watcher.ooms())
+    tt.check(live_seen == sorted(tuple(o[k] for k in key) for o in whole),
+             "the OOMs watch printed live are not those oom-paths finds in the relay's tree")
+    tt.ok("oom-paths on the relay's tree lists the very OOMs watch printed live")
     print(f"test_uts_hosts: passed in {time.monotonic() - started:.1f} s")
 
 
@@ -198,6 +263,7 @@ def whole_tree(relay_out, tids):
              and "give one host's or session's folder" in out.stderr,
              f"heap on the whole tree: exit {out.returncode}, {out.stderr!r}")
     tt.ok(f"the whole tree: {len(ooms)} OOMs, each on its host's threads ({per_host}); heap refuses it")
+    return ooms
 
 
 if __name__ == "__main__":

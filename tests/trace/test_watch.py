@@ -178,13 +178,22 @@ def fake_peer(*args):
     return p, int(p.stdout.readline())
 
 
+def relay_sessions(live_port):
+    """{(hostname, session name)} the relay's live port lists."""
+    import bt2
+    cls = bt2.find_plugin("ctf").source_component_classes["lttng-live"]
+    found = bt2.QueryExecutor(cls, "sessions", {"url": f"net://{HOST}:{live_port}"}).query()
+    return {(str(s["target-hostname"]), str(s["session-name"])) for s in found}
+
+
 def check_ooms(got, expected, who):
-    """got: (time printed, OOM) printed by a watcher; expected: [(session, nulls of a process)] in order."""
-    tt.check(len(got) == sum(len(n) for _, n in expected),
-             f"{who} printed {len(got)} OOMs, want {sum(len(n) for _, n in expected)} (one per NULL, each once)")
+    """got: (time printed, OOM) printed by a watcher; expected: [(host, session, NULLs of one process)] in the
+    order printed. The latencies (printed - OOM event), in s."""
+    tt.check(len(got) == sum(len(n) for _, _, n in expected),
+             f"{who} printed {len(got)} OOMs, want {sum(len(n) for _, _, n in expected)} (one per NULL, each once)")
     i = 0
     latencies = []
-    for session, nulls in expected:
+    for host, session, nulls in expected:
         chunk = got[i:i + len(nulls)]
         i += len(nulls)
         vpids = {o["vpid"] for _, o in chunk}
@@ -192,13 +201,18 @@ def check_ooms(got, expected, who):
         tt.check(sorted(o["vtid"] for _, o in chunk) == nulls,
                  f"{who}: OOMs on threads {sorted(o['vtid'] for _, o in chunk)}, NULLs on {nulls}")
         for t, o in chunk:
-            tt.check(o["host"] == socket.gethostname() and o["session"] == session,
-                     f"{who}: OOM on host {o['host']} session {o['session']}, want {socket.gethostname()} {session}")
+            tt.check(o["host"] == host and o["session"] == session,
+                     f"{who}: OOM on host {o['host']} session {o['session']}, want {host} {session}")
             tt.check((o["procname"] or "").startswith("trace_oom_work"), f"{who}: procname {o['procname']}")
             if {"refill_enter", "superslab_alloc_fail"} <= tt.compiled_events():
                 tt.check(o["cause"] == "cap_reached", f"{who}: cause {o['cause']}, want cap_reached")
             latencies.append((t - o["time_ns"]) / 1e9)
     return latencies
+
+
+def latency_line(lat):
+    return (f"latency from OOM event to printed report over {len(lat)} reports: median "
+            f"{statistics.median(lat) * 1000:.0f} ms, worst {max(lat) * 1000:.0f} ms")
 
 
 def main():
@@ -280,12 +294,11 @@ def main():
         for w in (w1, w2):
             w.out.thread.join(timeout=WAIT_S)
 
-        lat = check_ooms(w1.ooms(), [(s1, r1.nulls(0)), (s1, r1.nulls(1))], "W1")
-        lat += check_ooms(w2.ooms(), [(s2, r2.nulls(0)), (s3, r3.nulls(0))], "W2")
+        lat = check_ooms(w1.ooms(), [(host, s1, r1.nulls(0)), (host, s1, r1.nulls(1))], "W1")
+        lat += check_ooms(w2.ooms(), [(host, s2, r2.nulls(0)), (host, s3, r3.nulls(0))], "W2")
         tt.ok(f"W1 printed {len(w1.ooms())} OOMs and W2 {len(w2.ooms())}, each once, on the right host, session, "
               "process and thread")
-        print(f"latency from OOM event to printed report over {len(lat)} reports: median "
-              f"{statistics.median(lat) * 1000:.0f} ms, worst {max(lat) * 1000:.0f} ms", flush=True)
+        print(latency_line(lat), flush=True)
     finally:
         for w in watchers:
             w.stop()
