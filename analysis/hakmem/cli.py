@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-from . import record, timeline, watch
+from . import record, session, timeline, watch
 
 
 def _analysis(args):
@@ -84,9 +84,11 @@ def main(argv=None):
     p.set_defaults(func=heap)
     timeline.add_parser(sub)
     watch.add_parser(sub)
+    session.add_parser(sub)
     args = parser.parse_args(argv)
-    if args.subcommand in ("record", "watch"):
-        # record reads no trace; watch reads a relay's stream, not files, and asks the relay in children of its own
+    if args.subcommand in ("record", "session", "watch"):
+        # record and session read no trace; watch reads a relay's stream, not files, and asks the relay in
+        # children of its own
         return _run(args)
     # Every other subcommand reads a trace: Babeltrace2 may abort on a damaged one (see guard).
     from . import guard

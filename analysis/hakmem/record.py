@@ -561,33 +561,9 @@ def _record_session(args, name, out, events, lib, helpers, executable, signals, 
     """Creates the session, runs the command in it (its status into run.status: None when a signal came before it
     could start), stops and destroys it."""
     trigger = f"{name}-oom"
-    if args.live is not None:
-        # A live session: the relay keeps the trace and serves it, while it is written, to live readers.
-        _lttng("create", name, f"--live={args.live}", f"--set-url={args.set_url}")
-    elif args.set_url:
-        _lttng("create", name, f"--set-url={args.set_url}")
-    elif args.flight_recorder:
-        _lttng("create", name, "--snapshot", f"--output={out}")
-    else:
-        _lttng("create", name, f"--output={out}")
+    create_session(args, name, out)
     try:
-        channel = ["enable-channel", "-u", "-s", name, CHANNEL, f"--subbuf-size={args.subbuf_size}",
-                   f"--num-subbuf={args.num_subbuf}"]
-        if not args.flight_recorder and not args.discard:
-            # Blocking: the traced threads wait for buffer space instead of losing events.
-            channel.append("--blocking-timeout=inf")
-        _lttng(*channel)
-        address_channel = CHANNEL
-        if args.flight_recorder:
-            # lttng-ust dumps the binaries once, when the program registers (and again in a fork child), never at
-            # a snapshot: in the ring buffer of the hakmem events the dump is overwritten long before an OOM (seen
-            # with 4 KiB sub-buffers: no bin_info left in the snapshots). In a small channel of their own, which
-            # only a program loading libraries by the thousand could fill, every snapshot keeps them.
-            address_channel = ADDRESS_CHANNEL
-            _lttng("enable-channel", "-u", "-s", name, address_channel, "--subbuf-size=64K", "--num-subbuf=4")
-        _enable_events(args, name, events, address_channel)
-        for channel in sorted({CHANNEL, address_channel}):
-            _lttng("add-context", "-u", "-s", name, "-c", channel, "-t", "vpid", "-t", "vtid", "-t", "procname")
+        configure_session(args, name, events)
         _lttng("start", name)
         if args.flight_recorder:
             # Re-armed: a snapshot for every oom that cues one (oom_report.c: the first, then the first after a
@@ -595,15 +571,7 @@ def _record_session(args, name, out, events, lib, helpers, executable, signals, 
             _lttng("add-trigger", f"--name={trigger}", "--condition=event-rule-matches", "--type=user",
                    f"--name={catalogue.full_name('oom')}", "--filter=snapshot == 1",
                    "--action=snapshot-session", name, "--rate-policy=every:1")
-        env = dict(os.environ)
-        if not args.no_preload:
-            # The allocator first (it must interpose malloc), lttng-ust's fork and dl wrappers after it.
-            preload = [lib, *helpers] + [p for p in env.get("LD_PRELOAD", "").split(":") if p]
-            env["LD_PRELOAD"] = ":".join(preload)
-        if args.heap_interval is not None:
-            env["HAKMEM_TRACE_SAMPLE"] = str(args.heap_interval)
-        if not args.discard:
-            env["LTTNG_UST_ALLOW_BLOCKING"] = "1"
+        env = dict(os.environ, **traced_environment(args, None if args.no_preload else [lib, *helpers]))
         run.status = _run_command(args.command, executable, env, signals)
         if args.flight_recorder and run.status is not None:
             _final_snapshot(name, out)
@@ -614,6 +582,55 @@ def _record_session(args, name, out, events, lib, helpers, executable, signals, 
         if args.flight_recorder:
             _lttng("remove-trigger", trigger, check=False)
         _lttng("destroy", name, check=False)
+
+
+def create_session(args, name, out):
+    """`lttng create` for what args ask: live, streamed to a relay, a flight recorder or a folder (out)."""
+    if args.live is not None:
+        # A live session: the relay keeps the trace and serves it, while it is written, to live readers.
+        _lttng("create", name, f"--live={args.live}", f"--set-url={args.set_url}")
+    elif args.set_url:
+        _lttng("create", name, f"--set-url={args.set_url}")
+    elif args.flight_recorder:
+        _lttng("create", name, "--snapshot", f"--output={out}")
+    else:
+        _lttng("create", name, f"--output={out}")
+
+
+def configure_session(args, name, events):
+    """The created session's channels, events and contexts (not started yet)."""
+    channel = ["enable-channel", "-u", "-s", name, CHANNEL, f"--subbuf-size={args.subbuf_size}",
+               f"--num-subbuf={args.num_subbuf}"]
+    if not args.flight_recorder and not args.discard:
+        # Blocking: the traced threads wait for buffer space instead of losing events.
+        channel.append("--blocking-timeout=inf")
+    _lttng(*channel)
+    address_channel = CHANNEL
+    if args.flight_recorder:
+        # lttng-ust dumps the binaries once, when the program registers (and again in a fork child), never at
+        # a snapshot: in the ring buffer of the hakmem events the dump is overwritten long before an OOM (seen
+        # with 4 KiB sub-buffers: no bin_info left in the snapshots). In a small channel of their own, which
+        # only a program loading libraries by the thousand could fill, every snapshot keeps them.
+        address_channel = ADDRESS_CHANNEL
+        _lttng("enable-channel", "-u", "-s", name, address_channel, "--subbuf-size=64K", "--num-subbuf=4")
+    _enable_events(args, name, events, address_channel)
+    for channel in sorted({CHANNEL, address_channel}):
+        _lttng("add-context", "-u", "-s", name, "-c", channel, "-t", "vpid", "-t", "vtid", "-t", "procname")
+
+
+def traced_environment(args, preload, inherit=True):
+    """The variables a traced program needs (to add to its environment): preload (the allocator first, since it
+    must interpose malloc, then lttng-ust's fork and dl wrappers), before our own LD_PRELOAD if inherit; the heap
+    profile's interval; blocking allowed unless --discard."""
+    env = {}
+    if preload:
+        ours = os.environ.get("LD_PRELOAD", "") if inherit else ""
+        env["LD_PRELOAD"] = ":".join([*map(str, preload)] + [p for p in ours.split(":") if p])
+    if args.heap_interval is not None:
+        env["HAKMEM_TRACE_SAMPLE"] = str(args.heap_interval)
+    if not args.discard:
+        env["LTTNG_UST_ALLOW_BLOCKING"] = "1"
+    return env
 
 
 def _enable_events(args, name, events, address_channel):
@@ -685,27 +702,33 @@ def add_parser(sub):
     p.add_argument("-o", "--output", help="trace folder (default: a new private folder under $TMPDIR)")
     p.add_argument("--flight-recorder", action="store_true",
                    help="keep only recent history in memory and write a snapshot when an OOM fires")
-    p.add_argument("--events", help="comma-separated catalogue events (default: all hakmem events but the heap "
-                                     "profile's); call_stack comes with oom and superslab_alloc_fail")
-    p.add_argument("--loglevel", help="only hakmem events at this LTTng loglevel or more severe, e.g. TRACE_WARNING "
-                                      "(the state dump and the heap profile are recorded whatever it says)")
     p.add_argument("--heap-profile", nargs="?", const=True, metavar="BYTES",
                    help="sample allocations by bytes, one sample per BYTES on average (default "
                         f"{DEFAULT_HEAP_INTERVAL}), for `hakmem-trace heap`: sets HAKMEM_TRACE_SAMPLE for CMD and "
                         "records heap_sample and heap_sample_free (as it does when HAKMEM_TRACE_SAMPLE is set "
                         "already)")
+    p.add_argument("--no-preload", action="store_true",
+                   help=f"preload nothing (neither {LIB_NAME} nor the fork and dl wrappers): for a program that links "
+                        "the hakmem provider itself, or to record one that does not use hakmem")
+    add_session_options(p)
+    p.add_argument("command", nargs="*", metavar="CMD", help="the command to run, after --")
+    p.set_defaults(func=record)
+
+
+def add_session_options(p):
+    """The options of what a session records, where it streams and which library is preloaded: record's and
+    `session start`'s."""
+    p.add_argument("--events", help="comma-separated catalogue events (default: all hakmem events but the heap "
+                                     "profile's); call_stack comes with oom and superslab_alloc_fail")
+    p.add_argument("--loglevel", help="only hakmem events at this LTTng loglevel or more severe, e.g. TRACE_WARNING "
+                                      "(the state dump and the heap profile are recorded whatever it says)")
     p.add_argument("--set-url", help="stream to an lttng-relayd, e.g. net://collector")
     p.add_argument("--live", nargs="?", const=True, metavar="USEC",
                    help="a live session: stream to the lttng-relayd of --set-url (default "
                         f"{DEFAULT_LIVE_URL}), flushed every USEC microseconds (default {DEFAULT_LIVE_TIMER_US}), so "
                         "that live readers (babeltrace2's src.ctf.lttng-live) follow it while it runs")
     p.add_argument("--lib", help=f"path of {LIB_NAME} (default: build/trace, then installed)")
-    p.add_argument("--no-preload", action="store_true",
-                   help=f"preload nothing (neither {LIB_NAME} nor the fork and dl wrappers): for a program that links "
-                        "the hakmem provider itself, or to record one that does not use hakmem")
     p.add_argument("--discard", action="store_true",
                    help="never make the program wait for buffer space: events may be lost (and are reported)")
     p.add_argument("--subbuf-size", default="1M", help="LTTng sub-buffer size (default 1M)")
     p.add_argument("--num-subbuf", default="8", help="LTTng sub-buffers per CPU (default 8)")
-    p.add_argument("command", nargs="*", metavar="CMD", help="the command to run, after --")
-    p.set_defaults(func=record)
