@@ -90,7 +90,7 @@ def main():
 
             wait_listed(live)
             watcher = Watcher("W", "--json", f"net://{HOST}:{live}/host/{NAME}/{SESSION}")
-            watcher.said(f"following session {NAME}/{SESSION}")
+            watcher.follows(f"{NAME}/{SESSION}")
             # The services: started as a unit would start them, the printed lines as their only tracing set-up.
             # Set by env(1) inside the Host: nsenter, itself preloaded, would start lttng-ust's threads, and a
             # threaded process cannot enter a mount namespace.

@@ -124,7 +124,7 @@ def main():
                           for h in (a, b)}
             followed = host_sessions(live)
             for name in NAMES:
-                watcher.said(f"following session {name}/{followed[name]}")
+                watcher.follows(f"{name}/{followed[name]}")
             printed = 0
             for name in NAMES:  # one host after the other: its OOMs printed while the other still waits
                 release(go[name], Running(recordings[name]))
