@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-from . import record, session, timeline, watch
+from . import record, session, timeline, trace_input, watch
 
 
 def _analysis(args):
@@ -31,11 +31,12 @@ def summary(args):
 def heap(args):
     from . import heap as heap_profile
     from . import paths, report, trace_input
+    name, group = trace_input.select(args.trace, args.host, args.session)
     a = paths.Analyzer()
-    trace_input.read(args.trace, a)
-    trace_input.check_usable(a, args.trace)
+    trace_input.read(name, a, group)
+    trace_input.check_usable(a, name)
     result = a.finish(stacks=False)
-    out, stacks = heap_profile.heap(result, a.aux, at=args.at, by=args.by, pid=args.pid, name=args.trace)
+    out, stacks = heap_profile.heap(result, a.aux, at=args.at, by=args.by, pid=args.pid, name=name)
     if args.flamegraph:
         _flamegraph(out, stacks, args.flamegraph)
     print(json.dumps(out, indent=1) if args.json else report.heap(out))
@@ -80,6 +81,7 @@ def main(argv=None):
     p.add_argument("--pid", type=int, help="the process (peak, end: default the one with the most samples)")
     p.add_argument("--json", action="store_true", help="one JSON object (schema hakmem-trace-heap/1, see README)")
     p.add_argument("--flamegraph", metavar="FILE.svg", help="also write the live heap as a flame graph")
+    trace_input.add_group_options(p)
     p.add_argument("trace", metavar="TRACE_DIR")
     p.set_defaults(func=heap)
     timeline.add_parser(sub)

@@ -187,15 +187,20 @@ def reports(raw_ooms, declared):
     return ooms, causes
 
 
-def analyse(path, analyzer=None):
+def analyse(path, analyzer=None, group=None):
     """Stream the trace(s) under path through an Analyzer (a new one unless given); raise
     trace_input.TraceError with one sentence when unusable. A folder of several hosts' or sessions' traces (a
     relay's tree, trace_input.groups) is analysed a group at a time, each by a core of its own, into one combined
-    report (fleet.combine); with an analyzer given, such a folder is refused (trace_input.read)."""
+    report (fleet.combine); with an analyzer given, only group (one of trace_input.groups(path)) is read, and
+    without one such a folder is refused (trace_input.read)."""
+    if analyzer is not None:
+        trace_input.read(path, analyzer, group)
+        trace_input.check_usable(analyzer, path)
+        return analyzer.finish()
     found = trace_input.groups(path)
-    if analyzer is not None or len(found) == 1:
-        a = analyzer or Analyzer()
-        trace_input.read(path, a, None if analyzer is not None else found[0])
+    if len(found) == 1:
+        a = Analyzer()
+        trace_input.read(path, a, found[0])
         trace_input.check_usable(a, path)
         return a.finish()
     parts, skipped = [], []

@@ -640,9 +640,10 @@ def timeline(args):
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise trace_input.TraceError(f"cannot write {out}: {parent} is not a writable folder")  # before a long read
+    name, group = trace_input.select(args.trace, args.host, args.session)
     a = TimelineAnalyzer(width=args.width)
-    result = paths.analyse(args.trace, analyzer=a)
-    text, pic = render(a, result, args.trace, fmt, args.width)
+    result = paths.analyse(name, analyzer=a, group=group)
+    text, pic = render(a, result, name, fmt, args.width)
     try:
         out.write_text(text, encoding="utf-8")
     except OSError as e:
@@ -665,5 +666,6 @@ def add_parser(sub):
     p.add_argument("--format", choices=("html", "svg"), help="default: from the file name")
     p.add_argument("--width", type=int, default=DEFAULT_WIDTH, help=f"picture width in pixels (default "
                                                                     f"{DEFAULT_WIDTH})")
+    trace_input.add_group_options(p)
     p.add_argument("trace", metavar="TRACE_DIR")
     p.set_defaults(func=timeline)

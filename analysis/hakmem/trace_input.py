@@ -4,6 +4,7 @@ sentence that says why a trace is unusable."""
 import collections
 import os
 import re
+import shlex
 import shutil
 import tempfile
 from pathlib import Path
@@ -34,10 +35,7 @@ def read(path, analyzer, group=None):
     TraceError with one sentence when unusable, or when path holds several hosts' or sessions' traces and no group
     is named: one core keys threads by (vpid, vtid), which two machines reuse."""
     if group is None:
-        found = groups(path)
-        if len(found) > 1:
-            raise TraceError(several_groups(path, found))
-        group = found[0]
+        group = select(path)[1]
     dirs = group.dirs
     work = None  # where the copies of streams cut inside a packet go (made only for those)
     try:
@@ -183,11 +181,56 @@ def _own_folder(top, group, found):
     return str(own)
 
 
+CHOICES_SHOWN = 10  # groups named in a sentence that lists them
+
+
+def _choice(g):
+    """The options that name group g: a missing hostname or session name (a trace without an env) as "?", which
+    no hostname or lttng session name can be."""
+    return (f"--host {shlex.quote(g.host if g.host is not None else '?')} "
+            f"--session {shlex.quote(g.session if g.session is not None else '?')}")
+
+
+def _choices(found):
+    shown = ", ".join(_choice(g) for g in found[:CHOICES_SHOWN])
+    return shown + (f", ... ({len(found)} in all)" if len(found) > CHOICES_SHOWN else "")
+
+
 def several_groups(path, found):
-    """The sentence that refuses a tree of several hosts or sessions to an analysis that reads one."""
-    shown = ", ".join(f"{g.folder} ({g.label})" for g in found[:3]) + (", ..." if len(found) > 3 else "")
-    return (f"{path} holds the traces of {len(found)} hosts or sessions ({shown}); this command reads one at a "
-            "time (two machines reuse process and thread ids): give one host's or session's folder")
+    """The sentence that refuses a tree of several hosts or sessions to an analysis that reads one, naming each
+    as the --host/--session that selects it (see select)."""
+    return (f"{path} holds the traces of {len(found)} hosts or sessions; this command reads one at a time (two "
+            f"machines reuse process and thread ids): choose one with {_choices(found)}")
+
+
+def select(path, host=None, session=None):
+    """(name, group): the one group of groups(path) that host and session name (None: any; "?" names a missing
+    one), read exactly as that group's own folder would be: name is what the analysis calls it, the path given for
+    a folder of one group, else the group's folder. TraceError when none or several match."""
+    found = groups(path)
+    if host is None and session is None:
+        if len(found) > 1:
+            raise TraceError(several_groups(path, found))
+        return path, found[0]
+    picked = [g for g in found
+              if (host is None or host == (g.host if g.host is not None else "?"))
+              and (session is None or session == (g.session if g.session is not None else "?"))]
+    asked = " ".join(f"--{k} {shlex.quote(v)}" for k, v in (("host", host), ("session", session)) if v is not None)
+    if not picked:
+        raise TraceError(f"{path} holds no traces of {asked}; it holds {len(found)} host(s) or session(s): "
+                         f"{_choices(found)}")
+    if len(picked) > 1:
+        raise TraceError(f"{asked} names {len(picked)} sessions in {path} (this command reads one at a time): "
+                         f"choose one with {_choices(picked)}")
+    return (path if len(found) == 1 else picked[0].folder), picked[0]
+
+
+def add_group_options(p):
+    """--host and --session on the argparse parser p of a command that reads one group (see select)."""
+    p.add_argument("--host", metavar="HOSTNAME", help="in a relay's tree of several hosts or sessions: read the "
+                                                       "traces of this host only (its trace metadata's hostname)")
+    p.add_argument("--session", metavar="NAME", help="in such a tree: read this session's traces only (for a host "
+                                                     "with several)")
 
 
 def trace_dirs(p, path):

@@ -14,9 +14,10 @@ printed, not asserted). When both sessions end the watcher says each was destroy
 with status 0. Then: the relay's tree holds exactly the two host folders, each one hakmem- session, and `oom-paths
 --json OUTPUT/HOST` lists one OOM per NULL of that host's workload, on the same threads; the whole OUTPUT given at
 once lists both hosts' OOMs, each tagged with its own host (the trace metadata's hostname) and numbered once,
-`summary` counts them per host, and `heap` refuses the tree; our hostname, our /var/run/lttng and /dev/shm mounts
-are as before; the Hosts' sessiond, every helper each was seen with (an lttng-consumerd among them) and the relay
-daemon are gone, checked by pid.
+`summary` counts them per host, and `heap` refuses the tree in one line naming each host's --host/--session, and
+an unknown --host, while `heap --json --host A` and `timeline --host B` print and draw what they do on that host's
+folder; our hostname, our /var/run/lttng and /dev/shm mounts are as before; the Hosts' sessiond, every helper each
+was seen with (an lttng-consumerd among them) and the relay daemon are gone, checked by pid.
 
 Needs root (unshare --mount, mount(8)); run as another user it exits 77 (skipped), as it does where lttng, bt2 or
 lttng-relayd is missing. unshare and nsenter come with util-linux (essential on Debian).
@@ -208,10 +209,18 @@ def main():
     print(f"test_uts_hosts: passed in {time.monotonic() - started:.1f} s")
 
 
+def hakmem_trace(*args):
+    """`hakmem-trace ARGS...` run to its end, whatever its status: the CompletedProcess (text)."""
+    return subprocess.run([uts_hosts.PYTHON, str(uts_hosts.HAKMEM_TRACE), *map(str, args)], capture_output=True,
+                          text=True, timeout=120)
+
+
 def whole_tree(relay_out, tids):
     """The relay's whole OUTPUT given at once: every OOM of both hosts, each tagged with the host whose workload
     got that NULL (the metadata's hostname, not the folder's name), numbered once, grouped by host then thread;
-    summary's fleet view counts them per host; heap, which reads one host, refuses the tree in one sentence."""
+    summary's fleet view counts them per host; heap, which reads one host, refuses the tree in one sentence
+    listing each host's --host H --session S, and an unknown --host likewise; heap --json --host A and timeline
+    --host B say exactly what they say on that host's folder."""
     report = json.loads(tt.cli("oom-paths", "--json", relay_out))
     tt.check(report["schema"] == "hakmem-trace/1", f"schema {report['schema']!r}")
     ooms = report["ooms"]
@@ -257,12 +266,35 @@ def whole_tree(relay_out, tids):
         tt.check(re.search(rf"^  {name}\s+1\s+{len(tids[name])}\s", text, re.M),
                  f"summary shows no row for {name} with {len(tids[name])} OOMs:\n{text[:800]}")
 
-    out = subprocess.run([uts_hosts.PYTHON, str(uts_hosts.HAKMEM_TRACE), "heap", str(relay_out)],
-                         capture_output=True, text=True, timeout=120)
+    sessions = {h["host"]: h["sessions"][0]["session"] for h in report["hosts"]}
+    out = hakmem_trace("heap", relay_out)
+    choices = [f"--host {n} --session {sessions[n]}" for n in NAMES]
     tt.check(out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
-             and "give one host's or session's folder" in out.stderr,
-             f"heap on the whole tree: exit {out.returncode}, {out.stderr!r}")
-    tt.ok(f"the whole tree: {len(ooms)} OOMs, each on its host's threads ({per_host}); heap refuses it")
+             and "reads one at a time" in out.stderr and all(c in out.stderr for c in choices),
+             f"heap on the whole tree: exit {out.returncode}, {out.stderr!r}, want one line listing {choices}")
+    out = hakmem_trace("heap", "--host", "hakmem-host-c", relay_out)
+    tt.check(out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+             and "holds no traces of --host hakmem-host-c" in out.stderr and all(c in out.stderr for c in choices),
+             f"heap --host hakmem-host-c: exit {out.returncode}, {out.stderr!r}, want one line listing {choices}")
+    # --host reads that host's group as its own folder would be read: the same outcome, whatever it is (the
+    # workload records no heap samples, so heap may well refuse both in the same sentence).
+    picked = hakmem_trace("heap", "--json", "--host", NAMES[0], relay_out)
+    alone = hakmem_trace("heap", "--json", relay_out / NAMES[0])
+    tt.check((picked.returncode, picked.stdout, picked.stderr) == (alone.returncode, alone.stdout, alone.stderr),
+             f"heap --json --host {NAMES[0]}: exit {picked.returncode}, {picked.stdout[:300]!r}, "
+             f"{picked.stderr!r}; on its folder: exit {alone.returncode}, {alone.stdout[:300]!r}, {alone.stderr!r}")
+    # The picture's title names the trace folder: with --host, the host's own folder in the tree, spelled as
+    # relay_out / HOST is, so the two files are compared as they are, byte for byte, with no path to normalise.
+    pictures = {}
+    for how, argv in (("--host", ["--host", NAMES[1], relay_out]), ("folder", [relay_out / NAMES[1]])):
+        pictures[how] = relay_out.parent / f"timeline-{how.strip('-')}.html"
+        out = hakmem_trace("timeline", "-o", pictures[how], *argv)
+        tt.check(out.returncode == 0, f"timeline {how} {NAMES[1]}: exit {out.returncode}, {out.stderr!r}")
+    tt.check(pictures["--host"].read_bytes() == pictures["folder"].read_bytes(),
+             f"timeline --host {NAMES[1]} drew another picture than timeline on {relay_out / NAMES[1]}")
+    tt.ok(f"the whole tree: {len(ooms)} OOMs, each on its host's threads ({per_host}); heap refuses it in one line "
+          f"listing {choices}, and an unknown --host; heap --json --host {NAMES[0]} (exit {alone.returncode}) and "
+          f"timeline --host {NAMES[1]} say what they say on that host's folder")
     return ooms
 
 
