@@ -14,7 +14,6 @@ usage: test_record_live.py --lib libhakmem-trace.so --workload trace_oom_workloa
 import errno
 import json
 import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -22,7 +21,7 @@ import time
 
 import tracetest as tt
 from hakmem import record
-from test_relayd import HOST, Relayd, listening
+from test_relayd import HOST, listening, relay_workdir
 
 CAP = "16M"
 REFUSALS = 2
@@ -53,8 +52,6 @@ def release(fifo, recording):
 
 def main():
     args = tt.arguments(workload="trace_oom_workload")
-    if shutil.which("lttng-relayd") is None:
-        tt.skip("lttng-relayd not found (apt-get install lttng-tools)")
 
     refused = subprocess.run([tt.PYTHON, str(tt.HAKMEM_TRACE), "record", "--live", "--flight-recorder", "--",
                               "true"], capture_output=True, text=True, timeout=60)
@@ -63,10 +60,7 @@ def main():
              f"--live --flight-recorder: exit {refused.returncode}, stderr {refused.stderr!r}")
     tt.ok(f"--live with --flight-recorder: {lines[0]}")
 
-    work = tt.workdir()
-    relay_out = work / "relayd-output"
-    relay_out.mkdir()
-    relayd = Relayd(relay_out, work)
+    work, relay_out, relayd = relay_workdir()
     log = work / "nulls.log"
     try:
         control, data, live = relayd.start()

@@ -9,6 +9,7 @@ by its pid whatever happens.
 
 usage: test_relayd.py --lib libhakmem-trace.so --stress stress_seed_libc
 """
+import os
 import shutil
 import signal
 import socket
@@ -73,6 +74,19 @@ def listening(pid):
     return found
 
 
+def relay_workdir(root=False):
+    """(the test's work folder, the relay's output folder in it, a Relayd writing there, not yet started). Skips
+    (exit 77) where lttng-relayd is missing, or, if root is asked for (a uts_hosts.Host), as another user."""
+    if root and os.geteuid() != 0:
+        tt.skip("needs root: a Host is a UTS + mount namespace with root's lttng-sessiond")
+    if shutil.which("lttng-relayd") is None:
+        tt.skip("lttng-relayd not found (apt-get install lttng-tools)")
+    work = tt.workdir()
+    relay_out = work / "relayd-output"
+    relay_out.mkdir()
+    return work, relay_out, Relayd(relay_out, work)
+
+
 class Relayd:
     """lttng-relayd in the foreground as our child, so its pid is known; stopped by that pid."""
 
@@ -118,14 +132,8 @@ class Relayd:
 
 def main():
     args = tt.arguments(stress="stress_seed_libc (the seed scenario through plain malloc)")
-    if shutil.which("lttng-relayd") is None:
-        tt.skip("lttng-relayd not found (apt-get install lttng-tools)")
     lib = args.lib
-
-    work = tt.workdir()
-    relay_out = work / "relayd-output"
-    relay_out.mkdir()
-    relayd = Relayd(relay_out, work)
+    work, relay_out, relayd = relay_workdir()
     try:
         control, data, _live = relayd.start()
         sockets = listening(relayd.proc.pid)

@@ -17,13 +17,12 @@ usage: test_session.py --lib libhakmem-trace.so --workload trace_oom_workload
 """
 import json
 import os
-import shutil
 import subprocess
 import time
 
 import tracetest as tt
 import uts_hosts
-from test_relayd import HOST, Relayd
+from test_relayd import HOST, relay_workdir
 from test_uts_hosts import TIMEOUT_S, Running
 from test_watch import Watcher, check_ooms, relay_sessions
 from uts_hosts import Host
@@ -59,14 +58,7 @@ def wait_listed(live):
 
 def main():
     args = tt.arguments(workload="trace_oom_workload")
-    if os.geteuid() != 0:
-        tt.skip("needs root: a Host is a UTS + mount namespace with root's lttng-sessiond")
-    if shutil.which("lttng-relayd") is None:
-        tt.skip("lttng-relayd not found (apt-get install lttng-tools)")
-    work = tt.workdir()
-    relay_out = work / "relayd-output"
-    relay_out.mkdir()
-    relayd = Relayd(relay_out, work)
+    work, relay_out, relayd = relay_workdir(root=True)
     logs = [work / f"nulls-{i}.log" for i in range(RUNS)]
     watcher = None
     host = None

@@ -37,7 +37,7 @@ from pathlib import Path
 import tracetest as tt
 import uts_hosts
 from test_record_live import release
-from test_relayd import HOST, Relayd, listening
+from test_relayd import HOST, listening, relay_workdir
 from test_watch import Watcher, check_ooms, latency_line, relay_sessions
 from uts_hosts import Host
 
@@ -80,19 +80,12 @@ def host_sessions(live_port):
 
 def main():
     args = tt.arguments(workload="trace_oom_workload")
-    if os.geteuid() != 0:
-        tt.skip("needs root: a Host is a UTS + mount namespace with root's lttng-sessiond")
-    if shutil.which("lttng-relayd") is None:
-        tt.skip("lttng-relayd not found (apt-get install lttng-tools)")
     for tool in ("unshare", "nsenter", "hostname", "mount"):
         tt.check(shutil.which(tool) is not None, f"{tool} not found (util-linux / hostname are essential on Debian)")
     hostname_before = socket.gethostname()
     mounts_before = our_mounts()
 
-    work = tt.workdir()
-    relay_out = work / "relayd-output"
-    relay_out.mkdir()
-    relayd = Relayd(relay_out, work)
+    work, relay_out, relayd = relay_workdir(root=True)
     env = dict(os.environ, HAKMEM_MAX_MEMORY=CAP)
     logs = {name: work / f"nulls-{name}.log" for name in NAMES}
     hosts = {}

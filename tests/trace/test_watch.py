@@ -25,7 +25,6 @@ usage: test_watch.py --lib libhakmem-trace.so --workload trace_oom_workload
 """
 import json
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -36,7 +35,7 @@ from pathlib import Path
 
 import tracetest as tt
 from test_record_live import live_sessions, release
-from test_relayd import HOST, Relayd
+from test_relayd import HOST, relay_workdir
 
 CAP = "16M"
 THREADS = 2
@@ -228,12 +227,7 @@ def latency_line(lat):
 
 def main():
     args = tt.arguments(workload="trace_oom_workload")
-    if shutil.which("lttng-relayd") is None:
-        tt.skip("lttng-relayd not found (apt-get install lttng-tools)")
-    work = tt.workdir()
-    relay_out = work / "relayd-output"
-    relay_out.mkdir()
-    relayd = Relayd(relay_out, work)
+    work, relay_out, relayd = relay_workdir()
     watchers, peers, recordings = [], [], []
     try:
         control, data, live = relayd.start()
