@@ -43,6 +43,11 @@ typedef struct hak_thread_state {
     hak_heap *heap;          /* &hak_empty_heap until the thread's first malloc */
     _Atomic uint8_t in_op;   /* inside an allocator call that may touch `heap` (steal.c) */
 #if defined(HAKMEM_TRACING) && HAKMEM_TRACING
+    /* Set while an event is emitted (trace.h), and for good on the tracer's threads and from the destructors
+     * on (tracer.c): what the thread allocates then is the tracer's. Beside in_op, which every call's end sets
+     * from it, so that end reads no other TLS variable (a second one cost the failures-only library about 2
+     * instructions per malloc+free pair). */
+    uint8_t trace_busy;
     hak_call call;           /* the outermost call but malloc in progress (oom_report.c) */
     int64_t sample_left;     /* bytes to the heap profile's next sample point; < 0: due (sampler.c) */
 #endif
@@ -393,8 +398,7 @@ hak_slab *slab_adopt(struct hak_heap *heap, unsigned class_idx);
  * (trace builds): those leave in_op set, for the call that emits is still open. */
 extern _Atomic uint8_t hak_in_op_always;
 #if defined(HAKMEM_TRACING) && HAKMEM_TRACING
-extern HAK_TLS uint8_t hak_trace_busy; /* tracepoints/hakmem_tp.c; set while an event is emitted (trace.h) */
-#define HAK_OP_CLOSED hak_trace_busy
+#define HAK_OP_CLOSED hak_tls.trace_busy
 #else
 #define HAK_OP_CLOSED 0
 #endif
@@ -402,8 +406,9 @@ extern HAK_TLS uint8_t hak_trace_busy; /* tracepoints/hakmem_tp.c; set while an 
 #if defined(HAKMEM_TRACING) && HAKMEM_TRACING
 extern _Atomic uint8_t hak_tracer_window; /* tracepoints/hakmem_tp.c: open until the trace library's last constructor */
 static inline bool hak_in_tracer(void) {
-    return hak_trace_busy || atomic_load_explicit(&hak_tracer_window, memory_order_acquire);
+    return hak_tls.trace_busy || atomic_load_explicit(&hak_tracer_window, memory_order_acquire);
 }
+void hak_tracer_teardown(void);       /* the destructors begin: this thread is the tracer's from now on */
 bool hak_tracer_thread_check(void);   /* a thread's first allocation: true (and the thread the tracer's) if it is */
 void *hak_tracer_small_alloc(unsigned class_idx);
 void hak_tracer_add_counts(uint64_t *allocs);
@@ -414,8 +419,15 @@ static inline void *hak_tracer_small_alloc(unsigned class_idx) { (void)class_idx
 static inline void hak_tracer_add_counts(uint64_t *allocs) { (void)allocs; }
 #endif
 /* ---- sampler.c ---- (trace build) the heap profile: a block allocated past the thread's next sample point is
- * sampled (heap_sample); the free of a sampled block is traced too (heap_sample_free). */
-#if defined(HAKMEM_TRACING) && HAKMEM_TRACING
+ * sampled (heap_sample); the free of a sampled block is traced too (heap_sample_free). Only where heap_sample is
+ * compiled in: the failures-only library, run in production, pays nothing for a profile it cannot record (5 of
+ * the 13 instructions per malloc+free pair it cost over the release library). */
+#if defined(HAKMEM_TRACING) && HAKMEM_TRACING && HAKMEM_TRACE_EVENT_heap_sample
+#define HAK_SAMPLING 1
+#else
+#define HAK_SAMPLING 0
+#endif
+#if HAK_SAMPLING
 extern _Atomic uint64_t hak_samples_live; /* sampled blocks not freed yet: 0 spares the free path its lookup */
 void *hak_sample_taken(void *p, size_t size, unsigned class_idx);
 void hak_sample_forget(const void *p);

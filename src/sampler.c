@@ -5,6 +5,8 @@
 #include "options.h"
 #include "trace.h"
 
+#if HAK_SAMPLING /* else the heap profile is compiled out (internal.h) */
+
 /*
  * Sample points fall on the bytes a thread allocates as a Poisson process of
  * mean interval S: the gap to the next one is exponential, drawn afresh after
@@ -141,3 +143,4 @@ void hak_sample_forget(const void *p) {
         return;
     }
 }
+#endif /* HAK_SAMPLING */

@@ -47,13 +47,13 @@ typedef struct hak_tracer_turn {
 } hak_tracer_turn;
 static inline hak_tracer_turn hak_tracer_enter(void) {
     hak_tracer_turn t = {errno, atomic_load_explicit(&hak_tls.in_op, memory_order_relaxed), hak_tls.heap};
-    hak_trace_busy = 1;
+    hak_tls.trace_busy = 1;
     hak_tls.heap = &hak_empty_heap;
     return t;
 }
 static inline void hak_tracer_leave(hak_tracer_turn t) {
     hak_tls.heap = t.heap;
-    hak_trace_busy = 0;
+    hak_tls.trace_busy = 0;
     atomic_store_explicit(&hak_tls.in_op, t.in_op, memory_order_release);
     errno = t.err;
 }

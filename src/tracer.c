@@ -11,7 +11,7 @@
  * must neither be refused (lttng-ust aborts when it is) nor take the program's
  * share. Such an allocation is recognised by where it happens, never by its size:
  *
- *  - the probe while it emits: hak_trace_busy, the nesting flag of trace.h;
+ *  - the probe while it emits: hak_tls.trace_busy, the nesting flag of trace.h;
  *  - the constructor window (hak_tracer_window, tracepoints/hakmem_tp.c): from
  *    the process start until the trace library's last constructor — lttng-ust's constructors run there, as
  *    dependencies of this library, and so do the probe's registration and
@@ -20,11 +20,11 @@
  *    trace build counts them as the tracer's, the only difference from the
  *    release build it allows;
  *  - the destructor window: from this library's first destructor on
- *    (hakmem_tp.c sets hak_trace_busy), on the thread that runs it — lttng-ust's teardown follows (it cancels its
+ *    (hakmem_tp.c calls hak_tracer_teardown), on the thread that runs it — lttng-ust's teardown follows (it cancels its
  *    threads, which loads libgcc_s);
  *  - the tracer's threads: lttng-ust names its listener threads `<procname>-ust`
  *    before they allocate; a thread whose first allocation comes in the window
- *    or under such a name is the tracer's for good (hak_trace_busy stays set,
+ *    or under such a name is the tracer's for good (hak_tls.trace_busy stays set,
  *    so nothing it does is traced either).
  *
  * All of them allocate from one heap of the tracer's arena, under a lock (they
@@ -35,12 +35,18 @@
 static pthread_mutex_t tracer_lock = PTHREAD_MUTEX_INITIALIZER;
 static hak_heap *tracer_heap; /* guarded by tracer_lock */
 
+/* From the trace library's first destructor on (tracepoints/hakmem_tp.c), the thread running the destructors
+ * allocates for the tracer only: lttng-ust's teardown. */
+void hak_tracer_teardown(void) {
+    hak_tls.trace_busy = 1;
+}
+
 bool hak_tracer_thread_check(void) {
     char name[17] = {0};
     if (prctl(PR_GET_NAME, name, 0, 0, 0) != 0) return false;
     size_t n = strlen(name), k = sizeof "-ust" - 1;
     if (n < k || memcmp(name + n - k, "-ust", k) != 0) return false;
-    hak_trace_busy = 1;
+    hak_tls.trace_busy = 1;
     return true;
 }
 

@@ -8,9 +8,6 @@
 #define LTTNG_UST_TRACEPOINT_PROVIDER_HIDDEN_DEFINITION
 #include "hakmem_tp.h"
 
-/* The nesting flag of src/trace.h: static TLS, so reading it never allocates. */
-__attribute__((visibility("hidden"))) __thread __attribute__((tls_model("initial-exec"))) uint8_t hak_trace_busy;
-
 /* The constructor window (src/tracer.c): open from the process start, so the tracer's allocations before any
  * constructor of ours count as the tracer's too. */
 __attribute__((visibility("hidden"))) _Atomic uint8_t hak_tracer_window = 1;
@@ -21,13 +18,14 @@ __attribute__((constructor)) static void hak_tracer_constructors_done(void) {
     atomic_store_explicit(&hak_tracer_window, 0, memory_order_release);
 }
 
-/* src/oom_report.c; weak, for programs that craft events link this unit without the allocator. */
+/* src/oom_report.c and src/tracer.c; weak, for programs that craft events link this unit without the allocator. */
 __attribute__((weak, visibility("hidden"))) void hak_trace_exit_totals(void);
+__attribute__((weak, visibility("hidden"))) void hak_tracer_teardown(void);
 
 /* Destructors run in the reverse order: this one before the probe's and lttng-ust's teardown, whose
  * allocations on this thread are the tracer's from here on (and nothing more is traced from it). The
  * program's totals are its last events. */
 __attribute__((destructor)) static void hak_tracer_teardown_begins(void) {
     if (hak_trace_exit_totals) hak_trace_exit_totals();
-    hak_trace_busy = 1;
+    if (hak_tracer_teardown) hak_tracer_teardown();
 }
