@@ -420,8 +420,8 @@ static inline void hak_tracer_add_counts(uint64_t *allocs) { (void)allocs; }
 #endif
 /* ---- sampler.c ---- (trace build) the heap profile: a block allocated past the thread's next sample point is
  * sampled (heap_sample); the free of a sampled block is traced too (heap_sample_free). Only where heap_sample is
- * compiled in: the failures-only library, run in production, pays nothing for a profile it cannot record (5 of
- * the 13 instructions per malloc+free pair it cost over the release library). */
+ * compiled in: the failures-only library, run in production, pays nothing for a profile it cannot record (about 8
+ * of the 13 instructions per malloc+free pair it cost over the release library). */
 #if defined(HAKMEM_TRACING) && HAKMEM_TRACING && HAKMEM_TRACE_EVENT_heap_sample
 #define HAK_SAMPLING 1
 #else
