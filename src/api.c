@@ -1,7 +1,8 @@
-/* api.c — the hak_ allocation API: size dispatch, the fast paths, OOM reporting, alignment and realloc. */
+/* api.c — the hak_ allocation API: the fast paths' slow halves (fast_path.h), OOM reporting, alignment and realloc. */
 #include <errno.h>
 #include <string.h>
 
+#include "fast_path.h"
 #include "internal.h"
 #include "slab_state.h"
 #include "trace.h"
@@ -13,8 +14,8 @@ static HAK_NOINLINE void *report_oom(size_t size, unsigned class_idx, unsigned a
     return NULL;
 }
 
-/* Inside the call small_alloc began; ends it. */
-static HAK_NOINLINE void *small_alloc_slow(size_t size, unsigned class_idx) {
+/* Inside the call the fast path began; ends it. */
+HAK_NOINLINE void *small_alloc_slow(size_t size, unsigned class_idx) {
     hak_heap *h = hak_tls.heap;
     /* The tracer's (tracer.c): at teardown the fast path may still have served it from the thread's heap,
      * but nothing of the program's is claimed or refused for it. */
@@ -42,27 +43,7 @@ static HAK_NOINLINE void *small_alloc_slow(size_t size, unsigned class_idx) {
     return p ? hak_sampled(p, size, class_idx) : report_oom(size, class_idx, h->arena);
 }
 
-/* `size` is what class c must hold: the request and, in the checked build, its trailer. */
-static inline void *small_alloc_in(unsigned c, size_t size) {
-    hak_op_begin();
-    hak_heap *h = hak_tls.heap;
-    hak_slab *s = atomic_load_explicit(&h->cls[c].current, memory_order_acquire);
-    hak_block *b = s->free;
-    if (HAK_LIKELY(b != NULL)) {
-        s->free = b->next;
-        s->used++;
-        hak_heap_count(&h->counters.allocs);
-        hak_op_end();
-        return hak_sampled(b, size, c);
-    }
-    return small_alloc_slow(size, c);
-}
-
-static inline void *small_alloc(size_t size) {
-    return small_alloc_in(hak_size_to_class(size), size);
-}
-
-static HAK_NOINLINE void *large_alloc_counted(size_t size, size_t align, bool zeroed) {
+HAK_NOINLINE void *large_alloc_counted(size_t size, size_t align, bool zeroed) {
     void *p = large_alloc(size, align, zeroed);
     if (!p) {
         hak_oom_trace(size, HAKMEM_TP_LARGE_CLASS, 0, hak_context_arena());
@@ -72,15 +53,8 @@ static HAK_NOINLINE void *large_alloc_counted(size_t size, size_t align, bool ze
     return hak_sampled(p, size, HAKMEM_TP_LARGE_CLASS); /* errno: ENOMEM from large_alloc; trace events keep errno as they found it */
 }
 
-/* The tiny classes' table first: the commonest sizes pay one compare before their class. The bound is on the
- * request (in the checked build, size + trailer would wrap for a size near SIZE_MAX). */
 void *hak_malloc(size_t size) {
-    if (HAK_LIKELY(size <= HAK_TINY_MAX - HAK_BLOCK_OVERHEAD)) {
-        size_t need = hak_block_need(size);
-        return hak_ck_block_alloc(small_alloc_in(hak_tiny_class_of[(need + 7) >> 3], need), size);
-    }
-    if (size <= HAK_SMALL_REQUEST_MAX) return hak_ck_block_alloc(small_alloc(hak_block_need(size)), size);
-    return large_alloc_counted(size, 0, false);
+    return hak_malloc_fast(size);
 }
 
 /* A thread whose first call is a free into an unheld slab gets its heap now, as its first malloc would have:
@@ -111,23 +85,6 @@ static void free_foreign(hak_slab *s, void *p) {
     else hak_stats_shared_free();
 }
 
-static HAK_NOINLINE void free_emptied(hak_heap *h, hak_slab *s);
-
-/* The holder's free of the block p (checked) into s: back on the free list. Ends the call hak_free began; the
- * last block back is a tail call, so that the fast path keeps no register across a call. */
-static inline __attribute__((always_inline)) void free_local(hak_heap *h, hak_slab *s, void *p) {
-    HAK_CHECK(s->used != 0, "a local free lands in a slab with blocks out");
-    hak_block *b = p;
-    b->next = s->free;
-    s->free = b;
-    hak_heap_count(&h->counters.frees);
-    if (HAK_UNLIKELY(--s->used == 0)) {
-        free_emptied(h, s);
-        return;
-    }
-    hak_op_end();
-}
-
 /* A block of a span past its first slab, whose metadata (s) is the first slab's: the fast path's owner check
  * again, on the right slab. */
 static void free_in_span(hak_slab *s, void *p) {
@@ -143,7 +100,7 @@ static void free_in_span(hak_slab *s, void *p) {
 }
 
 /* The fast path's owner check failed: a remote free, or a free into a span's later slabs (never owned). */
-static HAK_NOINLINE void free_remote(hak_slab *s, void *p) {
+HAK_NOINLINE void free_remote(hak_slab *s, void *p) {
     hak_slab *head = hak_span_head(s);
     if (head != s) free_in_span(head, p);
     else free_foreign(s, p);
@@ -151,7 +108,7 @@ static HAK_NOINLINE void free_remote(hak_slab *s, void *p) {
 
 /* A local free took the slab's last block back; ends the call hak_free began (a tail call, so that the fast
  * path keeps no register across a call). */
-static HAK_NOINLINE void free_emptied(hak_heap *h, hak_slab *s) {
+HAK_NOINLINE void free_emptied(hak_heap *h, hak_slab *s) {
     tiny_free_slow(h, s);
     hak_op_end();
 }
@@ -163,48 +120,22 @@ static hak_large_header *large_or_die(const void *p, unsigned kind, const char *
     return h;
 }
 
-static HAK_NOINLINE void free_not_small(void *p, unsigned kind) {
+HAK_NOINLINE void free_not_small(void *p, unsigned kind) {
     hak_large_header *large = large_or_die(p, kind, "free");
     hak_sample_freed(p); /* before the block can be handed out again and sampled anew */
     large_free(large, true);
     hak_stats_shared_free();
 }
 
-/* The free of the small block p, in slab s (p's own, maybe a later slab of a span). */
-static inline __attribute__((always_inline)) void free_small(hak_slab *s, void *p) {
-    hak_op_begin(); /* before the owner is read: a stealer may take it away (steal.c) */
-    hak_heap *h = hak_tls.heap;
-    if (HAK_LIKELY(atomic_load_explicit(&s->owner, memory_order_acquire) == h)) {
-        if (HAK_UNLIKELY(!hak_slab_block_start(s, p))) hak_fatal_invalid_pointer("free", p);
-        free_local(h, s, p);
-        return;
-    }
-    hak_op_end();
-    free_remote(s, p);
-}
-
 /* (trace build) A block the heap profile may have sampled: its sample goes first, before the block can be handed
  * out and sampled again. Apart, so that the fast path keeps no register across the lookup's call. */
-static HAK_NOINLINE void free_sampled(hak_slab *s, void *p) {
+HAK_NOINLINE void free_sampled(hak_slab *s, void *p) {
     hak_sample_forget(p);
     free_small(s, p);
 }
 
 void hak_free(void *p) {
-    uintptr_t a = (uintptr_t)p;
-    unsigned kind = hak_region_kind(a - 1); /* NULL: outside the map, as -1 */
-    if (HAK_UNLIKELY(kind != HAK_REGION_SUPERSLAB)) {
-        if (p) free_not_small(p, kind);
-        return;
-    }
-    hak_ck_block_free(p);
-    hak_superslab *chunk = hak_chunk_of(p);
-    hak_slab *s = hak_slab_of(chunk, p);
-    if (hak_sample_may_hold(s, p)) {
-        free_sampled(s, p);
-        return;
-    }
-    free_small(s, p);
+    hak_free_fast(p);
 }
 
 /* Usable bytes of the small block p, or no return. An aligned allocation may

@@ -15,8 +15,12 @@ static inline hak_slab *hak_current(hak_class_cache *cc) {
     return atomic_load_explicit(&cc->current, memory_order_acquire);
 }
 
+/* The class's current slab, and the heap's direct slots of its granules (none above the tiny classes). */
 static inline void hak_set_current(hak_class_cache *cc, hak_slab *s) {
     atomic_store_explicit(&cc->current, s, memory_order_release);
+    hak_heap *heap = (hak_heap *)((char *)(cc - cc->class_idx) - offsetof(hak_heap, cls));
+    const uint8_t *g = hak_class_granules[cc->class_idx];
+    for (unsigned i = g[0]; i < g[1]; i++) atomic_store_explicit(&heap->direct[i], s, memory_order_release);
 }
 
 /* s joins the ring after current (or alone). */

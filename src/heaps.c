@@ -3,7 +3,8 @@
 
 /* Every thread starts here: all its classes point at the empty slab, so its
  * first malloc takes the slow path, which gives the thread a real heap. */
-hak_heap hak_empty_heap = {.cls = {[0 ... HAK_NUM_CLASSES - 1] = {.current = &hak_empty_slab}}};
+hak_heap hak_empty_heap = {.cls = {[0 ... HAK_NUM_CLASSES - 1] = {.current = &hak_empty_slab}},
+                            .direct = {[0 ... HAK_DIRECT_SLOTS - 1] = &hak_empty_slab}};
 
 /* One TLS block for both, so the fast paths find them with one offset. */
 HAK_TLS hak_thread_state hak_tls = {.heap = &hak_empty_heap};

@@ -64,6 +64,9 @@ static inline size_t hak_pow2_ceil(size_t n) { /* n >= 2 */
 extern const uint32_t hak_class_size[HAK_NUM_CLASSES];
 /* Tiny class by 8-byte granule, ceil(size / 8): one load instead of a bit scan. */
 extern const uint8_t hak_tiny_class_of[HAK_TINY_MAX / 8 + 1];
+/* Per class, the granules it serves in a heap's direct table, from the first to one past the last; {0, 0}
+ * (none) above the tiny classes. */
+extern const uint8_t hak_class_granules[HAK_NUM_CLASSES][2];
 
 /* log2 of the slabs in a class's span (0 below the medium classes). */
 extern const uint8_t hak_class_span_shift[HAK_NUM_CLASSES];

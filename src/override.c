@@ -6,17 +6,19 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "fast_path.h"
 #include "hakmem.h"
 #include "internal.h"
 
 #define HAK_EXPORT __attribute__((visibility("default")))
 
+/* The fast paths themselves, not a jump to hak_malloc and hak_free (fast_path.h). */
 HAK_EXPORT void *malloc(size_t size) {
-    return hak_malloc(size);
+    return hak_malloc_fast(size);
 }
 
 HAK_EXPORT void free(void *p) {
-    hak_free(p);
+    hak_free_fast(p);
 }
 
 HAK_EXPORT void *calloc(size_t count, size_t size) {

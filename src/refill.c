@@ -13,7 +13,7 @@ static hak_slab *refill_adopt(hak_heap *heap, unsigned class_idx, uint64_t seq, 
                   hak_state_live(atomic_load_explicit(&s->state, memory_order_relaxed)),
               "an adopted slab is owned by the adopter");
     hak_count(heap->arena, class_idx, HAK_CTR_adopted);
-    heap->cls[class_idx].chunk = hak_slab_chunk(s);
+    heap->last_chunk[class_idx] = hak_slab_chunk(s);
     HAK_TRACE(refill_exit, (uint8_t)class_idx, hak_class_size[class_idx], seq, s, HAK_REFILL_ADOPTED);
     return s;
 }
@@ -47,7 +47,7 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
     uint8_t cls = (uint8_t)class_idx;
     uint32_t bs = hak_class_size[class_idx];
     hak_count(heap->arena, class_idx, HAK_CTR_refills);
-    HAK_TRACE(refill_enter, cls, bs, seq, heap->cls[class_idx].chunk,
+    HAK_TRACE(refill_enter, cls, bs, seq, heap->last_chunk[class_idx],
               atomic_load_explicit(&head->current_chunk, memory_order_relaxed));
 
     bool mid = bs >= HAK_MID_SIMPLE_MIN_BLOCK;
@@ -67,7 +67,7 @@ hak_slab *superslab_refill(hak_heap *heap, unsigned class_idx) {
             slab_init(check.slab, class_idx, heap);
             HAK_CHECK(check.slab->capacity > 0 && check.slab->block_size == bs,
                       "a claimed slab holds blocks of its class");
-            heap->cls[class_idx].chunk = check.chunk;
+            heap->last_chunk[class_idx] = check.chunk;
             HAK_TRACE(refill_exit, cls, bs, seq, check.slab, HAK_REFILL_CLAIMED);
             return check.slab;
         }

@@ -27,11 +27,16 @@ _Static_assert(HAK_NUM_CLASSES == HAK_MEDIUM_FIRST + 20, "four steps in each of 
 
 /* Granule g holds sizes 8g-7..8g; its class is the smallest block >= 8g. Steps of 25 % at most (mimalloc's and
  * jemalloc's spacing): with powers of two alone, uniform request sizes waste a quarter of every block, and the
- * working set that misses the cache grows by a third. */
-const uint8_t hak_tiny_class_of[HAK_TINY_MAX / 8 + 1] = {
-    [0 ... 1] = 0,    [2] = 1,          [3 ... 4] = 2,      [5 ... 6] = 28,     [7 ... 8] = 3,
-    [9 ... 10] = 29,  [11 ... 12] = 30, [13 ... 14] = 31,   [15 ... 16] = 4,    [17 ... 20] = 32,
-    [21 ... 24] = 33, [25 ... 28] = 34, [29 ... 32] = 5,    [33 ... 40] = 35,   [41 ... 48] = 36,
-    [49 ... 56] = 37, [57 ... 64] = 6,  [65 ... 80] = 38,   [81 ... 96] = 39,   [97 ... 112] = 40,
-    [113 ... 128] = 7,
-};
+ * working set that misses the cache grows by a third. One list (first granule, last granule, class) gives both
+ * tables. */
+#define TINY_GRANULES(X)                                                                                       \
+    X(0, 1, 0) X(2, 2, 1) X(3, 4, 2) X(5, 6, 28) X(7, 8, 3) X(9, 10, 29) X(11, 12, 30) X(13, 14, 31) X(15, 16, 4) \
+    X(17, 20, 32) X(21, 24, 33) X(25, 28, 34) X(29, 32, 5) X(33, 40, 35) X(41, 48, 36) X(49, 56, 37)           \
+    X(57, 64, 6) X(65, 80, 38) X(81, 96, 39) X(97, 112, 40) X(113, 128, 7)
+#define CLASS_OF(first, last, c) [first ... last] = c,
+const uint8_t hak_tiny_class_of[HAK_TINY_MAX / 8 + 1] = {TINY_GRANULES(CLASS_OF)};
+#undef CLASS_OF
+#define GRANULES_OF(first, last, c) [c] = {first, last + 1},
+const uint8_t hak_class_granules[HAK_NUM_CLASSES][2] = {TINY_GRANULES(GRANULES_OF)};
+#undef GRANULES_OF
+#undef TINY_GRANULES

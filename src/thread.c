@@ -45,8 +45,10 @@ static void heap_reset(hak_heap *h, unsigned arena) {
         cc->ring_count = 0;
         cc->full = NULL;
         cc->full_count = 0;
-        cc->chunk = NULL;
+        cc->class_idx = (uint8_t)c;
+        h->last_chunk[c] = NULL;
     }
+    for (unsigned g = 0; g < HAK_DIRECT_SLOTS; g++) atomic_store_explicit(&h->direct[g], &hak_empty_slab, memory_order_relaxed);
     atomic_store_explicit(&h->counters.allocs, 0, memory_order_relaxed);
     atomic_store_explicit(&h->counters.frees, 0, memory_order_relaxed);
     h->refill_seq = 0;

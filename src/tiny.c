@@ -145,7 +145,7 @@ void tiny_heap_abandon_all(hak_heap *heap) {
             full_unlink(cc, s);
             leave(s);
         }
-        cc->chunk = NULL;
+        heap->last_chunk[c] = NULL;
     }
 }
 

@@ -259,7 +259,8 @@ typedef struct hak_class_cache {
     hak_slab *full;         /* exhausted slabs the heap still owns, a cycle via next/prev,
                              * anchor the newest: frees into them are local, and when the ring
                              * runs dry the ones frees landed in rejoin it */
-    hak_superslab *chunk;   /* chunk of the last slab this heap claimed (trace context) */
+    uint8_t class_idx;      /* its place in the heap's cls[] (hak_set_current finds the heap's direct slots) */
+    uint8_t pad[7];
 } hak_class_cache;
 
 /* Counters kept per heap; written only by the heap's thread, read by stats. */
@@ -268,8 +269,16 @@ typedef struct hak_heap_counters {
     _Atomic uint64_t frees;   /* blocks given back */
 } hak_heap_counters;
 
+/* Slots of a heap's direct table: one per 8-byte granule of the tiny sizes, 0..1024 bytes. */
+#define HAK_DIRECT_SLOTS (HAK_TINY_MAX / 8 + 1)
+
 typedef struct hak_heap {
+    /* By granule, ceil(size / 8): the current slab of the granule's tiny class, always its cls[].current
+     * (hak_set_current writes both), so that malloc goes from a size to a slab with one load, as mimalloc's
+     * pages_free_direct does. First, so that the load needs no displacement beside the index. */
+    _Atomic(hak_slab *) direct[HAK_DIRECT_SLOTS];
     hak_class_cache cls[HAK_NUM_CLASSES];
+    hak_superslab *last_chunk[HAK_NUM_CLASSES]; /* per class: the chunk of the last slab claimed (trace context) */
     _Atomic uint8_t *in_op;     /* its thread's "inside an allocator call" byte (steal.c) */
     _Atomic uint32_t stealing;  /* a thread is taking what this heap holds unused (steal.c) */
     hak_heap_counters counters;

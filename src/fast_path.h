@@ -1,0 +1,104 @@
+/* fast_path.h — malloc's and free's fast paths, inline both in hak_malloc/hak_free and in the exported malloc/free. */
+#ifndef HAKMEM_FAST_PATH_H
+#define HAKMEM_FAST_PATH_H
+
+#include "internal.h"
+
+/*
+ * Inline in override.c's malloc and free as much as in api.c's hak_ functions: the exported names are the
+ * fast paths themselves, not a jump to them (one instruction of a malloc+free pair's ~60 each). Everything
+ * past the first test that fails is a call into api.c, so the paths keep no register across a call.
+ */
+
+/* api.c: the slow halves. small_alloc_slow ends the call the fast path began; so do free_remote and
+ * free_emptied. */
+void *small_alloc_slow(size_t need, unsigned class_idx);
+void *large_alloc_counted(size_t size, size_t align, bool zeroed);
+void free_remote(hak_slab *s, void *p);
+void free_emptied(hak_heap *h, hak_slab *s);
+void free_not_small(void *p, unsigned kind);
+void free_sampled(hak_slab *s, void *p);
+
+/* A block from s, the current slab of need's class in the thread's heap h, inside the call begun; `need` is what
+ * the block must hold: the request and, in the checked build, its trailer. The class is worked out again off the
+ * fast path only. */
+static inline __attribute__((always_inline)) void *small_alloc_from(hak_heap *h, hak_slab *s, size_t need) {
+    hak_block *b = s->free;
+    if (HAK_LIKELY(b != NULL)) {
+        s->free = b->next;
+        s->used++;
+        hak_heap_count(&h->counters.allocs);
+        hak_op_end();
+        return hak_sampled(b, need, hak_size_to_class(need));
+    }
+    return small_alloc_slow(need, hak_size_to_class(need));
+}
+
+static inline __attribute__((always_inline)) void *small_alloc(size_t need) {
+    unsigned c = hak_size_to_class(need);
+    hak_op_begin();
+    hak_heap *h = hak_tls.heap;
+    return small_alloc_from(h, atomic_load_explicit(&h->cls[c].current, memory_order_acquire), need);
+}
+
+/* The tiny sizes first, by the heap's direct table: one compare and one load to their slab. The bound is on the
+ * request (in the checked build, size + trailer would wrap for a size near SIZE_MAX). */
+static inline __attribute__((always_inline)) void *hak_malloc_fast(size_t size) {
+    if (HAK_LIKELY(size <= HAK_TINY_MAX - HAK_BLOCK_OVERHEAD)) {
+        size_t need = hak_block_need(size);
+        size_t granule = (need + 7) >> 3;
+        hak_op_begin();
+        hak_heap *h = hak_tls.heap;
+        hak_slab *s = atomic_load_explicit(&h->direct[granule], memory_order_acquire);
+        return hak_ck_block_alloc(small_alloc_from(h, s, need), size);
+    }
+    if (size <= HAK_SMALL_REQUEST_MAX) return hak_ck_block_alloc(small_alloc(hak_block_need(size)), size);
+    return large_alloc_counted(size, 0, false);
+}
+
+/* The holder's free of the block p (checked) into s: back on the free list. Ends the call the free began; the
+ * last block back is a tail call, so that the fast path keeps no register across a call. */
+static inline __attribute__((always_inline)) void free_local(hak_heap *h, hak_slab *s, void *p) {
+    HAK_CHECK(s->used != 0, "a local free lands in a slab with blocks out");
+    hak_block *b = p;
+    b->next = s->free;
+    s->free = b;
+    hak_heap_count(&h->counters.frees);
+    if (HAK_UNLIKELY(--s->used == 0)) {
+        free_emptied(h, s);
+        return;
+    }
+    hak_op_end();
+}
+
+/* The free of the small block p, in slab s (p's own, maybe a later slab of a span). */
+static inline __attribute__((always_inline)) void free_small(hak_slab *s, void *p) {
+    hak_op_begin(); /* before the owner is read: a stealer may take it away (steal.c) */
+    hak_heap *h = hak_tls.heap;
+    if (HAK_LIKELY(atomic_load_explicit(&s->owner, memory_order_acquire) == h)) {
+        if (HAK_UNLIKELY(!hak_slab_block_start(s, p))) hak_fatal_invalid_pointer("free", p);
+        free_local(h, s, p);
+        return;
+    }
+    hak_op_end();
+    free_remote(s, p);
+}
+
+static inline __attribute__((always_inline)) void hak_free_fast(void *p) {
+    uintptr_t a = (uintptr_t)p;
+    unsigned kind = hak_region_kind(a - 1); /* NULL: outside the map, as -1 */
+    if (HAK_UNLIKELY(kind != HAK_REGION_SUPERSLAB)) {
+        if (p) free_not_small(p, kind);
+        return;
+    }
+    hak_ck_block_free(p);
+    hak_superslab *chunk = hak_chunk_of(p);
+    hak_slab *s = hak_slab_of(chunk, p);
+    if (hak_sample_may_hold(s, p)) {
+        free_sampled(s, p);
+        return;
+    }
+    free_small(s, p);
+}
+
+#endif
