@@ -88,6 +88,20 @@ static void large_count(unsigned arena, size_t bytes, bool add) {
     else atomic_fetch_sub_explicit(&program_large_bytes, bytes, memory_order_relaxed);
 }
 
+/* A cached mapping smaller than the block, grown to `need` in place or by moving its pages (mremap): its resident
+ * pages serve the block's start. NULL, the mapping given back, when neither growth works. */
+static uint8_t *grow_cached(unsigned arena, uint8_t *base, size_t size, size_t need) {
+    uint8_t *grown = hak_os_grow_in_place(arena, base, size, need) ? base
+                                                                   : hak_os_move_grow(arena, base, size, need, HAK_CHUNK_SIZE);
+    if (!grown) {
+        hak_os_unmap(arena, base, size);
+        return NULL;
+    }
+    advise_huge(arena, grown, need);
+    grown_huge(arena, grown, size, need);
+    return grown;
+}
+
 void *large_alloc(size_t size, size_t align, bool zeroed) {
     hak_ensure_init();
     if (align < HAK_LARGE_HEADER) align = HAK_LARGE_HEADER;
@@ -103,13 +117,12 @@ void *large_alloc(size_t size, size_t align, bool zeroed) {
     uint8_t *base = NULL;
     unsigned arena = hak_context_arena();
     if (map_align == HAK_CHUNK_SIZE && arena == HAK_ARENA_PROGRAM) {
-        size_t cached_size;
+        size_t cached_size = 0;
         base = large_cache_take(map_size, &cached_size);
-        if (base) {
-            map_size = cached_size;
-            /* Fresh mappings are zero; a reused one is only if we make it so. */
-            if (zeroed) memset(base + offset, 0, size);
-        }
+        if (base && cached_size < map_size) base = grow_cached(arena, base, cached_size, map_size);
+        else if (base) map_size = cached_size;
+        /* Fresh pages are zero; reused ones are only if we make them so. */
+        if (base && zeroed) memset(base + offset, 0, cached_size - offset < size ? cached_size - offset : size);
     }
     if (!base) {
         base = hak_os_map(arena, map_size, map_align, &why);

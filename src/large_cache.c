@@ -70,16 +70,20 @@ static size_t budget_locked(uint64_t now, size_t size) {
     return want < LARGE_CACHE_FLOOR ? LARGE_CACHE_FLOOR : want > ceiling ? ceiling : want;
 }
 
-/* The smallest cached mapping that holds `need` bytes, trimmed to twice that. */
+/* The smallest cached mapping that holds `need` bytes, trimmed to twice that; with none, the largest one (*size <
+ * need: the caller grows it, and only the pages it lacks fault in — with blocks of random sizes, a fresh mapping
+ * for every block larger than the cached ones faulted all its pages in again). */
 uint8_t *large_cache_take(size_t need, size_t *size) {
     if (HAKMEM_CHECKED || atomic_load_explicit(&cache_bytes, memory_order_relaxed) == 0) return NULL;
     large_mapping old[LARGE_CACHE_ENTRIES];
     pthread_mutex_lock(&cache_lock);
     unsigned n_old = decay_locked(hak_os_now_ns(), old);
-    unsigned best = cache_count;
+    unsigned best = cache_count, largest = cache_count;
     for (unsigned i = 0; i < cache_count; i++) {
         if (cache[i].size >= need && (best == cache_count || cache[i].size < cache[best].size)) best = i;
+        if (largest == cache_count || cache[i].size > cache[largest].size) largest = i;
     }
+    if (best == cache_count) best = largest;
     large_mapping m = {NULL, 0, 0};
     if (best < cache_count) {
         m = cache[best];

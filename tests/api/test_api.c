@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -517,6 +518,53 @@ static void test_realloc_grows_to_large(void) {
     free(q);
 }
 
+#ifndef HAK_TEST_CHECKED
+/* Resident pages of [p, p + len), by mincore. */
+static size_t resident_pages(const void *p, size_t len) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)p & ~(page - 1), end = ((uintptr_t)p + len + page - 1) & ~(page - 1);
+    size_t n = (end - start) / page, resident = 0;
+    unsigned char *vec = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (vec == MAP_FAILED) return 0;
+    if (mincore((void *)start, end - start, vec) == 0)
+        for (size_t i = 0; i < n; i++) resident += vec[i] & 1;
+    munmap(vec, n);
+    return resident;
+}
+#endif
+
+/* A large block bigger than every cached mapping grows the largest one instead of mapping afresh: the pages the
+ * freed block had written serve the new block's start, resident before it is touched; calloc's block is zero over
+ * them as over the new pages. (Sizes above any other test's — the blocked growth frees 64 MiB — so the cache
+ * holds nothing bigger; the checked build caches nothing.) */
+static void test_large_cache_grows(void) {
+#ifndef HAK_TEST_CHECKED
+    size_t first = (size_t)70 << 20, second = (size_t)100 << 20, third = (size_t)120 << 20;
+    unsigned char *p = malloc(opaque_size(first));
+    CHECK(p != NULL, "large cache growth: malloc(70 MiB) NULL\n");
+    if (!p) return;
+    memset(p, 0xab, first);
+    free(p);
+    unsigned char *q = malloc(opaque_size(second));
+    CHECK(q != NULL, "large cache growth: malloc(100 MiB) NULL\n");
+    if (!q) return;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), reused = resident_pages(q, first - (2u << 20));
+    CHECK(reused >= (first - (4u << 20)) / page,
+          "large cache growth: %zu of the 70 MiB block's pages resident in the 100 MiB one (a fresh mapping?)\n",
+          reused);
+    memset(q, 0xcd, second);
+    free(q);
+    unsigned char *z = calloc(1, opaque_size(third));
+    CHECK(z != NULL, "large cache growth: calloc(120 MiB) NULL\n");
+    if (!z) return;
+    size_t bad = SIZE_MAX;
+    for (size_t i = 0; i < third && bad == SIZE_MAX; i += 64)
+        if (z[i] != 0 || z[i + 63] != 0) bad = i;
+    CHECK(bad == SIZE_MAX, "large cache growth: calloc's 120 MiB block not zero at byte %zu\n", bad);
+    free(z);
+#endif
+}
+
 static void test_realloc_in_place(void) {
     void *p = malloc(opaque_size(120));
     CHECK(p != NULL, "realloc shrink in place: malloc(100) NULL\n");
@@ -963,7 +1011,10 @@ static void test_medium_reuse(void) {
             chunks0 = chunks;
             CHECK(chunks > 0, "medium: blocks of 32 KiB .. 1 MiB took no chunk (the large path serves them)\n");
         } else {
-            CHECK(mapped == mapped0 && chunks == chunks0,
+            /* The mapped bytes, not the chunk count: a chunk left with no block (a 1 MiB class's holds one) goes to
+             * the reserve and comes back from it, without a system call, counted as a chunk again — the order in
+             * which the two threads' frees empty it decides, and the count varied from run to run. */
+            CHECK(mapped == mapped0,
                   "medium: round %u mapped %llu bytes and %llu chunks, round 0 left %llu and %llu: not reused\n",
                   round, (unsigned long long)mapped, (unsigned long long)chunks, (unsigned long long)mapped0,
                   (unsigned long long)chunks0);
@@ -1008,6 +1059,7 @@ int main(void) {
         {"valloc / pvalloc", test_valloc_pvalloc},
         {"cross-thread free", test_cross_thread_free},
         {"medium blocks reused, freed across spans", test_medium_reuse},
+        {"a large block bigger than the cached ones grows one", test_large_cache_grows},
         {"invalid frees abort", test_invalid_frees},
     };
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
