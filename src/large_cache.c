@@ -6,7 +6,7 @@
  * machine where a first touch costs tens of microseconds per page, mapping
  * afresh is what makes big buffers slow (glibc reuses its heap for the same
  * reason). Bounded in bytes and entries; a reused mapping much bigger than
- * asked for gives its tail back. The checked build keeps no cache, so that a
+ * asked for is split, one smaller than asked for grown. The checked build keeps no cache, so that a
  * large block's address means one life only.
  */
 /*
