@@ -64,6 +64,8 @@ static inline size_t hak_pow2_ceil(size_t n) { /* n >= 2 */
 extern const uint32_t hak_class_size[HAK_NUM_CLASSES];
 /* Tiny class by 8-byte granule, ceil(size / 8): one load instead of a bit scan. */
 extern const uint8_t hak_tiny_class_of[HAK_TINY_MAX / 8 + 1];
+/* Mid class by 128-byte granule, ceil(size / 128), for sizes above HAK_TINY_MAX up to HAK_MID_MAX. */
+extern const uint8_t hak_mid_class_of[HAK_MID_MAX / 128 + 1];
 /* Per class, the granules it serves in a heap's direct table, from the first to one past the last; {0, 0}
  * (none) above the tiny classes. */
 extern const uint8_t hak_class_granules[HAK_NUM_CLASSES][2];
@@ -75,6 +77,7 @@ extern const uint8_t hak_class_span_shift[HAK_NUM_CLASSES];
  * above 1 KiB: the mid classes up to 32 KiB, then the medium ones, numbered after the between classes. */
 static inline unsigned hak_size_to_class(size_t size) {
     if (size <= HAK_TINY_MAX) return hak_tiny_class_of[(size + 7) >> 3];
+    if (size <= HAK_MID_MAX) return hak_mid_class_of[(size + 127) >> 7];
     size_t s = size - 1;
     unsigned b = 63u - (unsigned)__builtin_clzl(s); /* 10..19 */
     unsigned step = (unsigned)(s >> (b - 2)) & 3u;

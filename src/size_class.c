@@ -40,3 +40,14 @@ const uint8_t hak_tiny_class_of[HAK_TINY_MAX / 8 + 1] = {TINY_GRANULES(CLASS_OF)
 const uint8_t hak_class_granules[HAK_NUM_CLASSES][2] = {TINY_GRANULES(GRANULES_OF)};
 #undef GRANULES_OF
 #undef TINY_GRANULES
+
+/* Above the tiny sizes, up to 32 KiB: by 128-byte granule, ceil(size / 128) (every mid class is a multiple of
+ * 256), so that a 4 KiB buffer finds its class with one load instead of a bit scan and its arithmetic. */
+#define MID_GRANULES(X)                                                                                        \
+    X(9, 10, 8) X(11, 12, 9) X(13, 14, 10) X(15, 16, 11) X(17, 20, 12) X(21, 24, 13) X(25, 28, 14) X(29, 32, 15) \
+    X(33, 40, 16) X(41, 48, 17) X(49, 56, 18) X(57, 64, 19) X(65, 80, 20) X(81, 96, 21) X(97, 112, 22)          \
+    X(113, 128, 23) X(129, 160, 24) X(161, 192, 25) X(193, 224, 26) X(225, 256, 27)
+#define CLASS_OF(first, last, c) [first ... last] = c,
+const uint8_t hak_mid_class_of[HAK_MID_MAX / 128 + 1] = {MID_GRANULES(CLASS_OF)};
+#undef CLASS_OF
+#undef MID_GRANULES
