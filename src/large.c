@@ -66,10 +66,11 @@ static void advise_huge(unsigned arena, uint8_t *base, size_t size) {
     if (size >= HAK_CHUNK_SIZE) hak_os_advise_huge(arena, base, size);
 }
 
-/* A mapping grew from old_size: its old last page (the page the header's offset pushes past a 2 MiB boundary)
- * sits in 2 MiB that the growth now fills, and as a small page it keeps them from a huge page, so the array's
- * next writes fault 511 times there. Collapsed now, they fault never. */
+/* A mapping grew from old_size: the huge-page advice again over all of it, and its old last page (the page the
+ * header's offset pushes past a 2 MiB boundary) sits in 2 MiB that the growth now fills, and as a small page it
+ * keeps them from a huge page, so the array's next writes fault 511 times there. Collapsed now, they fault never. */
 static void grown_huge(unsigned arena, uint8_t *base, size_t old_size, size_t new_size) {
+    advise_huge(arena, base, new_size);
     size_t region = old_size & ~(size_t)HAK_CHUNK_MASK;
     if (new_size < HAK_CHUNK_SIZE || region == old_size || region + HAK_CHUNK_SIZE > new_size) return;
     hak_os_collapse_huge(arena, base + region);
@@ -97,7 +98,6 @@ static uint8_t *grow_cached(unsigned arena, uint8_t *base, size_t size, size_t n
         hak_os_unmap(arena, base, size);
         return NULL;
     }
-    advise_huge(arena, grown, need);
     grown_huge(arena, grown, size, need);
     return grown;
 }
@@ -193,7 +193,6 @@ void *large_grow_moved(hak_large_header *h, size_t size) {
     h->map_size = need;
     h->user = base + offset;
     large_count(arena, need - old_size, true);
-    advise_huge(arena, base, need);
     grown_huge(arena, base, old_size, need);
     canary_set(h, size);
     hak_region_set((uintptr_t)h, HAK_REGION_LARGE);
@@ -214,7 +213,6 @@ bool large_resize_in_place(hak_large_header *h, size_t size) {
         }
     } else if (hak_os_grow_in_place(h->arena, h->map_base, h->map_size, need)) {
         large_count(h->arena, need - h->map_size, true);
-        advise_huge(h->arena, h->map_base, need);
         grown_huge(h->arena, h->map_base, h->map_size, need);
         h->map_size = need;
     } else {

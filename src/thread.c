@@ -1,6 +1,7 @@
 /* thread.c — thread heaps: TLS, the registry, thread exit and fork. */
 #include <errno.h>
 
+#include "heap_lists.h"
 #include "internal.h"
 
 /* Heaps are carved from metadata pages that are never unmapped: a remote free
@@ -41,14 +42,13 @@ static hak_heap *heap_take_locked(unsigned arena, hak_os_failure *why) {
 static void heap_reset(hak_heap *h, unsigned arena) {
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         hak_class_cache *cc = &h->cls[c];
-        cc->current = &hak_empty_slab;
+        cc->class_idx = (uint8_t)c;
+        hak_set_current(cc, &hak_empty_slab); /* and the class's direct slots: one writer for both */
         cc->ring_count = 0;
         cc->full = NULL;
         cc->full_count = 0;
-        cc->class_idx = (uint8_t)c;
         h->last_chunk[c] = NULL;
     }
-    for (unsigned g = 0; g < HAK_DIRECT_SLOTS; g++) atomic_store_explicit(&h->direct[g], &hak_empty_slab, memory_order_relaxed);
     atomic_store_explicit(&h->counters.allocs, 0, memory_order_relaxed);
     atomic_store_explicit(&h->counters.frees, 0, memory_order_relaxed);
     h->refill_seq = 0;
