@@ -3,10 +3,11 @@
 
 _Atomic uint64_t hak_class_counters[HAK_ARENAS][HAK_NUM_CLASSES + 1][HAK_CTR_COUNT];
 
-/* Exited heaps' counts, and frees/allocs by threads without a heap (a thread
- * that only frees what others allocated has none). Sharded by thread, one
- * cache line each: consumer threads freeing all the time would otherwise all
- * hit one counter. */
+/* Exited heaps' counts, and frees/allocs by threads without a heap (the
+ * tracer's, an exiting thread's, one whose heap could not be mapped: a thread
+ * that only frees what others allocated gets one at its first such free).
+ * Sharded by thread, one cache line each, so that such threads do not all hit
+ * one counter. */
 #define SHARDS 16
 static struct {
     _Atomic uint64_t allocs, frees;

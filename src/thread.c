@@ -47,6 +47,7 @@ static void heap_reset(hak_heap *h, unsigned arena) {
         cc->ring_count = 0;
         cc->full = NULL;
         cc->full_count = 0;
+        cc->allocates = false;
         h->last_chunk[c] = NULL;
     }
     atomic_store_explicit(&h->counters.allocs, 0, memory_order_relaxed);

@@ -64,6 +64,7 @@ static bool take_back_full(hak_class_cache *cc) {
 void *tiny_alloc_slow(hak_heap *heap, unsigned class_idx) {
     hak_heap_enter_slow(heap);
     hak_class_cache *cc = &heap->cls[class_idx];
+    cc->allocates = true;
     do {
         for (hak_slab *s; (s = hak_current(cc)) != &hak_empty_slab;) {
             if (slab_make_available(s)) return pop(heap, s);
@@ -83,31 +84,51 @@ void *tiny_alloc_slow(hak_heap *heap, unsigned class_idx) {
     }
 }
 
-/* A local free took `used` to 0: the slab goes back to its chunk (the ring keeps its current one). */
+/* A local free took `used` to 0: the slab goes back to its chunk (the ring of a class the heap allocates keeps
+ * its current one; a heap that only frees the class has no use for it). */
 void tiny_free_slow(hak_heap *heap, hak_slab *s) {
     hak_heap_enter_slow(heap);
     hak_class_cache *cc = &heap->cls[s->class_idx];
     if (s->on_full) {
         full_unlink(cc, s);
     } else {
-        if (s == hak_current(cc)) return;
+        if (s == hak_current(cc) && cc->allocates) return;
         ring_remove(cc, s);
     }
     slab_release(s);
 }
 
+/* A slab the heap leaves: an empty one goes back to its chunk, any other is let go for the frees still to come. */
+static void leave(hak_slab *s) {
+    remote_free_collect(s);
+    if (s->used == 0) slab_release(s);
+    else slab_let_go(s, false);
+}
+
 /* A free took an unheld slab over. A heap that allocates the class and holds
  * few of its slabs (or any, the slab's last heap gone) adopts it: its next
- * frees into it are local. Else it is let go again, listed, its stack kept —
- * or, that free bringing its last block back, returned to its chunk. */
+ * frees into it are local. So does a heap that has never refilled the class,
+ * which only frees it (a consumer, a pipeline stage): the slabs it holds of the
+ * class leave first, listed for the allocators, so that it takes each slab over
+ * once, not at every free, and holds no more than the ring's few. Else the slab
+ * is let go again, listed, its stack kept — or, that free bringing its last
+ * block back, returned to its chunk. */
 void tiny_take_over(hak_heap *heap, hak_slab *s) {
     /* A heap adopts only its own arena's slabs: the tracer's memory never serves the program, nor the reverse. */
     if (heap && (HAK_ARENAS == 1 || heap->arena == hak_slab_chunk(s)->arena)) {
         hak_heap_enter_slow(heap);
         hak_class_cache *cc = &heap->cls[s->class_idx];
         bool orphan = !s->home || !atomic_load_explicit(&s->home->live, memory_order_relaxed);
-        if (s->home == heap || (hak_current(cc) != &hak_empty_slab &&
-                                (orphan || cc->ring_count < HAK_ADOPT_ON_FREE_MAX))) {
+        bool adopt = s->home == heap ||
+                     (hak_current(cc) != &hak_empty_slab && (orphan || cc->ring_count < HAK_ADOPT_ON_FREE_MAX));
+        if (!adopt && !cc->allocates) { /* it only frees the class: what it holds of it leaves for this slab */
+            for (hak_slab *held; (held = hak_current(cc)) != &hak_empty_slab;) {
+                ring_remove(cc, held);
+                leave(held);
+            }
+            adopt = true;
+        }
+        if (adopt) {
             slab_unlist(s);
             remote_free_collect(s);
             if (s->used == 0) {
@@ -122,13 +143,6 @@ void tiny_take_over(hak_heap *heap, hak_slab *s) {
         }
     }
     slab_let_go(s, false); /* or back to its chunk, when that free was its last block */
-}
-
-/* A slab the heap leaves: an empty one goes back to its chunk, any other is let go for the frees still to come. */
-static void leave(hak_slab *s) {
-    remote_free_collect(s);
-    if (s->used == 0) slab_release(s);
-    else slab_let_go(s, false);
 }
 
 /* The thread leaves (exit, or vanished in a fork). */

@@ -107,7 +107,9 @@ enum { HAK_ARENA_PROGRAM = 0, HAK_ARENA_TRACER = 1 };
 /* A free that takes over an unheld slab adopts it into its own heap when that
  * heap allocates the class and the slab's last heap is gone (a thread that
  * inherits an exited one's blocks: larson), or holds fewer slabs of it than
- * this: not so many that a thread which frees for others hoards what they need. */
+ * this: not so many that a thread which frees for others hoards what they need.
+ * A heap that only frees the class adopts every slab it takes over, and lets
+ * go of the ones it held of the class when that would pass this bound. */
 #define HAK_ADOPT_ON_FREE_MAX 8
 /* Free slabs per class whose pages stay committed: a release and the next
  * claim reuse them without faulting pages in again; beyond them, pages go back. */
@@ -260,7 +262,8 @@ typedef struct hak_class_cache {
                              * anchor the newest: frees into them are local, and when the ring
                              * runs dry the ones frees landed in rejoin it */
     uint8_t class_idx;      /* its place in the heap's cls[] (hak_set_current finds the heap's direct slots) */
-    uint8_t pad[7];
+    bool allocates;         /* the heap has refilled the class: it hands its blocks out, not only frees them */
+    uint8_t pad[6];
 } hak_class_cache;
 
 /* Counters kept per heap; written only by the heap's thread, read by stats. */

@@ -1,4 +1,4 @@
-/* test_thread_exit.c — an exiting thread hands back its slabs; blocks it leaves behind drain its slabs when freed; no growth under thread churn. */
+/* test_thread_exit.c — an exiting thread hands back its slabs; blocks it leaves behind drain its slabs when freed, taken over once each by a thread that only frees them; no growth under thread churn. */
 #include <pthread.h>
 #include <string.h>
 
@@ -12,6 +12,9 @@
 #define LEAVE_SIZE ((int)(256 - HAK_BLOCK_OVERHEAD))
 #define CHURN_SIZE ((int)(512 - HAK_BLOCK_OVERHEAD))
 #define KEEP_SIZE ((int)(1024 - HAK_BLOCK_OVERHEAD))
+#define ORPHAN_CLASS 3 /* 64 bytes: no other part of this test allocates it */
+#define ORPHAN_SIZE ((int)(64 - HAK_BLOCK_OVERHEAD))
+#define ORPHAN_N 6000   /* six slabs or so */
 #define N 10000
 #define CHURN_THREADS 200
 #define CHURN_BLOCKS 2000
@@ -46,6 +49,44 @@ static void *keeper(void *arg) {
         CHECK(kept[i], "keeper malloc %d", i);
     }
     return NULL;
+}
+
+static void *orphans[ORPHAN_N];
+
+/* Exits with every block live, in slabs let go: the blocks of another heap's thread that is gone. */
+static void *orphan_maker(void *arg) {
+    (void)arg;
+    for (int i = 0; i < ORPHAN_N; i++) {
+        orphans[i] = hak_malloc(ORPHAN_SIZE);
+        CHECK(orphans[i], "orphan malloc %d", i);
+    }
+    return NULL;
+}
+
+static uint64_t adopted_on_free(unsigned class_idx) {
+    return atomic_load(&hak_class_counters[HAK_ARENA_PROGRAM][class_idx][HAK_CTR_adopted_on_free]);
+}
+
+/* This thread, with a heap of its own that never allocated ORPHAN_CLASS, frees all of a gone thread's blocks
+ * of it in order (a consumer's pattern): it takes each slab over once, at its first free, and holds it for the
+ * frees that follow — not a take-over and a letting go at every free — and the slabs all go back. */
+static void frees_only_class(void) {
+    hak_superslab_head *oh = &hak_heads[HAK_ARENA_PROGRAM][ORPHAN_CLASS];
+    CHECK(hak_size_to_class(hak_block_need(ORPHAN_SIZE)) == ORPHAN_CLASS, "ORPHAN_SIZE lands in its class");
+    CHECK(hak_tls.heap != &hak_empty_heap && hak_tls.heap->cls[ORPHAN_CLASS].current == &hak_empty_slab,
+          "the freeing thread has a heap and no slab of the class");
+    pthread_t t;
+    pthread_create(&t, NULL, orphan_maker, NULL);
+    pthread_join(t, NULL);
+    unsigned slabs = head_slabs_in_use(oh);
+    CHECK(slabs >= 2 && head_abandoned(oh) == slabs, "the gone thread's %u slabs are all unheld (%u)", slabs,
+          head_abandoned(oh));
+    uint64_t adopted = adopted_on_free(ORPHAN_CLASS);
+    for (int i = 0; i < ORPHAN_N; i++) hak_free(orphans[i]);
+    CHECK(adopted_on_free(ORPHAN_CLASS) - adopted == slabs, "%u slabs taken over %llu times by their frees", slabs,
+          (unsigned long long)(adopted_on_free(ORPHAN_CLASS) - adopted));
+    CHECK(head_slabs_in_use(oh) == 0, "every slab back in its chunk (%u in use)", head_slabs_in_use(oh));
+    CHECK(hak_tls.heap->cls[ORPHAN_CLASS].current == &hak_empty_slab, "the freeing thread keeps none of them");
 }
 
 static void *handoff[CHURN_LEFT];
@@ -105,6 +146,8 @@ int main(void) {
     }
     for (int i = 0; i < KEEP_N; i++) hak_free(kept[i]);
     CHECK(head_abandoned(&hak_heads[HAK_ARENA_PROGRAM][KEEP_CLASS]) == 0, "the dead thread's slabs drained");
+
+    frees_only_class();
 
     hak_superslab_head *ch = &hak_heads[HAK_ARENA_PROGRAM][CHURN_CLASS];
     unsigned max_chunks = 0;
