@@ -71,20 +71,51 @@ static hak_heap *heap_to_adopt_into(void) {
     return h ? h : &hak_empty_heap; /* no memory for it: the free goes on without one */
 }
 
+/* Into h's outbox, the remote frees on their way to one slab (types.h): consecutive frees into a slab another
+ * heap holds — a consumer's of what a producer allocated — cost a CAS per HAK_OUTBOX_MAX blocks, not one each
+ * (a locked instruction waits for the store to the block, a cache miss, where plain stores overlap theirs). An
+ * unheld slab is pushed at once: that free takes it over. False when b must be pushed now. Inside a call, past
+ * hak_heap_enter_slow: a stealer flushes the outbox of a heap it shut out (steal.c). The stores go in the order
+ * that keeps the outbox whole at every instruction, for a fork child that retires this heap. */
+static bool outbox_add(hak_heap *h, hak_slab *s, hak_block *b) {
+    hak_slab *waiting = hak_outbox_slab(h);
+    if (s == waiting) {
+        b->next = h->outbox_first;
+        h->outbox_first = b;
+        atomic_signal_fence(memory_order_seq_cst);
+        if (++h->outbox_count == HAK_OUTBOX_MAX) tiny_outbox_flush(h);
+        return true;
+    }
+    if (waiting) tiny_outbox_flush(h);
+    if (atomic_load_explicit(&s->remote_free, memory_order_relaxed) & HAK_REMOTE_UNHELD) return false;
+    b->next = NULL;
+    h->outbox_first = h->outbox_last = b;
+    h->outbox_count = 1;
+    atomic_signal_fence(memory_order_seq_cst);
+    atomic_store_explicit(&h->outbox_slab, s, memory_order_relaxed);
+    return true;
+}
+
 /* A free into a slab this thread does not hold (s is a span's first slab). */
 static void free_foreign(hak_slab *s, void *p) {
     if (!hak_state_live(atomic_load_explicit(&s->state, memory_order_relaxed)) || !hak_span_block_start(s, p))
         hak_fatal_invalid_pointer("free", p);
     hak_heap *h = hak_tls.heap;
     if (HAK_UNLIKELY(h == &hak_empty_heap)) h = heap_to_adopt_into();
-    bool heapless = h == &hak_empty_heap;
-    if (remote_free_push(s, (hak_block *)p)) { /* it was unheld: ours now */
-        hak_op_begin();
-        tiny_take_over(heapless ? NULL : h, s);
-        hak_op_end();
+    if (h == &hak_empty_heap) { /* no heap to count in, nor an outbox */
+        if (remote_free_push(s, p)) {
+            hak_op_begin();
+            tiny_take_over(NULL, s);
+            hak_op_end();
+        }
+        hak_stats_shared_free();
+        return;
     }
-    if (!heapless) hak_heap_count(&h->counters.frees);
-    else hak_stats_shared_free();
+    hak_heap_count(&h->counters.frees);
+    hak_op_begin();
+    hak_heap_enter_slow(h);
+    if (!outbox_add(h, s, p) && remote_free_push(s, p)) tiny_take_over(h, s); /* it was unheld: ours now */
+    hak_op_end();
 }
 
 /* A block of a span past its first slab, whose metadata (s) is the first slab's: the fast path's owner check

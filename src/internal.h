@@ -380,8 +380,15 @@ void hak_census_trace(uint64_t seq);
 hak_slab *superslab_refill(struct hak_heap *heap, unsigned class_idx);
 
 /* ---- remote_free.c ---- who holds a slab (the protocol is narrated there) */
-/* Pushes b on the slab's stack; true when the slab was unheld: the caller holds it now. */
-bool remote_free_push(hak_slab *s, hak_block *b);
+/* Pushes the blocks first..last (count of them, linked from first) on the slab's stack; true when the slab was
+ * unheld: the caller holds it now. */
+bool remote_free_push_list(hak_slab *s, hak_block *first, hak_block *last, uint32_t count);
+static inline bool remote_free_push(hak_slab *s, hak_block *b) {
+    return remote_free_push_list(s, b, b, 1);
+}
+/* Empties the heap's outbox (types.h) onto its slab's stack; the slab if it was unheld (the caller holds it now),
+ * else NULL. The outbox's thread, or a stealer that shut its heap out. */
+hak_slab *remote_outbox_push(struct hak_heap *heap);
 /* Moves the slab's remote frees to its free list; returns how many. Holder only. */
 uint32_t remote_free_collect(hak_slab *s);
 /* Blocks to hand out without collecting: the free list or uncarved blocks. */
@@ -511,6 +518,11 @@ void *tiny_alloc_slow(struct hak_heap *heap, unsigned class_idx);
 void tiny_free_slow(struct hak_heap *heap, hak_slab *s);
 /* A free that found the slab unheld holds it: released, adopted into `heap` (NULL: a thread without one) or let go. */
 void tiny_take_over(struct hak_heap *heap, hak_slab *s);
+static inline hak_slab *hak_outbox_slab(const struct hak_heap *heap) {
+    return atomic_load_explicit(&heap->outbox_slab, memory_order_relaxed);
+}
+/* The heap's outbox (types.h) onto its slab's stack, the slab taken over if it was unheld. Inside a call. */
+void tiny_outbox_flush(struct hak_heap *heap);
 void tiny_heap_abandon_all(struct hak_heap *heap);
 void tiny_heap_collect(struct hak_heap *heap);
 

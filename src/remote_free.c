@@ -30,6 +30,12 @@
  *    takes a slab over and has no use for it lets it go again in one CAS,
  *    without collecting.
  *  - Adopting: a refill takes an unheld slab with CAS(w -> w & ~UNHELD).
+ *  - The outbox: a thread gathers its frees into a slab another heap holds
+ *    (linked, plain stores; counted in that slab's `used` all along) and
+ *    pushes them in one CAS, as a list, with their number added to the length.
+ *    Only a slab found held goes in: a free into an unheld one is pushed at
+ *    once, so that it takes the slab over. Its thread pushes it (another slab,
+ *    full, refill, collect, exit); a stealer pushes it with the heap shut out.
  *
  * Both takes are acquire and the letting go is release: the new holder sees
  * every write of the last one. Nothing waits, nothing takes a lock.
@@ -47,18 +53,22 @@
  * slab whoever holds it, with no help from the thread that allocated it.
  */
 
-/* Links b on top of the stack in word w; the word with b pushed (UNHELD cleared, length + 1). */
-static inline uintptr_t stacked_on(hak_block *b, uintptr_t w) {
-    b->next = (hak_block *)(w & HAK_REMOTE_PTR_MASK);
-    return (uintptr_t)b | ((w & ~HAK_REMOTE_PTR_MASK & ~HAK_REMOTE_UNHELD) + HAK_REMOTE_LEN_ONE);
+bool remote_free_push_list(hak_slab *s, hak_block *first, hak_block *last, uint32_t count) {
+    uintptr_t w = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
+    uintptr_t pushed;
+    do {
+        last->next = (hak_block *)(w & HAK_REMOTE_PTR_MASK);
+        pushed = (uintptr_t)first | ((w & ~HAK_REMOTE_PTR_MASK & ~HAK_REMOTE_UNHELD) + count * HAK_REMOTE_LEN_ONE);
+    } while (!atomic_compare_exchange_weak_explicit(&s->remote_free, &w, pushed, memory_order_acq_rel,
+                                                    memory_order_relaxed));
+    return HAK_UNLIKELY(w & HAK_REMOTE_UNHELD);
 }
 
-bool remote_free_push(hak_slab *s, hak_block *b) {
-    uintptr_t w = atomic_load_explicit(&s->remote_free, memory_order_relaxed);
-    while (!atomic_compare_exchange_weak_explicit(&s->remote_free, &w, stacked_on(b, w), memory_order_acq_rel,
-                                                  memory_order_relaxed)) {
-    }
-    return HAK_UNLIKELY(w & HAK_REMOTE_UNHELD);
+hak_slab *remote_outbox_push(hak_heap *heap) {
+    hak_slab *s = hak_outbox_slab(heap);
+    atomic_store_explicit(&heap->outbox_slab, NULL, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst); /* a fork child that retires this heap sees it empty, not pushed twice */
+    return remote_free_push_list(s, heap->outbox_first, heap->outbox_last, heap->outbox_count) ? s : NULL;
 }
 
 /* Moves a stack (a remote_free word's value) to the free list; how many

@@ -146,19 +146,46 @@ static size_t steal_from(hak_heap *heap, hak_heap *self) {
     return n;
 }
 
+/* The heap's outbox (types.h) onto its slab's stack, phase 1 only: with the heap shut out its remote frees wait
+ * in hak_heap_enter_slow before they touch the outbox. A slab it finds unheld the stealer lets go again, or
+ * returns to its chunk when those were its last blocks. */
+static void flush_outbox_of(hak_heap *heap, hak_heap *self) {
+    if (!hak_outbox_slab(heap)) return; /* a hint, read without the handshake */
+    bool shut_out = false;
+    if (heap != self) {
+        unsigned idle = 0;
+        if (!atomic_compare_exchange_strong_explicit(&heap->stealing, &idle, 1, memory_order_acq_rel,
+                                                     memory_order_relaxed))
+            return; /* another stealer is at it */
+        shut_out = !owner_busy(heap);
+    }
+    if ((heap == self || shut_out) && hak_outbox_slab(heap)) {
+        hak_slab *unheld = remote_outbox_push(heap);
+        if (unheld) slab_let_go(unheld, false);
+    }
+    if (heap != self) atomic_store_explicit(&heap->stealing, 0, memory_order_release);
+}
+
 struct steal {
     hak_heap *self;
     size_t released;
 };
 
 /* Visited under the registry lock: no heap retires meanwhile. */
+static void flush_visit(hak_heap *heap, void *arg) {
+    struct steal *st = arg;
+    if (heap) flush_outbox_of(heap, st->self);
+}
+
 static void steal_visit(hak_heap *heap, void *arg) {
     struct steal *st = arg;
     if (heap) st->released += steal_from(heap, st->self);
 }
 
+/* Outboxes first, every heap's: their blocks may be the last ones out of another heap's slabs. */
 size_t hak_steal_unused(hak_heap *self) {
     struct steal st = {self, 0};
+    hak_heaps_visit(flush_visit, &st);
     hak_heaps_visit(steal_visit, &st);
     return st.released;
 }

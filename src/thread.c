@@ -50,6 +50,7 @@ static void heap_reset(hak_heap *h, unsigned arena) {
         cc->allocates = false;
         h->last_chunk[c] = NULL;
     }
+    atomic_store_explicit(&h->outbox_slab, NULL, memory_order_relaxed); /* a retired heap flushed it */
     atomic_store_explicit(&h->counters.allocs, 0, memory_order_relaxed);
     atomic_store_explicit(&h->counters.frees, 0, memory_order_relaxed);
     h->refill_seq = 0;

@@ -111,6 +111,9 @@ enum { HAK_ARENA_PROGRAM = 0, HAK_ARENA_TRACER = 1 };
  * A heap that only frees the class adopts every slab it takes over, and lets
  * go of the ones it held of the class when that would pass this bound. */
 #define HAK_ADOPT_ON_FREE_MAX 8
+/* Remote frees into one slab that a thread gathers before it pushes them in one CAS: a consumer freeing a
+ * producer's blocks in order pays one CAS per this many, and an idle thread keeps back no more than this. */
+#define HAK_OUTBOX_MAX 64
 /* Free slabs per class whose pages stay committed: a release and the next
  * claim reuse them without faulting pages in again; beyond them, pages go back. */
 #define HAK_COMMITTED_FREE_SLABS 4
@@ -285,6 +288,13 @@ typedef struct hak_heap {
     _Atomic uint8_t *in_op;     /* its thread's "inside an allocator call" byte (steal.c) */
     _Atomic uint32_t stealing;  /* a thread is taking what this heap holds unused (steal.c) */
     hak_heap_counters counters;
+    /* The outbox: the thread's last remote frees, all into one slab another heap holds, linked first..last and
+     * pushed onto the slab's stack in one CAS when a free goes to another slab, at HAK_OUTBOX_MAX blocks, and at
+     * the heap's next refill, collect or exit. Until then they stay counted in the slab's `used`, so the slab
+     * outlives them. The heap's thread's only (a stealer leaves it alone). */
+    _Atomic(hak_slab *) outbox_slab; /* NULL: empty. Atomic (relaxed) for a stealer's look before its handshake */
+    hak_block *outbox_first, *outbox_last;
+    uint32_t outbox_count;      /* 1..HAK_OUTBOX_MAX while outbox_slab is set */
     uint64_t refill_seq;        /* per-thread refill sequence number (trace correlator) */
     struct hak_heap *next_heap; /* registry or pool list; guarded by the registry lock */
     int32_t tid;
