@@ -1,4 +1,4 @@
-/* test_bitmap.c — slab and span claims and releases on one chunk's bitmap under contention, a purge claiming free spans meanwhile: no slab is ever held twice. */
+/* test_bitmap.c — slab and span claims and releases on one chunk's bitmap under contention, a purge claiming free spans meanwhile: no slab is ever held twice; the classes' first slabs sit in different cache sets. */
 #include <pthread.h>
 
 #include "check.h"
@@ -115,8 +115,29 @@ static void run(unsigned class_idx) {
            claims, fulls, lost, purged);
 }
 
+/* One block of every class up to 1 KiB (21 of them, fresh chunks each): their slabs' metadata, which every malloc
+ * and free of the class reads and writes, lies at 21 different offsets in a 4 KiB page, so not in the same few
+ * cache sets, though every chunk is 2 MiB-aligned. */
+static void first_slabs_apart(void) {
+    uintptr_t offsets[HAK_NUM_CLASSES];
+    unsigned n = 0;
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+        if (hak_class_size[c] > HAK_TINY_MAX) continue;
+        void *p = hak_malloc(hak_class_size[c] - HAK_BLOCK_OVERHEAD);
+        CHECK(p && hak_size_to_class(hak_block_need(hak_class_size[c] - HAK_BLOCK_OVERHEAD)) == c, "class %u", c);
+        uintptr_t off = (uintptr_t)hak_slab_of(hak_chunk_of(p), p) & 4095;
+        for (unsigned i = 0; i < n; i++)
+            CHECK(offsets[i] != off, "class %u's first slab sits at offset %#lx in its page, as another class's", c,
+                  (unsigned long)off);
+        offsets[n++] = off;
+        hak_free(p);
+    }
+    CHECK(n == 21, "%u classes up to 1 KiB", n);
+}
+
 int main(void) {
     hak_ensure_init();
+    first_slabs_apart();
     run(27);
     run(HAK_MEDIUM_FIRST);
     return 0;
