@@ -194,11 +194,21 @@ def main():
     tt.ok(f"watch printed {len(latencies)} OOMs, each once, as each host's workload got its NULLs, on the right "
           f"host, session, process and thread; {latency_line(latencies)}")
     whole = whole_tree(relay_out, tids)
-    key = ("host", "session", "vpid", "vtid", "time_ns", "cause")
-    live_seen = sorted(tuple(o[k] for k in key) for _, o in watcher.ooms())
-    tt.check(live_seen == sorted(tuple(o[k] for k in key) for o in whole),
+    key = ("host", "session", "vpid", "vtid", "time_ns")
+    tree_causes = {tuple(o[k] for k in key): o["cause"] for o in whole}
+    live = {tuple(o[k] for k in key): o for _, o in watcher.ooms()}
+    tt.check(sorted(live) == sorted(tree_causes),
              "the OOMs watch printed live are not those oom-paths finds in the relay's tree")
-    tt.ok("oom-paths on the relay's tree lists the very OOMs watch printed live")
+    # The live viewer does not pass on a CPU's empty packets, so a CPU whose buffer held no event until a thread
+    # came to it in the middle of an OOM path looks, live, like a buffer that begins inside the path: watch says
+    # incomplete where the whole tree shows the cause. Conservative, not wrong; any other difference fails.
+    midway = [k for k, o in live.items() if o["cause"] != tree_causes[k] and o["cause"] == "incomplete"
+              and o.get("cause_detail", "").startswith("the trace begins in the middle of this path")]
+    differ = {k: (o["cause"], tree_causes[k]) for k, o in live.items()
+              if o["cause"] != tree_causes[k] and k not in midway}
+    tt.check(not differ, f"causes watch printed live against the relay's tree: {differ}")
+    tt.ok(f"oom-paths on the relay's tree lists the very OOMs watch printed live, with the same causes"
+          f"{f' ({len(midway)} incomplete live: a CPU buffer first seen inside the path)' if midway else ''}")
     print(f"test_uts_hosts: passed in {time.monotonic() - started:.1f} s")
 
 
