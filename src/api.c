@@ -86,7 +86,7 @@ static bool outbox_add(hak_heap *h, hak_slab *s, hak_block *b) {
         if (++h->outbox_count == HAK_OUTBOX_MAX) tiny_outbox_flush(h);
         return true;
     }
-    if (waiting) tiny_outbox_flush(h);
+    tiny_outbox_flush(h);
     if (atomic_load_explicit(&s->remote_free, memory_order_relaxed) & HAK_REMOTE_UNHELD) return false;
     b->next = NULL;
     h->outbox_first = h->outbox_last = b;

@@ -521,7 +521,7 @@ void tiny_take_over(struct hak_heap *heap, hak_slab *s);
 static inline hak_slab *hak_outbox_slab(const struct hak_heap *heap) {
     return atomic_load_explicit(&heap->outbox_slab, memory_order_relaxed);
 }
-/* The heap's outbox (types.h) onto its slab's stack, the slab taken over if it was unheld. Inside a call. */
+/* The heap's outbox (types.h), if any, onto its slab's stack, the slab taken over if it was unheld. Inside a call. */
 void tiny_outbox_flush(struct hak_heap *heap);
 void tiny_heap_abandon_all(struct hak_heap *heap);
 void tiny_heap_collect(struct hak_heap *heap);

@@ -63,7 +63,7 @@ static bool take_back_full(hak_class_cache *cc) {
 
 void *tiny_alloc_slow(hak_heap *heap, unsigned class_idx) {
     hak_heap_enter_slow(heap);
-    if (hak_outbox_slab(heap)) tiny_outbox_flush(heap); /* its blocks may be what this refill finds */
+    tiny_outbox_flush(heap); /* its blocks may be what this refill finds */
     hak_class_cache *cc = &heap->cls[class_idx];
     cc->allocates = true;
     do {
@@ -100,6 +100,7 @@ void tiny_free_slow(hak_heap *heap, hak_slab *s) {
 }
 
 void tiny_outbox_flush(hak_heap *heap) {
+    if (!hak_outbox_slab(heap)) return;
     hak_slab *s = remote_outbox_push(heap);
     if (s) tiny_take_over(heap, s);
 }
@@ -154,7 +155,7 @@ void tiny_take_over(hak_heap *heap, hak_slab *s) {
 /* The thread leaves (exit, or vanished in a fork). */
 void tiny_heap_abandon_all(hak_heap *heap) {
     hak_heap_enter_slow(heap);
-    if (hak_outbox_slab(heap)) tiny_outbox_flush(heap); /* first: a slab it takes over leaves with the rest */
+    tiny_outbox_flush(heap); /* first: a slab it takes over leaves with the rest */
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         hak_class_cache *cc = &heap->cls[c];
         for (hak_slab *s; (s = hak_current(cc)) != &hak_empty_slab;) {
@@ -174,7 +175,7 @@ void tiny_heap_abandon_all(hak_heap *heap) {
  * left empty go back to their chunks, current ones included. */
 void tiny_heap_collect(hak_heap *heap) {
     hak_heap_enter_slow(heap);
-    if (hak_outbox_slab(heap)) tiny_outbox_flush(heap);
+    tiny_outbox_flush(heap);
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
         hak_class_cache *cc = &heap->cls[c];
         take_back_full(cc);
