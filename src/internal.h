@@ -158,6 +158,9 @@ bool hak_os_grow_in_place(unsigned arena, void *base, size_t old_size, size_t ne
 /* Grows a mapping by moving its pages to a new range aligned to `align` (mremap, no copy); charges the cap.
  * The new base, or NULL (the old mapping untouched) when refused. */
 void *hak_os_move_grow(unsigned arena, void *base, size_t old_size, size_t new_size, size_t align);
+/* Moves the pages of [src, src + size), committed, over [dst, dst + size), committed and unused in a mapping of the
+ * caller's (mremap, no copy); src's range is gone and uncharged after. False (nothing changed) when refused. */
+bool hak_os_move_into(unsigned arena, void *src, size_t size, void *dst);
 /* Pages for thread heaps, committed and never given back; NULL (why filled) if refused. */
 void *hak_os_map_metadata(unsigned arena, size_t size, hak_os_failure *why);
 /* MADV_HUGEPAGE over [base, base + size); advice, so it cannot fail. */

@@ -121,7 +121,17 @@ static bool sys_grow(unsigned arena, void *base, size_t old_size, size_t new_siz
         errno = ENOMEM;
         return false;
     }
-    return mremap(base, old_size, new_size, 0) != MAP_FAILED; /* no MREMAP_MAYMOVE: in place or not at all */
+    if (mremap(base, old_size, new_size, 0) != MAP_FAILED) return true; /* no MREMAP_MAYMOVE: in place or not at all */
+    if (errno != EFAULT) return false;
+    /* The range is several kernel mappings (a large block gathered from cached ones, large_cache.c), and mremap
+     * resizes one only: a mapping of the tail grows it all the same. */
+    void *tail = (uint8_t *)base + old_size;
+    void *p = mmap(tail, new_size - old_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == tail) return true;
+    if (p != MAP_FAILED) munmap(p, new_size - old_size); /* a kernel before 4.17 took the flag for a hint */
+    errno = ENOMEM;
+    return false;
 }
 
 /* ---- releases the OS refused ----
@@ -299,9 +309,13 @@ void *hak_os_move_grow(unsigned arena, void *base, size_t old_size, size_t new_s
     void *target = NULL;
     if (charge(arena, new_size - old_size)) {
         target = hak_os_reserve(arena, new_size, align, &why);
-        /* MREMAP_FIXED replaces the reservation with the old pages, moved: the kernel copies no byte. */
+        /* MREMAP_FIXED replaces the reservation with the old pages, moved: the kernel copies no byte. A range of
+         * several kernel mappings cannot be resized (EFAULT), but since Linux 6.17 it can be moved whole, over the
+         * reservation's start, whose rest is then the growth. */
         if (target && (os_fault(arena) ||
-                       mremap(base, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target) == MAP_FAILED)) {
+                       (mremap(base, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target) == MAP_FAILED &&
+                        (errno != EFAULT ||
+                         mremap(base, old_size, old_size, MREMAP_MAYMOVE | MREMAP_FIXED, target) == MAP_FAILED)))) {
             release(arena, target, new_size, 0, true);
             target = NULL;
         }
@@ -310,6 +324,18 @@ void *hak_os_move_grow(unsigned arena, void *base, size_t old_size, size_t new_s
     }
     errno = saved;
     return target;
+}
+
+bool hak_os_move_into(unsigned arena, void *src, size_t size, void *dst) {
+    if (os_fault(arena)) return false;
+    int saved = errno;
+    bool moved = mremap(src, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, dst) != MAP_FAILED;
+    errno = saved;
+    if (moved) {
+        atomic_fetch_sub_explicit(&mapped_bytes, size, memory_order_relaxed); /* [src, src + size) is gone */
+        uncharge(arena, size);
+    }
+    return moved;
 }
 
 void *hak_os_map_metadata(unsigned arena, size_t size, hak_os_failure *why) {
