@@ -541,6 +541,8 @@ hak_heap *hak_thread_heap_make(unsigned arena);
 /* ---- large_cache.c ---- freed large mappings kept for reuse */
 /* A cached mapping of at least `need` bytes (its size in *size), or NULL. */
 uint8_t *large_cache_take(size_t need, size_t *size);
+/* Moves cached pages over the unused [dst, dst + len) of a grown mapping; the bytes of it they cover, from dst. */
+size_t large_cache_fill(uint8_t *dst, size_t len);
 /* Keeps a freed mapping; false if it does not belong in the cache. */
 bool large_cache_put(uint8_t *base, size_t size);
 size_t large_cache_flush(void); /* unmaps every cached mapping; how many */

@@ -102,6 +102,14 @@ static uint8_t *grow_cached(unsigned arena, uint8_t *base, size_t size, size_t n
     return grown;
 }
 
+/* A mapping grown from old_size to size: its fresh tail, from the first 2 MiB boundary past old_size, filled with
+ * the pages of other cached mappings. Returns how many bytes from base may hold old data. */
+static size_t fill_grown(uint8_t *base, size_t old_size, size_t size) {
+    size_t from = (old_size + HAK_CHUNK_MASK) & ~(size_t)HAK_CHUNK_MASK;
+    size_t filled = from < size ? large_cache_fill(base + from, size - from) : 0;
+    return filled ? from + filled : old_size;
+}
+
 void *large_alloc(size_t size, size_t align, bool zeroed) {
     hak_ensure_init();
     if (align < HAK_LARGE_HEADER) align = HAK_LARGE_HEADER;
@@ -119,10 +127,15 @@ void *large_alloc(size_t size, size_t align, bool zeroed) {
     if (map_align == HAK_CHUNK_SIZE && arena == HAK_ARENA_PROGRAM) {
         size_t cached_size = 0;
         base = large_cache_take(map_size, &cached_size);
-        if (base && cached_size < map_size) base = grow_cached(arena, base, cached_size, map_size);
-        else if (base) map_size = cached_size;
+        size_t reused = cached_size;
+        if (base && cached_size < map_size) {
+            base = grow_cached(arena, base, cached_size, map_size);
+            if (base) reused = fill_grown(base, cached_size, map_size);
+        } else if (base) {
+            map_size = cached_size;
+        }
         /* Fresh pages are zero; reused ones are only if we make them so. */
-        if (base && zeroed) memset(base + offset, 0, cached_size - offset < size ? cached_size - offset : size);
+        if (base && zeroed) memset(base + offset, 0, reused - offset < size ? reused - offset : size);
     }
     if (!base) {
         base = hak_os_map(arena, map_size, map_align, &why);
@@ -169,12 +182,20 @@ size_t large_usable_size(const hak_large_header *h) {
     return HAKMEM_CHECKED ? h->requested : h->map_size - (size_t)(h->user - h->map_base);
 }
 
+/* A block that realloc grows is likely to grow again: its mapping grows to a 2 MiB multiple, so that the next
+ * growth's fresh range begins at a 2 MiB boundary, where cached pages fill it whole (fill_grown) and huge pages can
+ * fault in; from a page multiple, every doubling of bench/grow left almost 2 MiB to fault in afresh. The checked
+ * build keeps the page multiple: its canary fills the mapping's end. */
+static size_t regrown_size(size_t need) {
+    return HAKMEM_CHECKED ? need : (need + HAK_CHUNK_MASK) & ~(size_t)HAK_CHUNK_MASK;
+}
+
 /* Only blocks whose header is the mapping's start (alignment up to 2 MiB) move: the header moves with the pages,
  * so the new block is at the same offset in a mapping aligned the same. */
 void *large_grow_moved(hak_large_header *h, size_t size) {
     size_t offset = (size_t)(h->user - h->map_base);
     if ((uint8_t *)h != h->map_base || size > PTRDIFF_MAX - offset - hak_os_page_size()) return NULL;
-    size_t need = page_round(offset + size), old_size = h->map_size;
+    size_t need = regrown_size(page_round(offset + size)), old_size = h->map_size;
     unsigned arena = h->arena;
     uint8_t *old_base = h->map_base;
     const uint8_t *old_user = h->user;
@@ -194,6 +215,7 @@ void *large_grow_moved(hak_large_header *h, size_t size) {
     h->user = base + offset;
     large_count(arena, need - old_size, true);
     grown_huge(arena, base, old_size, need);
+    if (arena == HAK_ARENA_PROGRAM) fill_grown(base, old_size, need);
     canary_set(h, size);
     hak_region_set((uintptr_t)h, HAK_REGION_LARGE);
     return h->user;
@@ -211,12 +233,13 @@ bool large_resize_in_place(hak_large_header *h, size_t size) {
             large_count(h->arena, h->map_size - need, false);
             h->map_size = need;
         }
-    } else if (hak_os_grow_in_place(h->arena, h->map_base, h->map_size, need)) {
+    } else {
+        need = regrown_size(need);
+        if (!hak_os_grow_in_place(h->arena, h->map_base, h->map_size, need)) return false;
         large_count(h->arena, need - h->map_size, true);
         grown_huge(h->arena, h->map_base, h->map_size, need);
+        if (h->arena == HAK_ARENA_PROGRAM) fill_grown(h->map_base, h->map_size, need);
         h->map_size = need;
-    } else {
-        return false;
     }
     canary_set(h, size);
     return true;
