@@ -98,7 +98,7 @@ static bool outbox_add(hak_heap *h, hak_slab *s, hak_block *b) {
 
 /* A free into a slab this thread does not hold (s is a span's first slab). */
 static void free_foreign(hak_slab *s, void *p) {
-    if (!hak_state_live(atomic_load_explicit(&s->state, memory_order_relaxed)) || !hak_span_block_start(s, p))
+    if (!hak_state_live(atomic_load_explicit(&s->state, memory_order_relaxed)) || !hak_slab_block_start(s, p))
         hak_fatal_invalid_pointer("free", p);
     hak_heap *h = hak_tls.heap;
     if (HAK_UNLIKELY(h == &hak_empty_heap)) h = heap_to_adopt_into();
@@ -124,7 +124,7 @@ static void free_in_span(hak_slab *s, void *p) {
     hak_op_begin();
     hak_heap *h = hak_tls.heap;
     if (atomic_load_explicit(&s->owner, memory_order_acquire) == h) {
-        if (!hak_span_block_start(s, p)) hak_fatal_invalid_pointer("free", p);
+        if (!hak_slab_block_start(s, p)) hak_fatal_invalid_pointer("free", p);
         free_local(h, s, p);
         return;
     }

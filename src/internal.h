@@ -235,18 +235,29 @@ static inline hak_superslab *hak_chunk_of(const void *p) {
 static inline hak_slab *hak_slab_of(hak_superslab *chunk, const void *p) {
     return &chunk->slabs[((uintptr_t)p >> HAK_SLAB_SHIFT) & (HAK_SLABS_PER_CHUNK - 1)];
 }
-/* True when p is the start of one of the slab's blocks: an offset below the
- * slab's end that the block size divides. Divisibility by one multiply, exact
- * for every 32-bit offset (Lemire, Kaser, Kurz: n % d == 0 <=> n * c < c with
- * c = 2^64 / d rounded up, the product taken mod 2^64). */
-static inline bool hak_slab_block_start(const hak_slab *s, const void *p) {
-    uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)s->data);
-    return off < HAK_SLAB_SIZE && off * s->block_magic < s->block_magic;
+/*
+ * The block-start check: one multiply and one compare tell both whether the
+ * block size d divides an offset n and whether n is below the span's last
+ * block. With c = 2^64 / d rounded up (one more when d is a power of two,
+ * whose product would wrap to 0) and e = d * c mod 2^64, in (0, d]: for
+ * every n below 2^32, n * c mod 2^64 is (n / d) * e when d divides n, and at
+ * least c otherwise (Lemire, Kaser, Kurz); so with limit = capacity * e,
+ * n * c < limit <=> n is the start of one of the first `capacity` blocks. An
+ * offset "below" the data (p in slab 0's header: n wrapped to 2^64 - x,
+ * x <= 8 KiB) gives 2^64 - (x / d) * e - (x % d) * c, above the limit too.
+ * The bound is exact where an offset below the slab's end was let through
+ * before: the slack past a slab's last block, when d divides its offset.
+ */
+static inline uint64_t hak_block_magic(uint32_t size) {
+    uint64_t c = UINT64_MAX / size + 1;
+    return c * size == 0 ? c + 1 : c;
 }
-/* The same for any p in the slab's span, checked against its last block (the slow paths'). */
-static inline bool hak_span_block_start(const hak_slab *s, const void *p) {
-    uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)s->data);
-    return off < (uint64_t)s->capacity * s->block_size && off * s->block_magic < s->block_magic;
+static inline uint64_t hak_block_limit(uint32_t size, uint32_t capacity) {
+    return (uint64_t)capacity * (hak_block_magic(size) * size);
+}
+/* True when p is the start of one of the blocks of s's span. */
+static inline bool hak_slab_block_start(const hak_slab *s, const void *p) {
+    return (uint64_t)((uintptr_t)p - (uintptr_t)s->data) * s->block_magic < s->block_limit;
 }
 static inline hak_superslab *hak_slab_chunk(const hak_slab *s) {
     return (hak_superslab *)((uintptr_t)s & ~(uintptr_t)HAK_CHUNK_MASK);

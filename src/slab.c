@@ -120,9 +120,10 @@ void slab_init(hak_slab *s, unsigned class_idx, hak_heap *owner) {
               "an initialised slab was free and unowned");
     s->data = hak_slab_pages(c, s->slab_idx);
     s->block_size = hak_class_size[class_idx];
-    s->block_magic = UINT64_MAX / s->block_size + 1;
     s->span_slabs = (uint8_t)slabs;
     s->capacity = (uint32_t)(hak_span_bytes(s->slab_idx, slabs) / s->block_size);
+    s->block_magic = hak_block_magic(s->block_size);
+    s->block_limit = hak_block_limit(s->block_size, s->capacity);
     /* class_idx was set with the chunk's (chunk_init_header) and never changes while the chunk
      * lives: late remote freers read it without any ordering against this claim. */
     s->carved = 0;

@@ -176,13 +176,13 @@ typedef struct hak_slab {
     /* -- read by every free; written by remote frees (remote_free) and rarely by the holder -- */
     _Atomic(struct hak_heap *) owner;   /* the heap whose thread frees locally, or NONE */
     uint8_t *data;          /* first block */
-    uint64_t block_magic;   /* UINT64_MAX / block_size + 1: offset % block_size == 0 <=>
-                             * offset * block_magic < block_magic (one multiply, hak_slab_block_start) */
+    uint64_t block_magic;   /* hak_block_magic(block_size), and block_limit = hak_block_limit(block_size,
+                             * capacity): offset is the start of one of the span's blocks <=>
+                             * offset * block_magic < block_limit (one multiply, one compare) */
+    uint64_t block_limit;
     _Atomic uintptr_t remote_free;      /* lock-free stack of remote frees: top block (bits 3..47)
                                          * | its length (bits 48..63) | HAK_REMOTE_UNHELD */
     _Atomic uint64_t state;             /* tag | gen (slab_state.h) */
-    struct hak_heap *home;  /* (holder) the heap that held it last: a free by that heap's
-                             * thread into the unheld slab takes it straight back */
     uint32_t block_size;
     uint32_t capacity;      /* blocks this slab (its whole span) holds */
     uint8_t class_idx;
@@ -201,8 +201,10 @@ typedef struct hak_slab {
                              * slab of the span a carved block touches is committed */
     struct hak_slab *next;  /* the owner's ring or full list */
     struct hak_slab *prev;
+    struct hak_heap *home;  /* (holder) the heap that held it last: a free by that heap's
+                             * thread into the unheld slab takes it straight back */
     uint8_t on_full;        /* on its owner's full list (else in its ring, or not a heap's) */
-    uint8_t pad1[31];
+    uint8_t pad1[23];
 } hak_slab;
 
 _Static_assert(offsetof(hak_slab, free) == 64, "what the holder writes at every call has a line of its own");

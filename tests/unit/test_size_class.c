@@ -47,29 +47,40 @@ int main(void) {
     }
     CHECK(hak_size_to_class(HAK_MID_MAX + 1) == HAK_MEDIUM_FIRST && hak_class_size[HAK_MEDIUM_FIRST] == 40960,
           "the first medium class takes the sizes just above 32 KiB");
-    /* The one-multiply block-start check agrees with the remainder at every offset of a slab, every class. */
-    static uint8_t slab_bytes[2 * HAK_SLAB_SIZE];
+    /* The one-multiply, one-compare block-start check agrees with the remainder and the bound at every offset of a
+     * slab 0 (the header's bytes before its data included), of a later slab, and past them, every class; and across
+     * a whole span for the medium classes. */
+    static uint8_t slab_bytes[HAK_SLAB0_DATA_OFFSET + 2 * HAK_SLAB_SIZE];
+    uint8_t *data = slab_bytes + HAK_SLAB0_DATA_OFFSET;
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-        hak_slab s = {.data = slab_bytes, .block_size = hak_class_size[c],
-                      .block_magic = UINT64_MAX / hak_class_size[c] + 1};
-        for (uint64_t off = 0; off < 2 * HAK_SLAB_SIZE; off++) {
-            bool want = off < HAK_SLAB_SIZE && off % hak_class_size[c] == 0;
-            CHECK(hak_slab_block_start(&s, slab_bytes + off) == want, "C%u offset %llu: block start %d, want %d", c,
-                  (unsigned long long)off, !want, want);
+        uint32_t bs = hak_class_size[c];
+        for (unsigned first = 0; first <= 1; first++) {
+            uint32_t capacity = (uint32_t)(hak_span_bytes(first, 1) / bs);
+            hak_slab s = {.data = data, .block_size = bs, .block_magic = hak_block_magic(bs),
+                          .block_limit = hak_block_limit(bs, capacity)};
+            for (int64_t off = -(int64_t)HAK_SLAB0_DATA_OFFSET; off < 2 * (int64_t)HAK_SLAB_SIZE; off++) {
+                bool want = off >= 0 && off < (int64_t)capacity * bs && off % bs == 0;
+                CHECK(hak_slab_block_start(&s, data + off) == want,
+                      "C%u (%u B, %u blocks) offset %lld: block start %d, want %d", c, bs, capacity, (long long)off,
+                      !want, want);
+            }
         }
     }
-    /* The slow paths' check across a whole span: block starts up to its last block, nothing past it. */
     for (unsigned c = HAK_MEDIUM_FIRST; c < HAK_NUM_CLASSES; c++) {
         unsigned slabs = 1u << hak_class_span_shift[c];
         uint32_t bs = hak_class_size[c];
         uintptr_t base = (uintptr_t)1 << 40;
-        hak_slab s = {.data = (uint8_t *)base, .block_size = bs, .block_magic = UINT64_MAX / bs + 1,
-                      .capacity = (uint32_t)(hak_span_bytes(slabs, slabs) / bs)};
+        uint32_t capacity = (uint32_t)(hak_span_bytes(slabs, slabs) / bs);
+        hak_slab s = {.data = (uint8_t *)base, .block_size = bs, .block_magic = hak_block_magic(bs),
+                      .block_limit = hak_block_limit(bs, capacity)};
         for (uint64_t off = 0; off < ((uint64_t)slabs << HAK_SLAB_SHIFT) + bs; off += 8) {
-            bool want = off < (uint64_t)s.capacity * bs && off % bs == 0;
-            CHECK(hak_span_block_start(&s, (const void *)(base + off)) == want, "C%u span offset %llu: block start %d",
+            bool want = off < (uint64_t)capacity * bs && off % bs == 0;
+            CHECK(hak_slab_block_start(&s, (const void *)(base + off)) == want, "C%u span offset %llu: block start %d",
                   c, (unsigned long long)off, !want);
         }
+        for (uint64_t below = 8; below <= HAK_SLAB0_DATA_OFFSET; below += 8)
+            CHECK(!hak_slab_block_start(&s, (const void *)(base - below)), "C%u: %llu B before the span's data taken "
+                  "for a block start", c, (unsigned long long)below);
     }
     puts("size classes ok");
     return 0;
