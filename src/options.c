@@ -208,6 +208,14 @@ static const char *parse_delay(const char *text, hak_delay_opt *out) {
     return NULL;
 }
 
+static const char *parse_huge(const char *text, hak_huge_mode *out) {
+    bool on;
+    if (strcmp(text, "auto") == 0) *out = HAK_HUGE_AUTO;
+    else if (hak_parse_bool(text, &on)) *out = on ? HAK_HUGE_ON : HAK_HUGE_OFF;
+    else return NOT_VALID;
+    return NULL;
+}
+
 static const char *parse_sample(const char *text, uint64_t *out) {
     return hak_parse_size(text, out) ? NULL : NOT_VALID;
 }

@@ -25,6 +25,10 @@
       "milliseconds (0..3600000) free slabs beyond a class's few, the medium classes' empty "    \
       "chunks and the reserve's chunks keep their pages before they go back to the OS: longer "  \
       "saves page faults on memory freed and used again, shorter gives memory back sooner")      \
+    X(huge_pages, "HAKMEM_HUGE_PAGES", huge, "auto",                                             \
+      "on, off or auto: MADV_HUGEPAGE over large blocks from 2 MiB up; auto asks for huge pages "  \
+      "only where the kernel's THP defrag setting is defer or never, so that no fault waits for "  \
+      "compaction")                                                                              \
     X(trace_sample, "HAKMEM_TRACE_SAMPLE", sample, "0 (off)",                                   \
       "(trace build) the heap profile's mean sampling interval: digits, optionally K, M or G "   \
       "(powers of 1024); each allocated byte is a sample point with probability 1/BYTES, and "   \
@@ -51,6 +55,9 @@ typedef struct hak_fault_spec {
 #define HAK_OPT_TYPE_fault_os hak_fault_spec
 #define HAK_OPT_TYPE_delay hak_delay_opt
 #define HAK_OPT_TYPE_sample uint64_t /* bytes; 0 = off */
+#define HAK_OPT_TYPE_huge hak_huge_mode
+
+typedef enum hak_huge_mode { HAK_HUGE_AUTO, HAK_HUGE_ON, HAK_HUGE_OFF } hak_huge_mode; /* AUTO: the zero default */
 
 typedef struct hak_delay_opt {
     bool set;    /* false: the default */

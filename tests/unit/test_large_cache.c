@@ -1,5 +1,6 @@
-/* test_large_cache.c — freed large mappings: a bigger block gathers the pages of several, such a block grows and zeroes like any other, and nothing stays charged. */
+/* test_large_cache.c — large mappings: a bigger block gathers the pages of several cached ones, such a block grows and zeroes like any other, huge pages as HAKMEM_HUGE_PAGES says, and nothing stays charged. */
 #define _GNU_SOURCE
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -81,6 +82,52 @@ static void test_gather(void) {
     hak_free(grown);
 }
 
+/* Whether the kernel mapping holding p is advised MADV_HUGEPAGE: "hg" among its VmFlags in /proc/self/smaps. */
+static bool advised_huge(const void *p) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    CHECK(f != NULL, "open /proc/self/smaps");
+    char line[512];
+    bool inside = false, huge = false, found = false;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) { /* a mapping's first line; field names fail at the '-' */
+            inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+        } else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+            huge = strstr(line, " hg") != NULL;
+            found = true;
+        }
+    }
+    fclose(f);
+    CHECK(found, "no mapping holds %p in /proc/self/smaps", p);
+    return huge;
+}
+
+/* The kernel's THP defrag setting lets a fault take a small page rather than wait for compaction. */
+static bool defrag_never_waits(void) {
+    char text[128] = {0};
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/defrag", "r");
+    if (!f) return false;
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    return n > 0 && (strstr(text, "[defer]") || strstr(text, "[never]"));
+}
+
+/* HAKMEM_HUGE_PAGES: on advises a fresh 8 MiB block's mapping, off does not, auto as the defrag setting allows. */
+static void test_huge_pages(void) {
+    const struct { hak_huge_mode mode; const char *name; } modes[] = {
+        {HAK_HUGE_ON, "on"}, {HAK_HUGE_OFF, "off"}, {HAK_HUGE_AUTO, "auto"}};
+    for (unsigned i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        hak_opt.huge_pages = modes[i].mode;
+        large_cache_flush(); /* a cached mapping keeps the advice it had */
+        unsigned char *p = dirty_block(8 * MIB, 0x5a);
+        bool want = modes[i].mode == HAK_HUGE_ON || (modes[i].mode == HAK_HUGE_AUTO && defrag_never_waits());
+        CHECK(advised_huge(p) == want, "HAKMEM_HUGE_PAGES=%s: an 8 MiB block's mapping %s MADV_HUGEPAGE",
+              modes[i].name, want ? "lacks" : "has");
+        hak_free(p);
+    }
+    large_cache_flush();
+}
+
 int main(void) {
     hak_ensure_init();
     /* The baseline after one large block's life: what the first one sets up for good is not the cache's. */
@@ -88,6 +135,7 @@ int main(void) {
     large_cache_flush();
     size_t committed = hak_os_committed_bytes(), mapped = hak_os_mapped_bytes();
     test_gather();
+    test_huge_pages();
     large_cache_flush();
     CHECK(hak_os_committed_bytes() == committed, "committed %zu B after every block was freed and the cache flushed, "
           "%zu before: moved pages charged twice or uncharged twice", hak_os_committed_bytes(), committed);

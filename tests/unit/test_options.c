@@ -13,7 +13,7 @@
  * to out (NUL-terminated). */
 static void init_with(const char *name, const char *value, char *out, size_t cap) {
     static const char *names[] = {"HAKMEM_TINY_MID_REFILL_SIMPLE", "HAKMEM_MAX_MEMORY", "HAKMEM_FAULT_SUPERSLAB",
-                                  "HAKMEM_PURGE_DELAY", "HAKMEM_TRACE_SAMPLE", "HAKMEM_STATS"};
+                                  "HAKMEM_PURGE_DELAY", "HAKMEM_HUGE_PAGES", "HAKMEM_TRACE_SAMPLE", "HAKMEM_STATS"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) unsetenv(names[i]);
     if (value) setenv(name, value, 1);
     FILE *tmp = tmpfile();
@@ -81,6 +81,9 @@ static void bad_values(void) {
         {"HAKMEM_PURGE_DELAY", "250ms", "\"250ms\"", "250"},
         {"HAKMEM_PURGE_DELAY", "1.5", "\"1.5\"", "250"},
         {"HAKMEM_PURGE_DELAY", "99999999999999999999999", "\"99999999999999999999999\"", "250"},
+        {"HAKMEM_HUGE_PAGES", "", "\"\"", "auto"},
+        {"HAKMEM_HUGE_PAGES", "always", "\"always\"", "auto"},
+        {"HAKMEM_HUGE_PAGES", "auto ", "\"auto \"", "auto"},
     };
     char got[1024], want[1024];
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -90,7 +93,7 @@ static void bad_values(void) {
         CHECK(strcmp(got, want) == 0, "%s=%s: stderr\n  got  '%s'\n  want '%s'", cases[i].name, cases[i].value, got,
               want);
         CHECK(!hak_opt.mid_refill_simple && hak_opt.max_memory == 0 && hak_opt.fault_superslab.mode == HAK_FAULT_OFF &&
-                  !hak_opt.stats && !hak_opt.purge_delay.set,
+                  !hak_opt.stats && !hak_opt.purge_delay.set && hak_opt.huge_pages == HAK_HUGE_AUTO,
               "%s=%s: an option left its default", cases[i].name, cases[i].value);
     }
     /* A delay above an hour has its own reason; 0 and the longest are taken. */
@@ -104,6 +107,17 @@ static void bad_values(void) {
     CHECK(got[0] == '\0' && hak_purge_delay_ns() == 3600000ull * 1000000u, "HAKMEM_PURGE_DELAY=3600000: '%s'", got);
     init_with("HAKMEM_PURGE_DELAY", NULL, got, sizeof got);
     CHECK(hak_purge_delay_ns() == 250000000u, "the purge delay's default is 250 ms");
+    /* Huge pages: a switch, or auto (the default). */
+    static const struct {
+        const char *value;
+        hak_huge_mode mode;
+    } huge[] = {{"on", HAK_HUGE_ON}, {"1", HAK_HUGE_ON}, {"off", HAK_HUGE_OFF}, {"no", HAK_HUGE_OFF},
+                {"auto", HAK_HUGE_AUTO}, {NULL, HAK_HUGE_AUTO}};
+    for (size_t i = 0; i < sizeof huge / sizeof *huge; i++) {
+        init_with("HAKMEM_HUGE_PAGES", huge[i].value, got, sizeof got);
+        CHECK(got[0] == '\0' && hak_opt.huge_pages == huge[i].mode, "HAKMEM_HUGE_PAGES=%s: mode %d, stderr '%s'",
+              huge[i].value ? huge[i].value : "(unset)", (int)hak_opt.huge_pages, got);
+    }
 
     /* A long value is shown cut, and still on one line. */
     char longv[300];
