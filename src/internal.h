@@ -554,8 +554,9 @@ hak_heap *hak_thread_heap_make(unsigned arena);
 uint8_t *large_cache_take(size_t need, size_t *size);
 /* Moves cached pages over the unused [dst, dst + len) of a grown mapping; the bytes of it they cover, from dst. */
 size_t large_cache_fill(uint8_t *dst, size_t len);
-/* Keeps a freed mapping; false if it does not belong in the cache. */
-bool large_cache_put(uint8_t *base, size_t size);
+/* Keeps a freed mapping; false if it does not belong in the cache. `live`: the program's large mappings still in
+ * use, which the cache may match. */
+bool large_cache_put(uint8_t *base, size_t size, size_t live);
 size_t large_cache_flush(void); /* unmaps every cached mapping; how many */
 void large_cache_decay(void);   /* unmaps the mappings unused for a while */
 size_t large_cache_bytes(void); /* part of the mapped bytes */

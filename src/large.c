@@ -76,7 +76,8 @@ static void grown_huge(unsigned arena, uint8_t *base, size_t old_size, size_t ne
     hak_os_collapse_huge(arena, base + region);
 }
 
-/* Mapped for the program's large blocks: the census's figure, so only the trace build pays the atomic. */
+/* Mapped for the program's large blocks in use: the census's figure and the cache's measure (an atomic add beside
+ * the system calls of a large block's life). */
 static _Atomic size_t program_large_bytes;
 
 size_t large_committed_bytes(void) {
@@ -84,7 +85,7 @@ size_t large_committed_bytes(void) {
 }
 
 static void large_count(unsigned arena, size_t bytes, bool add) {
-    if (HAK_ARENAS == 1 || arena != HAK_ARENA_PROGRAM) return;
+    if (arena != HAK_ARENA_PROGRAM) return;
     if (add) atomic_fetch_add_explicit(&program_large_bytes, bytes, memory_order_relaxed);
     else atomic_fetch_sub_explicit(&program_large_bytes, bytes, memory_order_relaxed);
 }
@@ -175,7 +176,8 @@ void large_free(hak_large_header *h, bool keep_mapping) {
     hak_region_set((uintptr_t)h, HAK_REGION_NONE);
     unsigned arena = h->arena;
     large_count(arena, size, false);
-    if (!keep_mapping || arena != HAK_ARENA_PROGRAM || !large_cache_put(base, size)) hak_os_unmap(arena, base, size);
+    if (!keep_mapping || arena != HAK_ARENA_PROGRAM || !large_cache_put(base, size, large_committed_bytes()))
+        hak_os_unmap(arena, base, size);
 }
 
 size_t large_usable_size(const hak_large_header *h) {

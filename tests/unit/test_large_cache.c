@@ -1,4 +1,4 @@
-/* test_large_cache.c — large mappings: a bigger block gathers the pages of several cached ones, such a block grows and zeroes like any other, huge pages as HAKMEM_HUGE_PAGES says, and nothing stays charged. */
+/* test_large_cache.c — large mappings: a bigger block gathers the pages of several cached ones, such a block grows and zeroes like any other, the cache holds what the program holds, huge pages as HAKMEM_HUGE_PAGES says, and nothing stays charged. */
 #define _GNU_SOURCE
 #include <stdbool.h>
 #include <stdint.h>
@@ -82,6 +82,20 @@ static void test_gather(void) {
     hak_free(grown);
 }
 
+/* The cache holds as much as the program's large blocks in use, when that is more than twice the largest block:
+ * with 8 blocks of 8 MiB live, the first 4 freed stay cached (sized by the largest alone, 32 MiB held 3). */
+static void test_sized_by_live(void) {
+    large_cache_flush();
+    unsigned char *block[8];
+    for (unsigned i = 0; i < 8; i++) block[i] = dirty_block(8 * MIB, (int)i);
+    for (unsigned i = 0; i < 4; i++) hak_free(block[i]);
+    if (!HAKMEM_CHECKED)
+        CHECK(large_cache_bytes() >= 32 * MIB, "4 freed 8 MiB blocks beside 4 in use: %zu MiB cached, want 32",
+              large_cache_bytes() / MIB);
+    for (unsigned i = 4; i < 8; i++) hak_free(block[i]);
+    large_cache_flush();
+}
+
 /* Whether the kernel mapping holding p is advised MADV_HUGEPAGE: "hg" among its VmFlags in /proc/self/smaps. */
 static bool advised_huge(const void *p) {
     FILE *f = fopen("/proc/self/smaps", "r");
@@ -134,6 +148,7 @@ int main(void) {
     hak_free(dirty_block(4 * MIB, 0x11));
     large_cache_flush();
     size_t committed = hak_os_committed_bytes(), mapped = hak_os_mapped_bytes();
+    test_sized_by_live(); /* first: the largest block freed in the last 2 s sizes the cache too */
     test_gather();
     test_huge_pages();
     large_cache_flush();
