@@ -104,8 +104,10 @@ static uint8_t *grow_cached(unsigned arena, uint8_t *base, size_t size, size_t n
 }
 
 /* A mapping grown from old_size to size: its fresh tail, from the first 2 MiB boundary past old_size, filled with
- * the pages of other cached mappings. Returns how many bytes from base may hold old data. */
-static size_t fill_grown(uint8_t *base, size_t old_size, size_t size) {
+ * the pages of other cached mappings (the program's only: only they are cached). Returns how many bytes from base
+ * may hold old data. */
+static size_t fill_grown(unsigned arena, uint8_t *base, size_t old_size, size_t size) {
+    if (arena != HAK_ARENA_PROGRAM) return old_size;
     size_t from = (old_size + HAK_CHUNK_MASK) & ~(size_t)HAK_CHUNK_MASK;
     size_t filled = from < size ? large_cache_fill(base + from, size - from) : 0;
     return filled ? from + filled : old_size;
@@ -131,7 +133,7 @@ void *large_alloc(size_t size, size_t align, bool zeroed) {
         size_t reused = cached_size;
         if (base && cached_size < map_size) {
             base = grow_cached(arena, base, cached_size, map_size);
-            if (base) reused = fill_grown(base, cached_size, map_size);
+            if (base) reused = fill_grown(arena, base, cached_size, map_size);
         } else if (base) {
             map_size = cached_size;
         }
@@ -217,7 +219,7 @@ void *large_grow_moved(hak_large_header *h, size_t size) {
     h->user = base + offset;
     large_count(arena, need - old_size, true);
     grown_huge(arena, base, old_size, need);
-    if (arena == HAK_ARENA_PROGRAM) fill_grown(base, old_size, need);
+    fill_grown(arena, base, old_size, need);
     canary_set(h, size);
     hak_region_set((uintptr_t)h, HAK_REGION_LARGE);
     return h->user;
@@ -240,7 +242,7 @@ bool large_resize_in_place(hak_large_header *h, size_t size) {
         if (!hak_os_grow_in_place(h->arena, h->map_base, h->map_size, need)) return false;
         large_count(h->arena, need - h->map_size, true);
         grown_huge(h->arena, h->map_base, h->map_size, need);
-        if (h->arena == HAK_ARENA_PROGRAM) fill_grown(h->map_base, h->map_size, need);
+        fill_grown(h->arena, h->map_base, h->map_size, need);
         h->map_size = need;
     }
     canary_set(h, size);

@@ -17,9 +17,10 @@
  * the cap, under one), so a program cycling 25 MiB buffers keeps two of them
  * where a fixed 32 MiB kept none (16 MiB was the largest it took). The blocks
  * in use count because each thread frees into the one cache: bench/large at 4
- * threads (8 blocks of 1..32 MiB live) re-faulted twice its peak when only
- * the largest block sized it; sized by both, 0.61x the wall time in 1.13x the
- * peak RSS, and 1 or 2 threads are unchanged (the largest still rules there).
+ * threads (8 blocks of 1..32 MiB live) faulted in 164 k pages for a 249 MiB
+ * peak when only the largest block sized it; sized by both, 105 k, 0.87x the
+ * wall time in 1.10x the peak RSS, and 1 or 2 threads are unchanged (the
+ * largest still rules there).
  * CEILING: 256 MiB kept no buffer of bench/grow's (256 MiB, doubled from
  * 256 KiB by realloc), so each one faulted in all its pages afresh; with 1 GiB
  * the last buffer's pages fill the next one's growth: 0.10x the wall time at
@@ -46,7 +47,6 @@ static large_mapping cache[LARGE_CACHE_ENTRIES]; /* oldest first; guarded by cac
 static unsigned cache_count;
 static _Atomic size_t cache_bytes;
 static size_t recent_max;     /* the largest mapping put since recent_since; guarded by cache_lock */
-static _Atomic size_t program_live; /* the program's large mappings in use, at the last put */
 static uint64_t recent_since;
 
 static void cache_remove_locked(unsigned i) {
@@ -70,7 +70,8 @@ static void unmap_all(const large_mapping *m, unsigned n) {
     for (unsigned i = 0; i < n; i++) hak_os_unmap(HAK_ARENA_PROGRAM, m[i].base, m[i].size);
 }
 
-static size_t budget_locked(uint64_t now, size_t size) {
+/* `live`: the program's large mappings in use. */
+static size_t budget_locked(uint64_t now, size_t size, size_t live) {
     if (now - recent_since >= DECAY_NS) {
         recent_max = 0;
         recent_since = now;
@@ -78,8 +79,7 @@ static size_t budget_locked(uint64_t now, size_t size) {
     if (size > recent_max) recent_max = size;
     size_t ceiling = LARGE_CACHE_CEILING;
     if (hak_opt.max_memory && hak_opt.max_memory / 4 < ceiling) ceiling = (size_t)hak_opt.max_memory / 4;
-    size_t want = 2 * recent_max, live = atomic_load_explicit(&program_live, memory_order_relaxed);
-    if (live > want) want = live;
+    size_t want = 2 * recent_max > live ? 2 * recent_max : live;
     return want < LARGE_CACHE_FLOOR ? LARGE_CACHE_FLOOR : want > ceiling ? ceiling : want;
 }
 
@@ -96,8 +96,8 @@ static large_mapping split_front_locked(unsigned i, size_t bytes) {
 /* The smallest cached mapping that holds `need` bytes, split when it holds more than twice that: the rest, from the
  * first 2 MiB boundary past `need`, stays cached with its pages, where unmapping it made the next bigger block fault
  * them in again (bench_large at 1 thread: 1.7x as fast, 1.4x the peak RSS, still under tcmalloc's). It was split at
- * twice `need`, but the block's resident slack then served no one: bench/grow's 3 MiB neighbours held 8 MiB each. With none, the largest one, *size < need: the caller grows it, and only
- * the pages it lacks fault in (with blocks of random sizes, a fresh mapping for every block larger than the cached
+ * twice `need`, but the block's resident slack then served no one: bench/grow's 3 MiB neighbours held 8 MiB each.
+ * With none, the largest one, *size < need: the caller grows it, and only the pages it lacks fault in (with blocks of random sizes, a fresh mapping for every block larger than the cached
  * ones faulted all its pages in again). */
 uint8_t *large_cache_take(size_t need, size_t *size) {
     if (HAKMEM_CHECKED || atomic_load_explicit(&cache_bytes, memory_order_relaxed) == 0) return NULL;
@@ -123,8 +123,6 @@ uint8_t *large_cache_take(size_t need, size_t *size) {
     *size = m.size;
     return m.base;
 }
-
-static bool cache_put(uint8_t *base, size_t size);
 
 /* Moves cached mappings, largest first, over [dst, dst + len), the unused tail of a mapping just grown for a block
  * (dst 2 MiB-aligned); the bytes from dst to the end of the last one moved, 0 for none.
@@ -159,19 +157,19 @@ size_t large_cache_fill(uint8_t *dst, size_t len) {
     for (unsigned i = 0; i < n; i++) {
         if (hak_os_move_into(HAK_ARENA_PROGRAM, piece[i].base, piece[i].size, dst + at[i]))
             filled = at[i] + piece[i].size;
-        else if (!cache_put(piece[i].base, piece[i].size))
+        else if (!large_cache_put(piece[i].base, piece[i].size, 0)) /* refused: back, sized by its largest */
             hak_os_unmap(HAK_ARENA_PROGRAM, piece[i].base, piece[i].size);
     }
     return filled;
 }
 
 /* Evicts the oldest to make room. */
-static bool cache_put(uint8_t *base, size_t size) {
+bool large_cache_put(uint8_t *base, size_t size, size_t live) {
     if (HAKMEM_CHECKED) return false;
     large_mapping evicted[LARGE_CACHE_ENTRIES];
     uint64_t now = hak_os_now_ns();
     pthread_mutex_lock(&cache_lock);
-    size_t budget = budget_locked(now, size);
+    size_t budget = budget_locked(now, size, live);
     if (size > budget / 2) {
         pthread_mutex_unlock(&cache_lock);
         return false;
@@ -188,11 +186,6 @@ static bool cache_put(uint8_t *base, size_t size) {
     pthread_mutex_unlock(&cache_lock);
     unmap_all(evicted, n_evicted);
     return true;
-}
-
-bool large_cache_put(uint8_t *base, size_t size, size_t live) {
-    atomic_store_explicit(&program_live, live, memory_order_relaxed);
-    return cache_put(base, size);
 }
 
 void large_cache_decay(void) {
