@@ -14,33 +14,36 @@ static HAK_NOINLINE void *report_oom(size_t size, unsigned class_idx, unsigned a
     return NULL;
 }
 
-/* Inside the call the fast path began; ends it. */
+/* Inside the call the fast path began on the thread's heap; ends it. */
 HAK_NOINLINE void *small_alloc_slow(size_t size, unsigned class_idx) {
     hak_heap *h = hak_tls.heap;
     /* The tracer's (tracer.c): at teardown the fast path may still have served it from the thread's heap,
-     * but nothing of the program's is claimed or refused for it. */
+     * but nothing of the program's is claimed, refused or counted for it. */
     if (hak_in_tracer() || (h == &hak_empty_heap && hak_tracer_thread_check())) {
         void *p = hak_tracer_small_alloc(class_idx);
-        hak_op_end();
+        hak_op_cancel(&h->ops.allocs);
         return p ? p : report_oom(size, class_idx, HAK_ARENA_TRACER);
     }
     if (h == &hak_empty_heap) { /* the thread's first malloc */
-        hak_op_end(); /* pthread_setspecific may allocate: no call of ours is open around it */
+        hak_op_cancel(&h->ops.allocs); /* pthread_setspecific may allocate: no call of ours is open around it */
         hak_os_failure why = {.reason = HAK_FAIL_NONE};
         h = hak_thread_heap_init(&why);
-        hak_op_begin();
         if (!h) {
             /* No refill ran: the refusal of the heap's own pages is the path, with seq 0. */
-            hak_op_end();
             HAK_TRACE_STACK(0, 0);
             HAK_TRACE(superslab_alloc_fail, (uint8_t)class_idx, hak_class_size[class_idx], 0, why.bytes, why.err,
                       (int)why.reason);
             return report_oom(size, class_idx, HAK_ARENA_PROGRAM);
         }
+        hak_op_begin(&h->ops.allocs);
     }
     void *p = tiny_alloc_slow(h, class_idx);
-    hak_op_end();
-    return p ? hak_sampled(p, size, class_idx) : report_oom(size, class_idx, h->arena);
+    if (!p) {
+        hak_op_cancel(&h->ops.allocs);
+        return report_oom(size, class_idx, h->arena);
+    }
+    hak_op_end(&h->ops.allocs);
+    return hak_sampled(p, size, class_idx);
 }
 
 HAK_NOINLINE void *large_alloc_counted(size_t size, size_t align, bool zeroed) {
@@ -104,31 +107,30 @@ static void free_foreign(hak_slab *s, void *p) {
     if (HAK_UNLIKELY(h == &hak_empty_heap)) h = heap_to_adopt_into();
     if (h == &hak_empty_heap) { /* no heap to count in, nor an outbox */
         if (remote_free_push(s, p)) {
-            hak_op_begin();
+            hak_op_begin(&h->ops.frees);
             tiny_take_over(NULL, s);
-            hak_op_end();
+            hak_op_cancel(&h->ops.frees);
         }
         hak_stats_shared_free();
         return;
     }
-    hak_heap_count(&h->counters.frees);
-    hak_op_begin();
+    hak_op_begin(&h->ops.frees);
     hak_heap_enter_slow(h);
     if (!outbox_add(h, s, p) && remote_free_push(s, p)) tiny_take_over(h, s); /* it was unheld: ours now */
-    hak_op_end();
+    hak_op_end(&h->ops.frees);
 }
 
 /* A block of a span past its first slab, whose metadata (s) is the first slab's: the fast path's owner check
  * again, on the right slab. */
 static void free_in_span(hak_slab *s, void *p) {
-    hak_op_begin();
     hak_heap *h = hak_tls.heap;
+    hak_op_begin(&h->ops.frees);
     if (atomic_load_explicit(&s->owner, memory_order_acquire) == h) {
         if (!hak_slab_block_start(s, p)) hak_fatal_invalid_pointer("free", p);
         free_local(h, s, p);
         return;
     }
-    hak_op_end();
+    hak_op_cancel(&h->ops.frees);
     free_foreign(s, p);
 }
 
@@ -143,7 +145,7 @@ HAK_NOINLINE void free_remote(hak_slab *s, void *p) {
  * path keeps no register across a call). */
 HAK_NOINLINE void free_emptied(hak_heap *h, hak_slab *s) {
     tiny_free_slow(h, s);
-    hak_op_end();
+    hak_op_end(&h->ops.frees);
 }
 
 /* The large block p is, or no return. */
@@ -153,8 +155,8 @@ static hak_large_header *large_or_die(const void *p, unsigned kind, const char *
     return h;
 }
 
-HAK_NOINLINE void free_not_small(void *p, unsigned kind) {
-    hak_large_header *large = large_or_die(p, kind, "free");
+HAK_NOINLINE void free_not_small(void *p) {
+    hak_large_header *large = large_or_die(p, hak_region_kind((uintptr_t)p - 1), "free");
     hak_sample_freed(p); /* before the block can be handed out again and sampled anew */
     large_free(large, true);
     hak_stats_shared_free();
@@ -290,9 +292,9 @@ static void *memalign_call(size_t alignment, size_t size) {
 void hak_collect(void) {
     hak_heap *h = hak_tls.heap;
     if (h != &hak_empty_heap) {
-        hak_op_begin();
+        hak_op_begin(&h->ops.allocs);
         tiny_heap_collect(h);
-        hak_op_end();
+        hak_op_cancel(&h->ops.allocs);
     }
     hak_reclaim_trim(); /* free slabs' pages, and releases the OS refused earlier */
 }

@@ -16,7 +16,7 @@ void *small_alloc_slow(size_t need, unsigned class_idx);
 void *large_alloc_counted(size_t size, size_t align, bool zeroed);
 void free_remote(hak_slab *s, void *p);
 void free_emptied(hak_heap *h, hak_slab *s);
-void free_not_small(void *p, unsigned kind);
+void free_not_small(void *p);
 void free_sampled(hak_slab *s, void *p);
 
 /* A block from s, the current slab of need's class in the thread's heap h, inside the call begun; `need` is what
@@ -24,11 +24,13 @@ void free_sampled(hak_slab *s, void *p);
  * fast path only. */
 static inline __attribute__((always_inline)) void *small_alloc_from(hak_heap *h, hak_slab *s, size_t need) {
     hak_block *b = s->free;
+#if defined(__x86_64__)
+    __asm__("" : "+a"(b)); /* loaded where it is returned: the compiler gave rax to h and moved b at the end */
+#endif
     if (HAK_LIKELY(b != NULL)) {
         s->free = b->next;
         s->used++;
-        hak_heap_count(&h->counters.allocs);
-        hak_op_end();
+        hak_op_end(&h->ops.allocs);
         return hak_sampled(b, need, hak_size_to_class(need));
     }
     return small_alloc_slow(need, hak_size_to_class(need));
@@ -36,8 +38,8 @@ static inline __attribute__((always_inline)) void *small_alloc_from(hak_heap *h,
 
 static inline __attribute__((always_inline)) void *small_alloc(size_t need) {
     unsigned c = hak_size_to_class(need);
-    hak_op_begin();
     hak_heap *h = hak_tls.heap;
+    hak_op_begin(&h->ops.allocs);
     return small_alloc_from(h, atomic_load_explicit(&h->cls[c].current, memory_order_acquire), need);
 }
 
@@ -47,8 +49,8 @@ static inline __attribute__((always_inline)) void *hak_malloc_fast(size_t size) 
     if (HAK_LIKELY(size <= HAK_TINY_MAX - HAK_BLOCK_OVERHEAD)) {
         size_t need = hak_block_need(size);
         size_t granule = (need + 7) >> 3;
-        hak_op_begin();
         hak_heap *h = hak_tls.heap;
+        hak_op_begin(&h->ops.allocs);
         hak_slab *s = atomic_load_explicit(&h->direct[granule], memory_order_acquire);
         return hak_ck_block_alloc(small_alloc_from(h, s, need), size);
     }
@@ -63,37 +65,41 @@ static inline __attribute__((always_inline)) void free_local(hak_heap *h, hak_sl
     hak_block *b = p;
     b->next = s->free;
     s->free = b;
-    hak_heap_count(&h->counters.frees);
     if (HAK_UNLIKELY(--s->used == 0)) {
         free_emptied(h, s);
         return;
     }
-    hak_op_end();
+    hak_op_end(&h->ops.frees);
 }
 
 /* The free of the small block p, in slab s (p's own, maybe a later slab of a span). */
 static inline __attribute__((always_inline)) void free_small(hak_slab *s, void *p) {
-    hak_op_begin(); /* before the owner is read: a stealer may take it away (steal.c) */
     hak_heap *h = hak_tls.heap;
-    if (HAK_LIKELY(atomic_load_explicit(&s->owner, memory_order_acquire) == h)) {
+    hak_op_begin(&h->ops.frees); /* before the owner is read: a stealer may take it away (steal.c) */
+    if (HAK_LIKELY(hak_slab_owned_by(s, h))) {
         if (HAK_UNLIKELY(!hak_slab_block_start(s, p))) hak_fatal_invalid_pointer("free", p);
         free_local(h, s, p);
         return;
     }
-    hak_op_end();
+    hak_op_cancel(&h->ops.frees); /* free_remote counts it where it lands */
     free_remote(s, p);
 }
 
 static inline __attribute__((always_inline)) void hak_free_fast(void *p) {
-    uintptr_t a = (uintptr_t)p;
-    unsigned kind = hak_region_kind(a - 1); /* NULL: outside the map, as -1 */
-    if (HAK_UNLIKELY(kind != HAK_REGION_SUPERSLAB)) {
-        if (p) free_not_small(p, kind);
+    uintptr_t region = (uintptr_t)p >> HAK_CHUNK_SHIFT; /* NULL: region 0, where no chunk can start */
+    if (HAK_UNLIKELY(!hak_region_is_superslab(region))) {
+        if (p) free_not_small(p);
         return;
     }
     hak_ck_block_free(p);
-    hak_superslab *chunk = hak_chunk_of(p);
+    /* From the region index, not p & mask: the index is dead after its test, so this costs one shift. A p at
+     * the chunk's very start reads slab 0, whose block-start check refuses it. The empty asm hides from the
+     * compiler that the two are the same (it would copy p again), and that s is chunk + index (it would add
+     * the index twice, once for the owner and once for the other fields). */
+    __asm__("" : "+r"(region));
+    hak_superslab *chunk = (hak_superslab *)(region << HAK_CHUNK_SHIFT);
     hak_slab *s = hak_slab_of(chunk, p);
+    __asm__("" : "+r"(s));
     if (hak_sample_may_hold(s, p)) {
         free_sampled(s, p);
         return;

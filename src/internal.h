@@ -24,6 +24,15 @@
 /* Thread-locals the allocator reads on every call: static TLS, never a call
  * into the dynamic loader (its dynamic TLS allocates, through this malloc). */
 #define HAK_TLS __thread __attribute__((tls_model("initial-exec")))
+/* The TSan build: it cannot see into asm nor past plain reads of atomics, so it keeps the atomics. */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HAK_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define HAK_TSAN 1
+#endif
 
 #include "checked.h"
 
@@ -38,15 +47,13 @@ typedef struct hak_call {
     uint8_t kind;         /* hak_call_kind; HAK_CALL_MALLOC when no other call is open */
 } hak_call;
 
-/* Each thread's own (heaps.c): one TLS block, so the fast paths find both with one offset. */
+/* Each thread's own (heaps.c): one TLS block, so that the trace build's fast paths find the heap and the flag
+ * with one offset. */
 typedef struct hak_thread_state {
     hak_heap *heap;          /* &hak_empty_heap until the thread's first malloc */
-    _Atomic uint8_t in_op;   /* inside an allocator call that may touch `heap` (steal.c) */
 #if defined(HAKMEM_TRACING) && HAKMEM_TRACING
     /* Set while an event is emitted (trace.h), and for good on the tracer's threads and from the destructors
-     * on (tracer.c): what the thread allocates then is the tracer's. Beside in_op, which every call's end sets
-     * from it, so that end reads no other TLS variable (a second one cost the failures-only library about 2
-     * instructions per malloc+free pair). */
+     * on (tracer.c): what the thread allocates then is the tracer's. */
     uint8_t trace_busy;
     hak_call call;           /* the outermost call but malloc in progress (oom_report.c) */
     int64_t sample_left;     /* bytes to the heap profile's next sample point; < 0: due (sampler.c) */
@@ -134,6 +141,19 @@ static inline unsigned hak_region_kind(uintptr_t addr) {
     uintptr_t i = addr >> HAK_CHUNK_SHIFT;
     if (HAK_UNLIKELY(i >= HAK_REGION_COUNT)) return HAK_REGION_NONE;
     return atomic_load_explicit(&hak_region_map[i], memory_order_acquire);
+}
+/* free's test, by p's own region (its p - 1 would cost one instruction more): whether a chunk starts at
+ * region << HAK_CHUNK_SHIFT. A plain read, so that it is one compare with the byte in memory (an atomic load
+ * is never folded into one): a free of a block is ordered after the region's setting by the block's own
+ * malloc. A large block's pointer at a region's start (a 2 MiB alignment) reads its mapping's next region
+ * here, never SUPERSLAB, so free_not_small looks at p - 1's. */
+static inline bool hak_region_is_superslab(uintptr_t region) {
+    if (HAK_UNLIKELY(region >= HAK_REGION_COUNT)) return false;
+#if defined(HAK_TSAN)
+    return atomic_load_explicit(&hak_region_map[region], memory_order_acquire) == HAK_REGION_SUPERSLAB;
+#else
+    return ((const uint8_t *)hak_region_map)[region] == HAK_REGION_SUPERSLAB;
+#endif
 }
 void hak_region_set(uintptr_t base, unsigned kind);
 /* Maps `size` bytes aligned to `align` (a power of two >= HAK_CHUNK_SIZE)
@@ -420,15 +440,6 @@ void slab_unlist(hak_slab *s);
 hak_slab *slab_adopt(struct hak_heap *heap, unsigned class_idx);
 
 /* ---- steal.c ---- what other heaps hold with every block back, taken before an OOM */
-/* A call that may touch the thread's own heap sets in_op (hak_tls, heaps.c) for its duration, read by
- * stealers through heap->in_op. Calls do not nest, but for the tracer's allocations inside a tracepoint
- * (trace builds): those leave in_op set, for the call that emits is still open. */
-extern _Atomic uint8_t hak_in_op_always;
-#if defined(HAKMEM_TRACING) && HAKMEM_TRACING
-#define HAK_OP_CLOSED hak_tls.trace_busy
-#else
-#define HAK_OP_CLOSED 0
-#endif
 /* ---- tracer.c ---- (trace build) the tracer's allocations, told apart and served from its arena */
 #if defined(HAKMEM_TRACING) && HAKMEM_TRACING
 extern _Atomic uint8_t hak_tracer_window; /* tracepoints/hakmem_tp.c: open until the trace library's last constructor */
@@ -493,13 +504,58 @@ static inline unsigned hak_context_arena(void) {
     return hak_in_tracer() ? HAK_ARENA_TRACER : HAK_ARENA_PROGRAM;
 }
 
-static inline void hak_op_begin(void) {
-    atomic_store_explicit(&hak_tls.in_op, 1, memory_order_relaxed);
+/* A call that may touch a heap opens one of its op words (types.h) and ends it counted (hak_op_end) or not
+ * (hak_op_cancel). Calls do not nest; a tracepoint's allocations (trace builds) are the empty heap's calls, for
+ * hak_tracer_enter makes it the thread's heap meanwhile, so the call that emits stays open on its own. Only the
+ * heap's thread writes: on x86-64 an unlocked add to memory is one aligned 8-byte store that readers see whole,
+ * one instruction where a relaxed load and store take three. */
+static inline void hak_op_begin(_Atomic uint64_t *word) {
+#if defined(__x86_64__) && !defined(HAK_TSAN)
+    __asm__("addq $1, %0" : "+m"(*(uint64_t *)word));
+#else
+    atomic_store_explicit(word, atomic_load_explicit(word, memory_order_relaxed) + 1, memory_order_relaxed);
+#endif
     atomic_signal_fence(memory_order_seq_cst); /* before the call reads any slab (steal.c) */
 }
-static inline void hak_op_end(void) {
+static inline void hak_op_end(_Atomic uint64_t *word) {
     atomic_signal_fence(memory_order_seq_cst);
-    atomic_store_explicit(&hak_tls.in_op, HAK_OP_CLOSED, memory_order_release);
+#if defined(__x86_64__) && !defined(HAK_TSAN)
+    __asm__("addq $1, %0" : "+m"(*(uint64_t *)word));
+#else
+    atomic_store_explicit(word, atomic_load_explicit(word, memory_order_relaxed) + 1, memory_order_release);
+#endif
+}
+static inline void hak_op_cancel(_Atomic uint64_t *word) {
+    atomic_signal_fence(memory_order_seq_cst);
+#if defined(__x86_64__) && !defined(HAK_TSAN)
+    __asm__("subq $1, %0" : "+m"(*(uint64_t *)word));
+#else
+    atomic_store_explicit(word, atomic_load_explicit(word, memory_order_relaxed) - 1, memory_order_release);
+#endif
+}
+/* Whether the slab is the heap's to free into locally: free's owner check, an acquire load compared in one
+ * instruction with the value in memory (GCC never folds an atomic load into a compare). The asm is volatile
+ * with a memory clobber, so that no later read of the slab moves before it: x86-64 orders the loads
+ * themselves. */
+static inline bool hak_slab_owned_by(const struct hak_slab *s, const struct hak_heap *heap) {
+#if defined(__x86_64__) && !defined(HAK_TSAN)
+    bool owned;
+    __asm__ volatile("cmpq %[heap], %[owner]"
+                     : "=@ccz"(owned)
+                     : [owner] "m"(s->owner), [heap] "r"(heap)
+                     : "memory");
+    return owned;
+#else
+    return atomic_load_explicit(&s->owner, memory_order_acquire) == heap;
+#endif
+}
+/* The blocks a heap's op word counted; and whether a call of its heap is open. */
+static inline uint64_t hak_op_count(const _Atomic uint64_t *word) {
+    return atomic_load_explicit(word, memory_order_relaxed) >> 1;
+}
+static inline bool hak_op_open(const struct hak_heap *heap) {
+    return ((atomic_load_explicit(&heap->ops.allocs, memory_order_acquire) |
+             atomic_load_explicit(&heap->ops.frees, memory_order_acquire)) & 1) != 0;
 }
 /* A slow path's first step before it changes the heap's lists: waits while a stealer is at them. */
 void hak_heap_wait_steal(struct hak_heap *heap);
@@ -599,24 +655,6 @@ typedef enum hak_class_counter { HAK_CLASS_COUNTERS(HAK_CTR_ITEM) HAK_CTR_COUNT 
 extern _Atomic uint64_t hak_class_counters[HAK_ARENAS][HAK_NUM_CLASSES + 1][HAK_CTR_COUNT];
 static inline void hak_count(unsigned arena, unsigned class_idx, hak_class_counter c) {
     atomic_fetch_add_explicit(&hak_class_counters[hak_arena_slot(arena)][class_idx][c], 1, memory_order_relaxed);
-}
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define HAK_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define HAK_TSAN 1
-#endif
-static inline void hak_heap_count(_Atomic uint64_t *ctr) {
-    /* Only the owning thread writes, so no update is lost without a locked RMW. On x86-64 one unlocked add to
-     * memory is a single aligned 8-byte store that readers see whole: one instruction where the relaxed load and
-     * store take three, on both fast paths. TSan cannot see into asm: its build keeps the atomics. */
-#if defined(__x86_64__) && !defined(HAK_TSAN)
-    __asm__("addq $1, %0" : "+m"(*(uint64_t *)ctr));
-#else
-    atomic_store_explicit(ctr, atomic_load_explicit(ctr, memory_order_relaxed) + 1, memory_order_relaxed);
-#endif
 }
 /* Counts that belong to no heap: large blocks, frees by threads without one, and exited heaps' totals. */
 void hak_stats_shared_alloc(void);

@@ -24,9 +24,9 @@ static unsigned my_shard(void) {
 
 void hak_stats_retire_heap(const hak_heap *heap) {
     unsigned s = my_shard();
-    atomic_fetch_add_explicit(&shard[s].allocs, atomic_load_explicit(&heap->counters.allocs, memory_order_relaxed),
+    atomic_fetch_add_explicit(&shard[s].allocs, hak_op_count(&heap->ops.allocs),
                               memory_order_relaxed);
-    atomic_fetch_add_explicit(&shard[s].frees, atomic_load_explicit(&heap->counters.frees, memory_order_relaxed),
+    atomic_fetch_add_explicit(&shard[s].frees, hak_op_count(&heap->ops.frees),
                               memory_order_relaxed);
 }
 

@@ -15,8 +15,8 @@ static void add_heap(hak_heap *heap, void *arg) {
         hak_stats_add_shared(&out->allocs, &out->frees);
         return;
     }
-    out->allocs += atomic_load_explicit(&heap->counters.allocs, memory_order_relaxed);
-    out->frees += atomic_load_explicit(&heap->counters.frees, memory_order_relaxed);
+    out->allocs += hak_op_count(&heap->ops.allocs);
+    out->frees += hak_op_count(&heap->ops.frees);
 }
 
 void hak_stats_get(hak_stats *out) {

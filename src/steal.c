@@ -13,30 +13,29 @@
  * lock and no atomic read-modify-write, so a stealer shuts them out with a
  * handshake instead:
  *
- *  - Every allocator call runs with its thread's in_op byte set (a store on
- *    entry, a release store on the way out), and a slow path, before it
- *    changes its heap's lists, waits while the heap's `stealing` word is set
- *    (hak_heap_enter_slow), in_op still set.
+ *  - Every allocator call that may touch its heap opens one of the heap's op
+ *    words (types.h: odd while the call is open; a store on entry, a release
+ *    store on the way out, one add each that also counts the call's block),
+ *    and a slow path, before it changes its heap's lists, waits while the
+ *    heap's `stealing` word is set (hak_heap_enter_slow), its call still open.
  *  - Phase 1: the stealer sets `stealing`, then membarrier puts every thread
- *    of the process through a full memory barrier, so in_op read as 0
- *    afterwards means the owner is in no call, and any slow path it enters
+ *    of the process through a full memory barrier, so both words read even
+ *    afterwards mean the owner is in no call, and any slow path it enters
  *    from then on sees `stealing` and waits: the lists hold still.
  *  - Phase 2: it points every class's `current` at the empty slab and sets the
  *    owner of every slab on the lists to NONE (mallocs then go to the waiting
- *    slow path, frees push on the stacks), and membarrier again: in_op 0 now
- *    means no fast path can still be touching those slabs. It collects each
+ *    slow path, frees push on the stacks), and membarrier again: even words now
+ *    mean no fast path can still be touching those slabs. It collects each
  *    slab's stack, returns the ones with no block out to their chunks, and
  *    hands the rest back as they were.
- *  - in_op 1 at either check: the owner is busy, not idle. Everything is put
- *    back and the heap is skipped.
+ *  - A call open at either check: the owner is busy, not idle. Everything is
+ *    put back and the heap is skipped.
  * Each side stores, then (through membarrier) reads the other's word, so one
- * of them always sees the other. The owner pays two plain stores per call;
- * the stealer two system calls per heap, only when memory was refused.
- * Without membarrier (an old kernel, a seccomp filter) nothing is stolen.
+ * of them always sees the other. The owner pays no store for it that its
+ * counts did not cost already; the stealer two system calls per heap, only
+ * when memory was refused. Without membarrier (an old kernel, a seccomp
+ * filter) nothing is stolen.
  */
-
-/* What a heap points its in_op at when its thread may outlive the byte: never idle, never stolen from. */
-_Atomic uint8_t hak_in_op_always = 1;
 
 static _Atomic int barrier_cmd; /* 0: not asked yet; -1: none; else the membarrier command */
 
@@ -51,7 +50,7 @@ static bool membarrier_all(void) {
     return cmd > 0 && syscall(SYS_membarrier, cmd, 0, 0) == 0;
 }
 
-/* The call keeps in_op set while it waits: it may hold a slab of its own (a
+/* The call stays open while it waits: it may hold a slab of its own (a
  * free that took one to 0, say) that the stealer must not take. A stealer
  * that sees it set backs off and clears `stealing`; one past both checks is
  * only finishing. Either way the wait ends. */
@@ -60,7 +59,7 @@ void hak_heap_wait_steal(hak_heap *heap) {
 }
 
 static bool owner_busy(const hak_heap *heap) {
-    return !membarrier_all() || atomic_load_explicit(heap->in_op, memory_order_acquire) != 0;
+    return !membarrier_all() || hak_op_open(heap);
 }
 
 /* Every slab of a cycle (ring or full list) gets `owner`. */

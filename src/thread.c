@@ -18,8 +18,7 @@ static void create_exit_key(void) {
     if (pthread_key_create(&exit_key, thread_exit) != 0) exit_key = (pthread_key_t)-1;
 }
 
-/* Set once the thread's key destructor ran: a heap it gets afterwards may
- * outlive its TLS (in_op), so no stealer may ever read it. */
+/* Set once the thread's key destructor ran: it gets no heap for a free any more (hak_thread_exiting). */
 static HAK_TLS bool thread_exiting;
 
 static hak_heap *heap_take_locked(unsigned arena, hak_os_failure *why) {
@@ -51,8 +50,9 @@ static void heap_reset(hak_heap *h, unsigned arena) {
         h->last_chunk[c] = NULL;
     }
     atomic_store_explicit(&h->outbox_slab, NULL, memory_order_relaxed); /* a retired heap flushed it */
-    atomic_store_explicit(&h->counters.allocs, 0, memory_order_relaxed);
-    atomic_store_explicit(&h->counters.frees, 0, memory_order_relaxed);
+    /* A pooled heap's words may be odd: its retirement's call was never closed (heap_retire). */
+    atomic_store_explicit(&h->ops.allocs, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->ops.frees, 0, memory_order_relaxed);
     h->refill_seq = 0;
     h->tid = hak_gettid();
     h->arena = (uint8_t)arena;
@@ -64,10 +64,7 @@ hak_heap *hak_thread_heap_make(unsigned arena) {
     hak_os_failure why;
     hak_heaps_lock();
     hak_heap *h = heap_take_locked(arena, &why);
-    if (h) {
-        heap_reset(h, arena);
-        h->in_op = &hak_in_op_always; /* used under its own lock, by any thread: never stolen from */
-    }
+    if (h) heap_reset(h, arena); /* in no registry: never stolen from */
     hak_heaps_unlock();
     return h;
 }
@@ -79,7 +76,6 @@ hak_heap *hak_thread_heap_init(hak_os_failure *why) {
     hak_heap *h = heap_take_locked(HAK_ARENA_PROGRAM, why);
     if (h) {
         heap_reset(h, HAK_ARENA_PROGRAM);
-        h->in_op = thread_exiting ? &hak_in_op_always : &hak_tls.in_op;
         hak_heaps_add_locked(h);
     }
     hak_heaps_unlock();
@@ -98,7 +94,10 @@ bool hak_thread_exiting(void) {
     return thread_exiting;
 }
 
+/* The call it opens on h is never closed: h's words are read for the last time under the registry lock, which
+ * no stealer holds meanwhile (they visit under it), and once pooled h may be another thread's at once. */
 static void heap_retire(hak_heap *h) {
+    hak_op_begin(&h->ops.allocs);
     tiny_heap_abandon_all(h);
     hak_heaps_lock();
     hak_stats_retire_heap(h);
@@ -113,9 +112,7 @@ static void thread_exit(void *arg) {
     if (h != hak_tls.heap) return;
     thread_exiting = true;
     hak_tls.heap = &hak_empty_heap;
-    hak_op_begin();
     heap_retire(h);
-    hak_op_end();
 }
 
 /* ---- fork: no lock may be held by a thread that does not exist in the child ---- */
@@ -155,9 +152,7 @@ static void fork_child(void) {
         hak_heaps_lock();
         hak_heaps_add_locked(h);
         hak_heaps_unlock();
-        hak_op_begin();
         heap_retire(h);
-        hak_op_end();
     }
 }
 

@@ -10,11 +10,10 @@ static bool slab_make_available(hak_slab *s) {
     return slab_carve(s);
 }
 
-static inline void *pop(hak_heap *heap, hak_slab *s) {
+static inline void *pop(hak_slab *s) {
     hak_block *b = s->free;
     s->free = b->next;
     s->used++;
-    hak_heap_count(&heap->counters.allocs);
     return b;
 }
 
@@ -68,7 +67,7 @@ void *tiny_alloc_slow(hak_heap *heap, unsigned class_idx) {
     cc->allocates = true;
     do {
         for (hak_slab *s; (s = hak_current(cc)) != &hak_empty_slab;) {
-            if (slab_make_available(s)) return pop(heap, s);
+            if (slab_make_available(s)) return pop(s);
             set_aside(heap, cc, s);
         }
     } while (take_back_full(cc));
@@ -78,7 +77,7 @@ void *tiny_alloc_slow(hak_heap *heap, unsigned class_idx) {
         hak_heap_enter_slow(heap); /* the refill may have waited, or stolen */
         ring_insert(cc, s);
         hak_set_current(cc, s);
-        if (slab_make_available(s)) return pop(heap, s);
+        if (slab_make_available(s)) return pop(s);
         /* Only an adopted slab can come empty-handed (a free took its last
          * block out of the listed state before us): set it aside, refill again. */
         set_aside(heap, cc, s);

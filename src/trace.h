@@ -36,17 +36,16 @@ enum hak_trace_adopt_outcome { HAKMEM_TP_ADOPT_OUTCOME(HAK_ADOPT_ITEM) };
 #define HAK_TRACE(event, ...) HAK_TRACE_PICK(HAKMEM_TRACE_EVENT_##event, event, __VA_ARGS__)
 #define HAK_TRACE_PICK(on, event, ...) HAK_TP_CAT(HAK_TRACE_PICK_, on)(event, __VA_ARGS__)
 #define HAK_TRACE_PICK_0(event, ...) hak_trace_nop_##event(__VA_ARGS__)
-/* The tracer's allocations leave in_op set while the event is emitted (internal.h); afterwards it is
- * what it was, in a call or not. While it emits, the thread has no heap: what the tracer allocates comes
- * from the tracer's arena (tracer.c), and nothing of it is traced. The arguments are evaluated then too:
+/* While an event is emitted the thread has no heap: the tracer's allocations are the empty heap's calls, so
+ * that the call that emits stays open on the thread's own (internal.h), and what they get comes from the
+ * tracer's arena (tracer.c), none of it traced. The arguments are evaluated then too:
  * a caller reads what it needs of hak_tls.heap before. */
 typedef struct hak_tracer_turn {
     int err; /* the tracer's own syscalls must not show */
-    uint8_t in_op;
     hak_heap *heap;
 } hak_tracer_turn;
 static inline hak_tracer_turn hak_tracer_enter(void) {
-    hak_tracer_turn t = {errno, atomic_load_explicit(&hak_tls.in_op, memory_order_relaxed), hak_tls.heap};
+    hak_tracer_turn t = {errno, hak_tls.heap};
     hak_tls.trace_busy = 1;
     hak_tls.heap = &hak_empty_heap;
     return t;
@@ -54,7 +53,6 @@ static inline hak_tracer_turn hak_tracer_enter(void) {
 static inline void hak_tracer_leave(hak_tracer_turn t) {
     hak_tls.heap = t.heap;
     hak_tls.trace_busy = 0;
-    atomic_store_explicit(&hak_tls.in_op, t.in_op, memory_order_release);
     errno = t.err;
 }
 #define HAK_TRACE_PICK_1(event, ...)                                                   \

@@ -53,14 +53,20 @@ bool hak_tracer_thread_check(void) {
 void *hak_tracer_small_alloc(unsigned class_idx) {
     pthread_mutex_lock(&tracer_lock);
     if (!tracer_heap) tracer_heap = hak_thread_heap_make(HAK_ARENA_TRACER);
-    void *p = tracer_heap ? tiny_alloc_slow(tracer_heap, class_idx) : NULL;
+    void *p = NULL;
+    if (tracer_heap) { /* its calls are counted on its own op word, under the lock */
+        hak_op_begin(&tracer_heap->ops.allocs);
+        p = tiny_alloc_slow(tracer_heap, class_idx);
+        if (p) hak_op_end(&tracer_heap->ops.allocs);
+        else hak_op_cancel(&tracer_heap->ops.allocs);
+    }
     pthread_mutex_unlock(&tracer_lock);
     return p;
 }
 
 void hak_tracer_add_counts(uint64_t *allocs) {
     pthread_mutex_lock(&tracer_lock);
-    if (tracer_heap) *allocs += atomic_load_explicit(&tracer_heap->counters.allocs, memory_order_relaxed);
+    if (tracer_heap) *allocs += hak_op_count(&tracer_heap->ops.allocs);
     pthread_mutex_unlock(&tracer_lock);
 }
 

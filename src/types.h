@@ -271,11 +271,16 @@ typedef struct hak_class_cache {
     uint8_t pad[6];
 } hak_class_cache;
 
-/* Counters kept per heap; written only by the heap's thread, read by stats. */
-typedef struct hak_heap_counters {
-    _Atomic uint64_t allocs;  /* blocks handed out (small and large) */
-    _Atomic uint64_t frees;   /* blocks given back */
-} hak_heap_counters;
+/* A heap's op words: one for the calls that hand small blocks out, one for those that take them back. A call
+ * that may touch the heap adds 1 to one as it begins and, as it ends, 1 more if it counted a block or -1 if it
+ * did not. Odd: a call is open, which is what the stealers' handshake reads (steal.c); half of it: the blocks
+ * counted, which is what the stats read. The call's mark and its count are one store at each end, where a flag
+ * and a counter apart cost one instruction more a call. Written only by the heap's thread; hak_empty_heap's by
+ * any thread (its calls are never counted, its words never read). */
+typedef struct hak_heap_ops {
+    _Atomic uint64_t allocs;
+    _Atomic uint64_t frees;
+} hak_heap_ops;
 
 /* Slots of a heap's direct table: one per 8-byte granule of the tiny sizes, 0..1024 bytes. */
 #define HAK_DIRECT_SLOTS (HAK_TINY_MAX / 8 + 1)
@@ -287,9 +292,8 @@ typedef struct hak_heap {
     _Atomic(hak_slab *) direct[HAK_DIRECT_SLOTS];
     hak_class_cache cls[HAK_NUM_CLASSES];
     hak_superslab *last_chunk[HAK_NUM_CLASSES]; /* per class: the chunk of the last slab claimed (trace context) */
-    _Atomic uint8_t *in_op;     /* its thread's "inside an allocator call" byte (steal.c) */
     _Atomic uint32_t stealing;  /* a thread is taking what this heap holds unused (steal.c) */
-    hak_heap_counters counters;
+    hak_heap_ops ops;
     /* The outbox: the thread's last remote frees, all into one slab another heap holds, linked first..last and
      * pushed onto the slab's stack in one CAS when a free goes to another slab, at HAK_OUTBOX_MAX blocks, and at
      * the heap's next refill, collect or exit. Until then they stay counted in the slab's `used`, so the slab
