@@ -155,11 +155,22 @@ static hak_large_header *large_or_die(const void *p, unsigned kind, const char *
     return h;
 }
 
-HAK_NOINLINE void free_not_small(void *p) {
+static void free_not_small(void *p) {
     hak_large_header *large = large_or_die(p, hak_region_kind((uintptr_t)p - 1), "free");
     hak_sample_freed(p); /* before the block can be handed out again and sampled anew */
     large_free(large, true);
     hak_stats_shared_free();
+}
+
+/* A chunk apart from the window is found through the region map, by p's own region (its p - 1 would cost an
+ * instruction more): NULL is region 0, where no chunk can start, and a large block's pointer at a region's start
+ * (a 2 MiB alignment) reads its mapping's next region, never SUPERSLAB, so free_not_small looks at p - 1's. */
+HAK_NOINLINE void free_outside_window(void *p) {
+    if (hak_region_is_superslab((uintptr_t)p >> HAK_CHUNK_SHIFT)) {
+        free_in_chunk(p, (uintptr_t)p);
+        return;
+    }
+    if (p) free_not_small(p);
 }
 
 /* (trace build) A block the heap profile may have sampled: its sample goes first, before the block can be handed

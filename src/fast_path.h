@@ -16,7 +16,7 @@ void *small_alloc_slow(size_t need, unsigned class_idx);
 void *large_alloc_counted(size_t size, size_t align, bool zeroed);
 void free_remote(hak_slab *s, void *p);
 void free_emptied(hak_heap *h, hak_slab *s);
-void free_not_small(void *p);
+void free_outside_window(void *p);
 void free_sampled(hak_slab *s, void *p);
 
 /* A block from s, the current slab of need's class in the thread's heap h, inside the call begun; `need` is what
@@ -85,26 +85,32 @@ static inline __attribute__((always_inline)) void free_small(hak_slab *s, void *
     free_remote(s, p);
 }
 
-static inline __attribute__((always_inline)) void hak_free_fast(void *p) {
-    uintptr_t region = (uintptr_t)p >> HAK_CHUNK_SHIFT; /* NULL: region 0, where no chunk can start */
-    if (HAK_UNLIKELY(!hak_region_is_superslab(region))) {
-        if (p) free_not_small(p);
-        return;
-    }
+/* The free of p, a block of a chunk as far as its address tells (a bad p reads a slab header the checks refuse).
+ * `bits`: p less any multiple of 2 MiB, whose slab index is p's (the window's test leaves p - base in a register
+ * that is dead otherwise: one copy of p fewer). */
+static inline __attribute__((always_inline)) void free_in_chunk(void *p, uintptr_t bits) {
     hak_ck_block_free(p);
-    /* From the region index, not p & mask: the index is dead after its test, so this costs one shift. A p at
-     * the chunk's very start reads slab 0, whose block-start check refuses it. The empty asm hides from the
-     * compiler that the two are the same (it would copy p again), and that s is chunk + index (it would add
-     * the index twice, once for the owner and once for the other fields). */
-    __asm__("" : "+r"(region));
-    hak_superslab *chunk = (hak_superslab *)(region << HAK_CHUNK_SHIFT);
-    hak_slab *s = hak_slab_of(chunk, p);
+    /* A p at the chunk's very start reads slab 0, whose block-start check refuses it. The empty asm hides from the
+     * compiler that s is chunk + index, which it would otherwise add twice (once for the owner, once for the
+     * other fields). */
+    hak_superslab *chunk = (hak_superslab *)((uintptr_t)p & ~(uintptr_t)HAK_CHUNK_MASK);
+    hak_slab *s = &chunk->slabs[(bits >> HAK_SLAB_SHIFT) & (HAK_SLABS_PER_CHUNK - 1)];
     __asm__("" : "+r"(s));
     if (hak_sample_may_hold(s, p)) {
         free_sampled(s, p);
         return;
     }
     free_small(s, p);
+}
+
+/* In the chunk window (chunk_window.c), or not: a chunk apart, a large block, NULL or a bad pointer. */
+static inline __attribute__((always_inline)) void hak_free_fast(void *p) {
+    uintptr_t offset = hak_window_offset(p);
+    if (HAK_UNLIKELY(offset >= hak_window_bytes())) {
+        free_outside_window(p);
+        return;
+    }
+    free_in_chunk(p, offset);
 }
 
 #endif

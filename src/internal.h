@@ -142,11 +142,9 @@ static inline unsigned hak_region_kind(uintptr_t addr) {
     if (HAK_UNLIKELY(i >= HAK_REGION_COUNT)) return HAK_REGION_NONE;
     return atomic_load_explicit(&hak_region_map[i], memory_order_acquire);
 }
-/* free's test, by p's own region (its p - 1 would cost one instruction more): whether a chunk starts at
- * region << HAK_CHUNK_SHIFT. A plain read, so that it is one compare with the byte in memory (an atomic load
- * is never folded into one): a free of a block is ordered after the region's setting by the block's own
- * malloc. A large block's pointer at a region's start (a 2 MiB alignment) reads its mapping's next region
- * here, never SUPERSLAB, so free_not_small looks at p - 1's. */
+/* Whether a chunk starts at region << HAK_CHUNK_SHIFT. A plain read, so that it is one compare with the byte in
+ * memory (an atomic load is never folded into one): a free of a block is ordered after the region's setting by
+ * the block's own malloc. */
 static inline bool hak_region_is_superslab(uintptr_t region) {
     if (HAK_UNLIKELY(region >= HAK_REGION_COUNT)) return false;
 #if defined(HAK_TSAN)
@@ -156,10 +154,38 @@ static inline bool hak_region_is_superslab(uintptr_t region) {
 #endif
 }
 void hak_region_set(uintptr_t base, unsigned kind);
+/* ---- chunk_window.c ---- the address space chunks are carved from */
+extern HAK_HIDDEN uintptr_t hak_window_base;
+extern HAK_HIDDEN size_t hak_window_size;
+/* free's test, one subtraction and one compare: p - base < size. Plain reads of values written once; the TSan
+ * build reads them as the atomics they are to it. */
+static inline uintptr_t hak_window_offset(const void *p) {
+#if defined(HAK_TSAN)
+    return (uintptr_t)p - __atomic_load_n(&hak_window_base, __ATOMIC_ACQUIRE);
+#else
+    return (uintptr_t)p - hak_window_base;
+#endif
+}
+static inline size_t hak_window_bytes(void) {
+#if defined(HAK_TSAN)
+    return __atomic_load_n(&hak_window_size, __ATOMIC_ACQUIRE);
+#else
+    return hak_window_size;
+#endif
+}
+static inline bool hak_window_holds(const void *p) {
+    return hak_window_offset(p) < hak_window_bytes();
+}
+/* A free chunk-sized slot of the window, still read-only; NULL when the window is full or absent (reserved at
+ * the first call, HAKMEM_CHUNK_WINDOW). */
+uint8_t *chunk_window_take(void);
+void chunk_window_give(uint8_t *slot);
 /* Maps `size` bytes aligned to `align` (a power of two >= HAK_CHUNK_SIZE)
  * without committing them (address space only: a chunk commits slab by slab);
  * on failure fills *why and returns NULL. errno is kept by every os.c call. */
 void *hak_os_reserve(unsigned arena, size_t size, size_t align, hak_os_failure *why);
+/* A chunk's 2 MiB, address space only: a slot of the window made writable, else hak_os_reserve's. */
+void *hak_os_reserve_chunk(unsigned arena, hak_os_failure *why);
 /* hak_os_reserve, all of it committed (a large block): the cap may refuse. */
 void *hak_os_map(unsigned arena, size_t size, size_t align, hak_os_failure *why);
 /* Charges `bytes` of memory about to be touched; false (why: cap) when the cap refuses. */

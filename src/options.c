@@ -216,6 +216,15 @@ static const char *parse_huge(const char *text, hak_huge_mode *out) {
     return NULL;
 }
 
+static const char *parse_window(const char *text, hak_window_opt *out) {
+    uint64_t v;
+    if (!hak_parse_size(text, &v)) return NOT_VALID;
+    if (v != 0 && v < ((uint64_t)2 << 20)) return "is below the smallest window, 2M";
+    if (v > HAK_WINDOW_MAX) return "is above the largest window, 256G";
+    *out = (hak_window_opt){.set = true, .bytes = v & ~(uint64_t)HAK_CHUNK_MASK};
+    return NULL;
+}
+
 static const char *parse_sample(const char *text, uint64_t *out) {
     return hak_parse_size(text, out) ? NULL : NOT_VALID;
 }

@@ -19,8 +19,9 @@
       "every:N or prob:P[:SEED], optionally /CLASS: make superslab_allocate fail as if the "     \
       "OS refused (for that size class only)")                                                   \
     X(fault_os, "HAKMEM_FAULT_OS", fault_os, "off",                                              \
-      "every:N or prob:P[:SEED]: each mmap, munmap and mremap hakmem makes fails as the OS "     \
-      "would (ENOMEM); refused maps are OOMs, refused releases are retried")                     \
+      "every:N or prob:P[:SEED]: each mmap, munmap and mremap hakmem makes (and the chunk "      \
+      "window's carving and release) fails as the OS would (ENOMEM); refused maps are OOMs, "   \
+      "refused releases are retried")                                                            \
     X(purge_delay, "HAKMEM_PURGE_DELAY", delay, "250",                                           \
       "milliseconds (0..3600000) free slabs beyond a class's few, the medium classes' empty "    \
       "chunks and the reserve's chunks keep their pages before they go back to the OS: longer "  \
@@ -29,6 +30,11 @@
       "on, off or auto: MADV_HUGEPAGE over large blocks from 2 MiB up; auto asks for huge pages "  \
       "only where the kernel's THP defrag setting is defer or never, so that no fault waits for "  \
       "compaction")                                                                              \
+    X(chunk_window, "HAKMEM_CHUNK_WINDOW", window, "64G",                                        \
+      "address space reserved at the first chunk for the chunks of small blocks (readable zero "  \
+      "pages where no chunk is, committed chunk by chunk, at most an eighth of RLIMIT_AS): "      \
+      "digits, optionally K, M, G or T (powers of 1024), 0 or 2M..256G; free() knows a block in " \
+      "it by its address alone, chunks past it are mapped apart (0: none, every chunk apart)")   \
     X(trace_sample, "HAKMEM_TRACE_SAMPLE", sample, "0 (off)",                                   \
       "(trace build) the heap profile's mean sampling interval: digits, optionally K, M or G "   \
       "(powers of 1024); each allocated byte is a sample point with probability 1/BYTES, and "   \
@@ -56,8 +62,14 @@ typedef struct hak_fault_spec {
 #define HAK_OPT_TYPE_delay hak_delay_opt
 #define HAK_OPT_TYPE_sample uint64_t /* bytes; 0 = off */
 #define HAK_OPT_TYPE_huge hak_huge_mode
+#define HAK_OPT_TYPE_window hak_window_opt
 
 typedef enum hak_huge_mode { HAK_HUGE_AUTO, HAK_HUGE_ON, HAK_HUGE_OFF } hak_huge_mode; /* AUTO: the zero default */
+
+typedef struct hak_window_opt {
+    bool set;      /* false: the default */
+    uint64_t bytes; /* a multiple of 2 MiB, or 0 */
+} hak_window_opt;
 
 typedef struct hak_delay_opt {
     bool set;    /* false: the default */

@@ -108,14 +108,32 @@ static void *sys_map(unsigned arena, void *hint, size_t size, int flags) {
     return p == MAP_FAILED ? NULL : p;
 }
 
+/* A window slot becomes a chunk's: writable, committed by the kernel as any private mapping (mprotect leaves
+ * the range as it was when refused). */
+static bool sys_make_writable(unsigned arena, void *base, size_t size) {
+    if (HAK_UNLIKELY(os_fault(arena))) {
+        errno = ENOMEM;
+        return false;
+    }
+    return mprotect(base, size, PROT_READ | PROT_WRITE) == 0;
+}
+
 /* munmap fails for real with ENOMEM when splitting a mapping would exceed
- * vm.max_map_count; the range then stays mapped, as it does when injected. */
+ * vm.max_map_count; the range then stays mapped, as it does when injected.
+ * A range of the chunk window is never unmapped (another mapping could land
+ * in the hole, and free() would read it as a chunk): its pages go, it turns
+ * read-only again, and its slots are free. An mprotect refused leaves it
+ * writable, but zero all the same. */
 static bool sys_unmap(unsigned arena, void *base, size_t size) {
     if (HAK_UNLIKELY(os_fault(arena))) {
         errno = ENOMEM;
         return false;
     }
-    return munmap(base, size) == 0;
+    if (!hak_window_holds(base)) return munmap(base, size) == 0;
+    if (madvise(base, size, MADV_DONTNEED) != 0) return false;
+    (void)mprotect(base, size, PROT_READ);
+    for (size_t off = 0; off < size; off += HAK_CHUNK_SIZE) chunk_window_give((uint8_t *)base + off);
+    return true;
 }
 
 static bool sys_grow(unsigned arena, void *base, size_t old_size, size_t new_size) {
@@ -262,6 +280,26 @@ void *hak_os_reserve(unsigned arena, size_t size, size_t align, hak_os_failure *
     why->reason = HAK_FAIL_NONE;
     why->err = 0;
     return p;
+}
+
+void *hak_os_reserve_chunk(unsigned arena, hak_os_failure *why) {
+    uint8_t *slot = chunk_window_take();
+    if (!slot) return hak_os_reserve(arena, HAK_CHUNK_SIZE, HAK_CHUNK_SIZE, why);
+    int saved = errno;
+    hak_os_release_pending();
+    why->bytes = HAK_CHUNK_SIZE;
+    if (!sys_make_writable(arena, slot, HAK_CHUNK_SIZE)) {
+        chunk_window_give(slot);
+        why->reason = HAK_FAIL_OS;
+        why->err = errno ? errno : ENOMEM;
+        errno = saved;
+        return NULL;
+    }
+    atomic_fetch_add_explicit(&mapped_bytes, HAK_CHUNK_SIZE, memory_order_relaxed);
+    errno = saved;
+    why->reason = HAK_FAIL_NONE;
+    why->err = 0;
+    return slot;
 }
 
 void *hak_os_map(unsigned arena, size_t size, size_t align, hak_os_failure *why) {

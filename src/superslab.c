@@ -86,7 +86,7 @@ hak_superslab *superslab_allocate(unsigned class_idx, unsigned arena, hak_os_fai
             hak_count(arena, class_idx, HAK_CTR_failures);
             return NULL;
         }
-        c = hak_os_reserve(arena, HAK_CHUNK_SIZE, HAK_CHUNK_SIZE, why);
+        c = hak_os_reserve_chunk(arena, why);
         if (!c) {
             hak_os_uncommit(arena, HAK_CHUNK_HEADER_BYTES);
             hak_count(arena, class_idx, HAK_CTR_failures);

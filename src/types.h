@@ -57,9 +57,18 @@
  *                small reserve goes back to the OS (MADV_DONTNEED) and is uncharged.
  * refill         superslab_refill: the slow path that gives a heap a slab with
  *                free blocks; every decision it takes is a trace event.
+ * chunk window   One reservation of address space (HAKMEM_CHUNK_WINDOW) that
+ *                chunks are carved from: read-only zero pages wherever no chunk
+ *                is, so free() may read the slab header of any pointer in it
+ *                (a zero one has no owner and is not live). A slot is never
+ *                unmapped, only made read-only again.
  * region map     One byte per 2 MiB of address space telling whether hakmem
- *                mapped it and as what; lets free() identify a pointer's owner
- *                without reading memory hakmem did not map.
+ *                mapped it and as what; lets free() identify a pointer outside
+ *                the window (a large block, a chunk past a full window) without
+ *                reading memory hakmem did not map.
+ * op word        Per heap and direction (allocs, frees): odd while a call of the
+ *                heap's thread is open, half of it the blocks counted (types.h
+ *                hak_heap_ops, steal.c).
  * arena          Whose memory a chunk, heap or large block is: the program's,
  *                or (trace build only) the tracer's — what lttng-ust and what it
  *                loads allocate. The tracer's arena has chunks, heads and heaps
@@ -85,6 +94,10 @@ enum { HAK_ARENA_PROGRAM = 0, HAK_ARENA_TRACER = 1 };
 #define HAK_CHUNK_SHIFT 21
 #define HAK_CHUNK_SIZE ((size_t)1 << HAK_CHUNK_SHIFT)
 #define HAK_CHUNK_MASK (HAK_CHUNK_SIZE - 1)
+/* The chunk window (chunk_window.c): address space reserved up front for chunks, HAKMEM_CHUNK_WINDOW bytes. */
+#define HAK_WINDOW_DEFAULT ((size_t)64 << 30)
+#define HAK_WINDOW_MAX ((size_t)256 << 30)
+#define HAK_WINDOW_MIN ((size_t)64 << 20) /* smaller windows are not tried when a larger one is refused */
 #define HAK_SLAB_SHIFT 16
 #define HAK_SLAB_SIZE ((size_t)1 << HAK_SLAB_SHIFT)
 #define HAK_SLABS_PER_CHUNK 32 /* ss_slabs_capacity */

@@ -297,9 +297,11 @@ static long long anon_bytes(void) {
     long long total = 0;
     while (fgets(line, sizeof line, f)) {
         unsigned long a, b, inode;
+        char perms[8] = "";
         int name = 0;
-        if (sscanf(line, "%lx-%lx %*s %*s %*s %lu %n", &a, &b, &inode, &name) >= 3 && inode == 0 &&
-            (line[name] == '\n' || line[name] == '\0'))
+        /* Writable ones only: the chunk window's read-only rest holds no memory (its pages are the zero page). */
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %lu %n", &a, &b, perms, &inode, &name) >= 4 && inode == 0 &&
+            perms[1] == 'w' && (line[name] == '\n' || line[name] == '\0'))
             total += (long long)(b - a);
     }
     fclose(f);

@@ -13,7 +13,8 @@
  * to out (NUL-terminated). */
 static void init_with(const char *name, const char *value, char *out, size_t cap) {
     static const char *names[] = {"HAKMEM_TINY_MID_REFILL_SIMPLE", "HAKMEM_MAX_MEMORY", "HAKMEM_FAULT_SUPERSLAB",
-                                  "HAKMEM_PURGE_DELAY", "HAKMEM_HUGE_PAGES", "HAKMEM_TRACE_SAMPLE", "HAKMEM_STATS"};
+                                  "HAKMEM_PURGE_DELAY", "HAKMEM_HUGE_PAGES", "HAKMEM_CHUNK_WINDOW", "HAKMEM_TRACE_SAMPLE",
+                                  "HAKMEM_STATS"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) unsetenv(names[i]);
     if (value) setenv(name, value, 1);
     FILE *tmp = tmpfile();
@@ -84,6 +85,9 @@ static void bad_values(void) {
         {"HAKMEM_HUGE_PAGES", "", "\"\"", "auto"},
         {"HAKMEM_HUGE_PAGES", "always", "\"always\"", "auto"},
         {"HAKMEM_HUGE_PAGES", "auto ", "\"auto \"", "auto"},
+        {"HAKMEM_CHUNK_WINDOW", "", "\"\"", "64G"},
+        {"HAKMEM_CHUNK_WINDOW", "-2M", "\"-2M\"", "64G"},
+        {"HAKMEM_CHUNK_WINDOW", "64GB", "\"64GB\"", "64G"},
     };
     char got[1024], want[1024];
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -93,7 +97,8 @@ static void bad_values(void) {
         CHECK(strcmp(got, want) == 0, "%s=%s: stderr\n  got  '%s'\n  want '%s'", cases[i].name, cases[i].value, got,
               want);
         CHECK(!hak_opt.mid_refill_simple && hak_opt.max_memory == 0 && hak_opt.fault_superslab.mode == HAK_FAULT_OFF &&
-                  !hak_opt.stats && !hak_opt.purge_delay.set && hak_opt.huge_pages == HAK_HUGE_AUTO,
+                  !hak_opt.stats && !hak_opt.purge_delay.set && hak_opt.huge_pages == HAK_HUGE_AUTO &&
+                  !hak_opt.chunk_window.set,
               "%s=%s: an option left its default", cases[i].name, cases[i].value);
     }
     /* A delay above an hour has its own reason; 0 and the longest are taken. */
@@ -118,6 +123,26 @@ static void bad_values(void) {
         CHECK(got[0] == '\0' && hak_opt.huge_pages == huge[i].mode, "HAKMEM_HUGE_PAGES=%s: mode %d, stderr '%s'",
               huge[i].value ? huge[i].value : "(unset)", (int)hak_opt.huge_pages, got);
     }
+
+    /* The chunk window: 0 or 2M..256G, cut to 2 MiB steps; below and above have their own reasons. */
+    static const struct {
+        const char *value;
+        uint64_t bytes;
+    } window[] = {{"0", 0}, {"2M", 2u << 20}, {"3M", 2u << 20}, {"1G", 1u << 30}, {"256G", (uint64_t)256 << 30}};
+    for (size_t i = 0; i < sizeof window / sizeof *window; i++) {
+        init_with("HAKMEM_CHUNK_WINDOW", window[i].value, got, sizeof got);
+        CHECK(got[0] == '\0' && hak_opt.chunk_window.set && hak_opt.chunk_window.bytes == window[i].bytes,
+              "HAKMEM_CHUNK_WINDOW=%s: %llu bytes, stderr '%s'", window[i].value,
+              (unsigned long long)hak_opt.chunk_window.bytes, got);
+    }
+    init_with("HAKMEM_CHUNK_WINDOW", "1M", got, sizeof got);
+    CHECK(strcmp(got, "hakmem: warning: HAKMEM_CHUNK_WINDOW=\"1M\" is below the smallest window, 2M; using the "
+                      "default: 64G\n") == 0 && !hak_opt.chunk_window.set,
+          "HAKMEM_CHUNK_WINDOW=1M: '%s'", got);
+    init_with("HAKMEM_CHUNK_WINDOW", "257G", got, sizeof got);
+    CHECK(strcmp(got, "hakmem: warning: HAKMEM_CHUNK_WINDOW=\"257G\" is above the largest window, 256G; using the "
+                      "default: 64G\n") == 0 && !hak_opt.chunk_window.set,
+          "HAKMEM_CHUNK_WINDOW=257G: '%s'", got);
 
     /* A long value is shown cut, and still on one line. */
     char longv[300];
