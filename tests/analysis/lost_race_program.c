@@ -7,8 +7,8 @@
  *
  *   F  fills the class's first chunk X (its first refill makes X: the class's first superslab_allocate), one
  *      slab per refill, until its blocks lie in all 32 slabs of X.
- *   C  refills: X is full, so it expands — and is held inside the mmap of the new chunk Y (the class's second
- *      superslab_allocate), with the head's lock taken.
+ *   C  refills: X is full, so it expands — and is held inside the mmap (or the chunk window's mprotect) of the
+ *      new chunk Y (the class's second superslab_allocate), with the head's lock taken.
  *   A  refills: X is full, so it expands too and waits for the head's lock. Once A waits, C's mmap goes on: C
  *      makes Y current, unlocks and claims a slab of Y (its chunk_expand new_chunk is in the trace now). A gets
  *      the lock, finds the current chunk moved past X (lost_race), and is held in the futex wake of its unlock,
@@ -180,7 +180,8 @@ static void *supervise(void *arg) {
                 die(15, "NOTIF_RECV");
             }
             if (i == 2) {
-                /* C's first mapping of a chunk's size once armed: superslab_allocate, head lock held. */
+                /* C's first mapping (or window slot made writable) of a chunk's size once armed:
+                 * superslab_allocate, head lock held. */
                 if (atomic_load(&c_armed) && !have_c && n.data.args[1] >= CHUNK) {
                     atomic_store(&c_armed, 0);
                     have_c = true;
@@ -213,14 +214,15 @@ static void *supervise(void *arg) {
     }
 }
 
-/* The calling thread's calls of syscall nr go to the supervisor from now on. */
-static void listen_to(long nr, char tag) {
+/* The calling thread's calls of syscalls nr and nr2 go to the supervisor from now on. */
+static void listen_to(long nr, long nr2, char tag) {
     struct sock_filter code[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_ARCH, 1, 0),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 1, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr2, 0, 1),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
@@ -275,9 +277,9 @@ static void *thread_c(void *arg) {
     (void)arg;
     tid_c = gettid_();
     warm_up();
-    listen_to(SYS_mmap, 'c');
+    listen_to(SYS_mmap, SYS_mprotect, 'c'); /* a chunk apart is mapped, a slot of the chunk window made writable */
     wait_turn(T_C);
-    block_c = malloc(BLOCK); /* held in the mmap of Y until A waits for the lock */
+    block_c = malloc(BLOCK); /* held in the mapping of Y until A waits for the lock */
     if (!block_c || chunk_of(block_c) == chunk_x) die(22, "C: no block in a new chunk");
     turn_done(T_C);
     wait_turn(T_EXIT);
@@ -289,7 +291,7 @@ static void *thread_a(void *arg) {
     (void)arg;
     tid_a = gettid_();
     warm_up();
-    listen_to(SYS_futex, 'a');
+    listen_to(SYS_futex, SYS_futex, 'a');
     wait_turn(T_A);
     atomic_store(&a_armed, 1);
     errno = 0;
@@ -371,7 +373,7 @@ int main(int argc, char **argv) {
     wait_done(T_F);
     atomic_store(&c_armed, 1);
     give_turn(T_C);
-    wait_event('C'); /* C holds the head's lock, in the mmap of Y */
+    wait_event('C'); /* C holds the head's lock, in the mapping of Y */
     give_turn(T_A);
     wait_event('A'); /* A lost the race, and is held */
     wait_done(T_C);
