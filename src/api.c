@@ -99,42 +99,46 @@ static bool outbox_add(hak_heap *h, hak_slab *s, hak_block *b) {
     return true;
 }
 
-/* A free into a slab this thread does not hold (s is a span's first slab). */
+/* A free into a slab this thread does not hold (s is a span's first slab), inside the call the fast path began on
+ * the thread's heap; ends it. Kept open from the fast path on, not closed and opened again: each end of a call
+ * is an add to the op word, two of them a chain of store-to-load forwards the free does not need. */
 static void free_foreign(hak_slab *s, void *p) {
     if (!hak_state_live(atomic_load_explicit(&s->state, memory_order_relaxed)) || !hak_slab_block_start(s, p))
         hak_fatal_invalid_pointer("free", p);
     hak_heap *h = hak_tls.heap;
-    if (HAK_UNLIKELY(h == &hak_empty_heap)) h = heap_to_adopt_into();
-    if (h == &hak_empty_heap) { /* no heap to count in, nor an outbox */
-        if (remote_free_push(s, p)) {
-            hak_op_begin(&h->ops.frees);
-            tiny_take_over(NULL, s);
-            hak_op_cancel(&h->ops.frees);
+    if (HAK_UNLIKELY(h == &hak_empty_heap)) {
+        hak_op_cancel(&h->ops.frees); /* the heap's making may allocate: no call of ours is open around it */
+        h = heap_to_adopt_into();
+        if (h == &hak_empty_heap) { /* no heap to count in, nor an outbox */
+            if (remote_free_push(s, p)) {
+                hak_op_begin(&h->ops.frees);
+                tiny_take_over(NULL, s);
+                hak_op_cancel(&h->ops.frees);
+            }
+            hak_stats_shared_free();
+            return;
         }
-        hak_stats_shared_free();
-        return;
+        hak_op_begin(&h->ops.frees);
     }
-    hak_op_begin(&h->ops.frees);
     hak_heap_enter_slow(h);
     if (!outbox_add(h, s, p) && remote_free_push(s, p)) tiny_take_over(h, s); /* it was unheld: ours now */
     hak_op_end(&h->ops.frees);
 }
 
 /* A block of a span past its first slab, whose metadata (s) is the first slab's: the fast path's owner check
- * again, on the right slab. */
+ * again, on the right slab. Inside the call; ends it. */
 static void free_in_span(hak_slab *s, void *p) {
     hak_heap *h = hak_tls.heap;
-    hak_op_begin(&h->ops.frees);
-    if (atomic_load_explicit(&s->owner, memory_order_acquire) == h) {
+    if (hak_slab_owned_by(s, h)) {
         if (!hak_slab_block_start(s, p)) hak_fatal_invalid_pointer("free", p);
         free_local(h, s, p);
         return;
     }
-    hak_op_cancel(&h->ops.frees);
     free_foreign(s, p);
 }
 
-/* The fast path's owner check failed: a remote free, or a free into a span's later slabs (never owned). */
+/* The fast path's owner check failed: a remote free, or a free into a span's later slabs (never owned). Inside
+ * the call the fast path began; ends it. */
 HAK_NOINLINE void free_remote(hak_slab *s, void *p) {
     hak_slab *head = hak_span_head(s);
     if (head != s) free_in_span(head, p);

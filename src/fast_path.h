@@ -81,8 +81,7 @@ static inline __attribute__((always_inline)) void free_small(hak_slab *s, void *
         free_local(h, s, p);
         return;
     }
-    hak_op_cancel(&h->ops.frees); /* free_remote counts it where it lands */
-    free_remote(s, p);
+    free_remote(s, p); /* ends the call: a tail call, the fast path keeps no register across it */
 }
 
 /* The free of p, a block of a chunk as far as its address tells (a bad p reads a slab header the checks refuse).
