@@ -25,7 +25,7 @@ def describe(event, f):
     """One line of key fields per event kind (whatever the fields hold: a damaged trace must still print)."""
     try:
         return _describe(event, f)
-    except (KeyError, TypeError, ValueError):
+    except (AttributeError, KeyError, TypeError, ValueError):  # an enum read back as its number, say
         return ", ".join(f"{k} {v}" for k, v in f.items())
 
 
