@@ -47,8 +47,7 @@ typedef struct hak_call {
     uint8_t kind;         /* hak_call_kind; HAK_CALL_MALLOC when no other call is open */
 } hak_call;
 
-/* Each thread's own (heaps.c): one TLS block, so that the trace build's fast paths find the heap and the flag
- * with one offset. */
+/* Each thread's own (heaps.c), in one TLS block. */
 typedef struct hak_thread_state {
     hak_heap *heap;          /* &hak_empty_heap until the thread's first malloc */
 #if defined(HAKMEM_TRACING) && HAKMEM_TRACING
@@ -535,29 +534,25 @@ static inline unsigned hak_context_arena(void) {
  * hak_tracer_enter makes it the thread's heap meanwhile, so the call that emits stays open on its own. Only the
  * heap's thread writes: on x86-64 an unlocked add to memory is one aligned 8-byte store that readers see whole,
  * one instruction where a relaxed load and store take three. */
-static inline void hak_op_begin(_Atomic uint64_t *word) {
+static inline void hak_op_step(_Atomic uint64_t *word, int64_t delta) { /* delta: 1 or -1 */
 #if defined(__x86_64__) && !defined(HAK_TSAN)
-    __asm__("addq $1, %0" : "+m"(*(uint64_t *)word));
+    __asm__("addq %1, %0" : "+m"(*(uint64_t *)word) : "e"(delta));
 #else
-    atomic_store_explicit(word, atomic_load_explicit(word, memory_order_relaxed) + 1, memory_order_relaxed);
+    atomic_store_explicit(word, atomic_load_explicit(word, memory_order_relaxed) + (uint64_t)delta,
+                          memory_order_release);
 #endif
+}
+static inline void hak_op_begin(_Atomic uint64_t *word) {
+    hak_op_step(word, 1);
     atomic_signal_fence(memory_order_seq_cst); /* before the call reads any slab (steal.c) */
 }
 static inline void hak_op_end(_Atomic uint64_t *word) {
     atomic_signal_fence(memory_order_seq_cst);
-#if defined(__x86_64__) && !defined(HAK_TSAN)
-    __asm__("addq $1, %0" : "+m"(*(uint64_t *)word));
-#else
-    atomic_store_explicit(word, atomic_load_explicit(word, memory_order_relaxed) + 1, memory_order_release);
-#endif
+    hak_op_step(word, 1);
 }
 static inline void hak_op_cancel(_Atomic uint64_t *word) {
     atomic_signal_fence(memory_order_seq_cst);
-#if defined(__x86_64__) && !defined(HAK_TSAN)
-    __asm__("subq $1, %0" : "+m"(*(uint64_t *)word));
-#else
-    atomic_store_explicit(word, atomic_load_explicit(word, memory_order_relaxed) - 1, memory_order_release);
-#endif
+    hak_op_step(word, -1);
 }
 /* Whether the slab is the heap's to free into locally: free's owner check, an acquire load compared in one
  * instruction with the value in memory (GCC never folds an atomic load into a compare). The asm is volatile
